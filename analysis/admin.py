@@ -1,0 +1,1 @@
+"""Analysis admin arrives with the analysis engine."""

@@ -1,0 +1,1 @@
+"""Analysis models (detectors, events, deliveries) arrive with the analysis engine."""

@@ -1,0 +1,92 @@
+"""Subtasks (what actually runs, one per video source) and the analysis nodes that run them."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from subtasks.choices import ACTIVE_STATES, State
+from tasks import constants
+from tasks.models import Scene, Task, VideoChannel
+from tasks.validators import validate_algo_args, validate_calibration_xml, validate_roi_xml, validate_xml
+
+
+def validate_roi_list(value: object) -> None:
+    if not isinstance(value, list) or len(value) > constants.MAX_ROIS_PER_SCENE:
+        raise ValidationError(_("rois must be a list of at most %(n)d XML documents") % {"n": constants.MAX_ROIS_PER_SCENE})
+    for index, item in enumerate(value):
+        try:
+            validate_roi_xml(item)
+        except ValidationError as exc:
+            raise ValidationError(f"[{index}]: {exc.messages[0]}") from None
+
+
+class Node(models.Model):
+    """An analysis server: a django-q2 cluster with its own queue, registered by itself."""
+
+    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, unique=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    capabilities = models.JSONField(default=dict, blank=True, help_text=_("providers, GPU name, models"))
+    capacity = models.PositiveIntegerField(default=1, help_text=_("subtasks it runs at once"))
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SubtaskQuerySet(models.QuerySet):
+    def active(self) -> SubtaskQuerySet:
+        return self.filter(state__in=ACTIVE_STATES)
+
+
+class Subtask(models.Model):
+    """The unit that runs on an analysis node: one video source of a big task (or one picture
+    worker of a picture task). It is dispatched only once configured and marked config-complete."""
+
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="subtasks")
+    position = models.PositiveIntegerField(default=0)
+    video_channel = models.ForeignKey(
+        VideoChannel, null=True, blank=True, on_delete=models.PROTECT, related_name="subtasks"
+    )
+    scene = models.ForeignKey(Scene, null=True, blank=True, on_delete=models.SET_NULL, related_name="subtasks")
+    source_url = models.CharField(max_length=constants.MAX_URL_LENGTH, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING, db_index=True)
+    config_complete = models.BooleanField(default=False)
+    progress = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(100.0)])
+    status_reason = models.CharField(max_length=1024, blank=True)
+    rois = models.JSONField(default=list, blank=True, validators=[validate_roi_list])
+    calibration_xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_calibration_xml])
+    config_xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_xml])
+    algo_args = models.JSONField(default=dict, blank=True)
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="subtasks")
+    attempts = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SubtaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["task", "position"]
+        indexes = [models.Index(fields=["task", "state"], name="subtask_task_state")]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}#{self.position}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def clean(self) -> None:
+        try:
+            validate_algo_args(self.task.algo_type, self.algo_args)
+        except ValidationError as exc:
+            raise ValidationError({"algo_args": exc.messages}) from None

@@ -1,0 +1,300 @@
+"""The native (devconf) dialect: request bodies of the seed in, the core's spec out, and back.
+
+These serializers check the shape of a request (types, required fields); the rules about
+values live on the models and run in the services, so every dialect enforces the same ones.
+Unknown fields are ignored, so a client may send back what it read (task_id, progress, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from subtasks.choices import State
+from tasks import constants
+from tasks.choices import AlgoType, MTaskType, SourceType
+
+RUN_DT_FORMATS = ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "iso-8601"]
+TIME_FORMATS = ["%H:%M:%S", "%H:%M"]
+
+
+def format_dt(value: datetime | None) -> str | None:
+    """The seed's "2018-12-03 10:27:30.999", in the server's time zone."""
+    if value is None:
+        return None
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+class VchanField(serializers.Field):
+    """A video channel: its refid (an existing channel) or {vchan_refid, name?, url?} (created)."""
+
+    default_error_messages = {"invalid": _("a video channel is a vchan_refid string or an object with vchan_refid")}
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, str) and data:
+            return {"vchan_refid": data}
+        if isinstance(data, dict) and isinstance(data.get("vchan_refid"), str) and data["vchan_refid"]:
+            spec = {"vchan_refid": data["vchan_refid"]}
+            for key in ("name", "url"):
+                if key in data:
+                    if not isinstance(data[key], str):
+                        raise serializers.ValidationError(_("%(key)s must be a string") % {"key": key})
+                    spec[key] = data[key]
+            return spec
+        self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class XmlHolder(serializers.Serializer):
+    xml = serializers.CharField(trim_whitespace=False)
+
+
+class CalibrationHolder(serializers.Serializer):
+    calibration = serializers.CharField(trim_whitespace=False)
+
+
+class RoiHolder(serializers.Serializer):
+    roi = serializers.CharField(trim_whitespace=False)
+
+
+class SceneIn(serializers.Serializer):
+    scene_unid = serializers.CharField(required=False, max_length=64)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=constants.MAX_NAME_LENGTH)
+    preset = serializers.IntegerField(required=False)
+    callibration = CalibrationHolder(required=False)  # sic: the seed's spelling
+    rois = RoiHolder(many=True, required=False, max_length=constants.MAX_ROIS_PER_SCENE)
+    config = XmlHolder(required=False)
+    basicConfig = XmlHolder(required=False)  # noqa: N815 - the seed's name
+    link_scenes = serializers.ListField(required=False, max_length=100)
+    algo_type = serializers.ChoiceField(choices=AlgoType.choices)
+    algo_args = serializers.DictField(required=False)
+    is_record = serializers.BooleanField(required=False)
+    is_active = serializers.BooleanField(required=False)
+    vchan_refid = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=64)
+    play_urls = serializers.DictField(required=False)
+
+    def to_spec(self, data: dict[str, Any]) -> dict[str, Any]:
+        spec = {k: v for k, v in data.items() if k not in ("callibration", "rois", "config", "basicConfig")}
+        if "callibration" in data:
+            spec["calibration_xml"] = data["callibration"]["calibration"]
+        if "config" in data:
+            spec["config_xml"] = data["config"]["xml"]
+        if "basicConfig" in data:
+            spec["basic_config_xml"] = data["basicConfig"]["xml"]
+        spec["rois"] = [item["roi"] for item in data.get("rois", [])]
+        if spec.get("vchan_refid") is None:
+            spec.pop("vchan_refid", None)
+        return spec
+
+
+class MTaskIn(serializers.Serializer):
+    mtask_unid = serializers.CharField(required=False, max_length=64)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=constants.MAX_NAME_LENGTH)
+    type = serializers.ChoiceField(choices=MTaskType.choices, required=False)
+    time_interval = serializers.IntegerField(required=False)
+    start_time = serializers.TimeField(required=False, allow_null=True, input_formats=TIME_FORMATS)
+    end_time = serializers.TimeField(required=False, allow_null=True, input_formats=TIME_FORMATS)
+    scenes = SceneIn(many=True, required=False, max_length=constants.MAX_SCENES_PER_MTASK)
+
+
+class TaskIn(serializers.Serializer):
+    task_name = serializers.CharField(max_length=constants.MAX_NAME_LENGTH)
+    algo_type = serializers.ChoiceField(choices=AlgoType.choices)
+    run_dt = serializers.DateTimeField(input_formats=RUN_DT_FORMATS)
+    play_url = serializers.CharField(max_length=constants.MAX_URL_LENGTH)
+    source_type = serializers.ChoiceField(choices=SourceType.choices, required=False)
+    node_count = serializers.IntegerField(required=False)
+    pull_source_url = serializers.CharField(required=False, allow_blank=True, max_length=constants.MAX_URL_LENGTH)
+    vchans = serializers.ListField(child=VchanField(), required=False, max_length=constants.MAX_VCHANS_PER_TASK)
+    mtasks = MTaskIn(many=True, required=False, max_length=constants.MAX_MTASKS_PER_TASK)
+    store_conf_unid = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=64)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=constants.MAX_DESCRIPTION_LENGTH)
+
+    def to_spec(self) -> dict[str, Any]:
+        """The validated body in the core's shape (tasks.services)."""
+        data = dict(self.validated_data)
+        scene_in = SceneIn()
+        data["mtasks"] = [
+            {**m, "scenes": [scene_in.to_spec(s) for s in m.get("scenes", [])]} for m in data.get("mtasks", [])
+        ]
+        if "mtasks" not in self.initial_data:
+            data.pop("mtasks")
+        return data
+
+
+class TaskUpdateIn(TaskIn):
+    """PUT /tasks/{id}: the same body; what is left out stays as it is."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, partial=True, **kwargs)
+
+
+class PageIn(serializers.Serializer):
+    offset = serializers.IntegerField(required=False, default=0, min_value=0)
+    limit = serializers.IntegerField(required=False, default=10, min_value=1, max_value=1000)
+
+
+class SubtaskConfigIn(serializers.Serializer):
+    """PUT /subtasks/{id}: the scene's shapes for ROIs, calibration and config; all optional."""
+
+    rois = RoiHolder(many=True, required=False, max_length=constants.MAX_ROIS_PER_SCENE)
+    callibration = CalibrationHolder(required=False)
+    config = XmlHolder(required=False)
+    algo_args = serializers.DictField(required=False)
+
+    def to_spec(self) -> dict[str, Any]:
+        data = self.validated_data
+        spec: dict[str, Any] = {}
+        if "rois" in data:
+            spec["rois"] = [item["roi"] for item in data["rois"]]
+        if "callibration" in data:
+            spec["calibration_xml"] = data["callibration"]["calibration"]
+        if "config" in data:
+            spec["config_xml"] = data["config"]["xml"]
+        if "algo_args" in data:
+            spec["algo_args"] = data["algo_args"]
+        return spec
+
+
+class StoreConfIn(serializers.Serializer):
+    unid = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=constants.MAX_NAME_LENGTH)
+    file_ext = serializers.CharField(max_length=10)
+    file_b64 = serializers.CharField(trim_whitespace=False)
+
+
+class StoreConfUpdateIn(StoreConfIn):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, partial=True, **kwargs)
+
+
+class VchanIn(serializers.Serializer):
+    vchan_refid = serializers.CharField(max_length=64)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=constants.MAX_NAME_LENGTH)
+    url = serializers.CharField(max_length=constants.MAX_URL_LENGTH)
+    width = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=16384)
+    height = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=16384)
+
+
+class VchanUpdateIn(VchanIn):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, partial=True, **kwargs)
+
+
+# ---- answers ----------------------------------------------------------------------------------------
+
+
+def scene_out(scene: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "scene_unid": scene["scene_unid"],
+        "name": scene["name"],
+        "preset": scene["preset"],
+        "callibration": {"calibration": scene["calibration_xml"]},
+        "rois": [{"roi": xml} for xml in scene["rois"]],
+        "config": {"xml": scene["config_xml"]},
+        "basicConfig": {"xml": scene["basic_config_xml"]},
+        "link_scenes": scene["link_scenes"],
+        "algo_type": int(scene["algo_type"]),
+        "algo_args": scene["algo_args"],
+        "is_record": int(scene["is_record"]),
+        "is_active": int(scene["is_active"]),
+        "vchan_refid": scene["vchan_refid"],
+        "play_urls": scene["play_urls"],
+        "is_running": int(scene["is_running"]),
+        "status_reason": scene["status_reason"],
+    }
+
+
+def _time(value: Any) -> str | None:
+    return value.strftime("%H:%M:%S") if value is not None else None
+
+
+def mtask_out(mtask: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "mtask_unid": mtask["mtask_unid"],
+        "name": mtask["name"],
+        "type": mtask["type"],
+        "time_interval": mtask["time_interval"],
+        "start_time": _time(mtask["start_time"]),
+        "end_time": _time(mtask["end_time"]),
+        "progress": mtask["progress"],
+        "scenes": [scene_out(scene) for scene in mtask["scenes"]],
+    }
+
+
+def task_out(row: dict[str, Any]) -> dict[str, Any]:
+    """A task as the seed's list_data item, plus its derived state and per-state subtask counts."""
+    return {
+        "task_id": row["task_id"],
+        "task_name": row["task_name"],
+        "algo_type": row["algo_type"],
+        "run_dt": format_dt(row["run_dt"]),
+        "play_url": row["play_url"],
+        "source_type": row["source_type"],
+        "node_count": row["node_count"],
+        "pull_source_url": row["pull_source_url"],
+        "description": row["description"],
+        "store_conf_unid": row["store_conf_unid"],
+        "create_dt": format_dt(row["create_dt"]),
+        "update_dt": format_dt(row["update_dt"]),
+        "state": row["state"],
+        "state_counts": row["state_counts"],
+        "subtask_count": row["subtask_count"],
+        "mtasks": [mtask_out(m) for m in row.get("mtasks", [])],
+    }
+
+
+def subtask_out(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "subtask_id": row["id"],
+        "task_id": row["task_id"],
+        "position": row["position"],
+        "vchan_refid": row["video_channel__vchan_refid"] or "",
+        "source_url": row["source_url"],
+        "state": row["state"],
+        "is_running": int(row["state"] == State.RUNNING),
+        "config_complete": row["config_complete"],
+        "progress": round(row["progress"], 2),
+        "status_reason": row["status_reason"],
+        "rois": [{"roi": xml} for xml in row["rois"]],
+        "callibration": {"calibration": row["calibration_xml"]},
+        "config": {"xml": row["config_xml"]},
+        "algo_args": row["algo_args"],
+        "node": row["node__name"] or "",
+        "attempts": row["attempts"],
+        "heartbeat_at": format_dt(row["heartbeat_at"]),
+        "started_at": format_dt(row["started_at"]),
+        "finished_at": format_dt(row["finished_at"]),
+        "create_dt": format_dt(row["created_at"]),
+        "update_dt": format_dt(row["updated_at"]),
+    }
+
+
+def store_conf_out(conf) -> dict[str, Any]:
+    import base64
+
+    return {
+        "unid": conf.unid,
+        "name": conf.name,
+        "file_ext": conf.file_ext,
+        "file_b64": base64.b64encode(bytes(conf.content)).decode("ascii"),
+        "version": conf.version,
+        "update_dt": format_dt(conf.updated_at),
+    }
+
+
+def vchan_out(channel) -> dict[str, Any]:
+    return {
+        "vchan_refid": channel.vchan_refid,
+        "name": channel.name,
+        "url": channel.url,
+        "width": channel.width,
+        "height": channel.height,
+        "create_dt": format_dt(channel.created_at),
+    }

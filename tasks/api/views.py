@@ -1,0 +1,156 @@
+"""Native task API (the devconf seed): /tasks, /store_confs, /vchans. Thin: parse, call a
+service, shape the answer."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from subtasks import services as subtask_services
+from subtasks.models import Subtask
+from tasks import queries, services
+from tasks.api import serializers as s
+from tasks.models import StoreConf, Task, VideoChannel
+from vias.lib.api import NativeAPIView
+from vias.lib.errors import NotFound
+
+PAGE_PARAMS = [
+    OpenApiParameter("offset", int, description="rows to skip (0..)"),
+    OpenApiParameter("limit", int, description="rows to return (1..1000, default 10)"),
+]
+
+
+def _task_response(view: NativeAPIView, task_id: str, status: int = 200) -> Response:
+    rows = queries.task_documents(Task.objects.filter(project=view.project, task_id=task_id))
+    if not rows:
+        raise NotFound(f"no task {task_id}", field="task_id")
+    return view.ok(status=status, data=s.task_out(rows[0]))
+
+
+class TaskCollection(NativeAPIView):
+    @extend_schema(parameters=PAGE_PARAMS, responses=OpenApiTypes.OBJECT, summary="List tasks, newest first")
+    def get(self, request: Request) -> Response:
+        page = self.query(s.PageIn)
+        offset, limit = page["offset"], page["limit"]
+        tasks = Task.objects.filter(project=self.project)
+        total = tasks.count()
+        rows = queries.task_documents(tasks.order_by("-create_dt", "task_id")[offset : offset + limit])
+        return self.page(request, total, offset, [s.task_out(row) for row in rows])
+
+    @extend_schema(request=s.TaskIn, responses=OpenApiTypes.OBJECT, summary="Add a task (split into subtasks)")
+    def post(self, request: Request) -> Response:
+        task = services.create_task(self.project, self.parse(s.TaskIn).to_spec())
+        return _task_response(self, task.task_id, status=201)
+
+
+class TaskDetail(NativeAPIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Show a task")
+    def get(self, request: Request, task_id: str) -> Response:
+        return _task_response(self, task_id)
+
+    @extend_schema(request=s.TaskUpdateIn, responses=OpenApiTypes.OBJECT, summary="Change a task")
+    def put(self, request: Request, task_id: str) -> Response:
+        task = services.get_task(self.project, task_id)
+        services.update_task(task, self.parse(s.TaskUpdateIn).to_spec())
+        return _task_response(self, task_id)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Delete a task that has no subtasks left")
+    def delete(self, request: Request, task_id: str) -> Response:
+        services.delete_task(services.get_task(self.project, task_id))
+        return self.ok()
+
+
+class TaskStart(NativeAPIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="Dispatch the config-complete subtasks")
+    def post(self, request: Request, task_id: str) -> Response:
+        outcomes = subtask_services.start_task(services.get_task(self.project, task_id))
+        return self.ok(subtasks=[o.as_dict() for o in outcomes])
+
+
+class TaskStop(NativeAPIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="Stop the task's subtasks")
+    def post(self, request: Request, task_id: str) -> Response:
+        outcomes = subtask_services.stop_task(services.get_task(self.project, task_id))
+        return self.ok(subtasks=[o.as_dict() for o in outcomes])
+
+
+class TaskSubtasks(NativeAPIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="A task's subtasks")
+    def get(self, request: Request, task_id: str) -> Response:
+        task = services.get_task(self.project, task_id)
+        rows = queries.subtask_rows(Subtask.objects.filter(task=task).order_by("position"))
+        return self.page(request, len(rows), 0, [s.subtask_out(row) for row in rows])
+
+
+class StoreConfCollection(NativeAPIView):
+    @extend_schema(parameters=PAGE_PARAMS, responses=OpenApiTypes.OBJECT, summary="List storage configs")
+    def get(self, request: Request) -> Response:
+        page = self.query(s.PageIn)
+        confs = StoreConf.objects.filter(project=self.project).order_by("unid")
+        items = confs[page["offset"] : page["offset"] + page["limit"]]
+        return self.page(request, confs.count(), page["offset"], [s.store_conf_out(c) for c in items])
+
+    @extend_schema(request=s.StoreConfIn, responses=OpenApiTypes.OBJECT, summary="Add a storage config")
+    def post(self, request: Request) -> Response:
+        conf = services.create_store_conf(self.project, self.parse(s.StoreConfIn).validated_data)
+        return self.ok(status=201, data=s.store_conf_out(conf))
+
+
+class StoreConfDetail(NativeAPIView):
+    def get_conf(self, unid: str) -> StoreConf:
+        conf = StoreConf.objects.filter(project=self.project, unid=unid).first()
+        if conf is None:
+            raise NotFound(f"no storage config {unid}", field="unid")
+        return conf
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Show a storage config")
+    def get(self, request: Request, unid: str) -> Response:
+        return self.ok(data=s.store_conf_out(self.get_conf(unid)))
+
+    @extend_schema(request=s.StoreConfUpdateIn, responses=OpenApiTypes.OBJECT, summary="Replace a storage config")
+    def put(self, request: Request, unid: str) -> Response:
+        conf = services.replace_store_conf(self.get_conf(unid), self.parse(s.StoreConfUpdateIn).validated_data)
+        return self.ok(data=s.store_conf_out(conf))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Delete an unused storage config")
+    def delete(self, request: Request, unid: str) -> Response:
+        services.delete_store_conf(self.get_conf(unid))
+        return self.ok()
+
+
+class VchanCollection(NativeAPIView):
+    @extend_schema(parameters=PAGE_PARAMS, responses=OpenApiTypes.OBJECT, summary="List video channels")
+    def get(self, request: Request) -> Response:
+        page = self.query(s.PageIn)
+        channels = VideoChannel.objects.filter(project=self.project).order_by("vchan_refid")
+        items = channels[page["offset"] : page["offset"] + page["limit"]]
+        return self.page(request, channels.count(), page["offset"], [s.vchan_out(c) for c in items])
+
+    @extend_schema(request=s.VchanIn, responses=OpenApiTypes.OBJECT, summary="Add a video channel")
+    def post(self, request: Request) -> Response:
+        channel = services.create_vchan(self.project, self.parse(s.VchanIn).validated_data)
+        return self.ok(status=201, data=s.vchan_out(channel))
+
+
+class VchanDetail(NativeAPIView):
+    def get_channel(self, refid: str) -> VideoChannel:
+        channel = VideoChannel.objects.filter(project=self.project, vchan_refid=refid).first()
+        if channel is None:
+            raise NotFound(f"no video channel {refid}", field="vchan_refid")
+        return channel
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Show a video channel")
+    def get(self, request: Request, vchan_refid: str) -> Response:
+        return self.ok(data=s.vchan_out(self.get_channel(vchan_refid)))
+
+    @extend_schema(request=s.VchanUpdateIn, responses=OpenApiTypes.OBJECT, summary="Change a video channel")
+    def put(self, request: Request, vchan_refid: str) -> Response:
+        channel = services.update_vchan(self.get_channel(vchan_refid), self.parse(s.VchanUpdateIn).validated_data)
+        return self.ok(data=s.vchan_out(channel))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Delete a video channel no subtask uses")
+    def delete(self, request: Request, vchan_refid: str) -> Response:
+        services.delete_vchan(self.get_channel(vchan_refid))
+        return self.ok()

@@ -1,0 +1,11 @@
+"""Limits of the task configuration core."""
+
+MAX_NODE_COUNT = 64
+MAX_VCHANS_PER_TASK = 1000
+MAX_MTASKS_PER_TASK = 50
+MAX_SCENES_PER_MTASK = 100
+MAX_ROIS_PER_SCENE = 32
+MAX_NAME_LENGTH = 128
+MAX_URL_LENGTH = 2048
+MAX_DESCRIPTION_LENGTH = 1024
+EMPTY_XML = '<?xml version="1.0" encoding="UTF-8"?><root></root>'

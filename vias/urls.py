@@ -1,0 +1,28 @@
+"""URL wiring: the admin, the native API, the OpenAPI schema and its Swagger UI."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from vias.lib.envelopes import error_response
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api-auth/", include("rest_framework.urls")),
+    path("", include("tasks.api.urls")),
+    path("", include("subtasks.api.urls")),
+]
+
+
+def handler404(request, exception=None):
+    from vias.lib.envelopes import dialect_for_path
+
+    return error_response(dialect_for_path(request.path), 404, "not found")
+
+
+def handler500(request):
+    from vias.lib.envelopes import dialect_for_path
+
+    return error_response(dialect_for_path(request.path), 500, "internal error")
