@@ -3,6 +3,7 @@ service, shape the answer."""
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -25,7 +26,7 @@ PAGE_PARAMS = [
 def _task_response(view: NativeAPIView, task_id: str, status: int = 200) -> Response:
     rows = queries.task_documents(Task.objects.filter(project=view.project, task_id=task_id))
     if not rows:
-        raise NotFound(f"no task {task_id}", field="task_id")
+        raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
     return view.ok(status=status, data=s.task_out(rows[0]))
 
 
@@ -102,7 +103,7 @@ class StoreConfDetail(NativeAPIView):
     def get_conf(self, unid: str) -> StoreConf:
         conf = StoreConf.objects.filter(project=self.project, unid=unid).first()
         if conf is None:
-            raise NotFound(f"no storage config {unid}", field="unid")
+            raise NotFound(_("no storage config %(unid)s") % {"unid": unid}, field="unid")
         return conf
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Show a storage config")
@@ -138,7 +139,7 @@ class VchanDetail(NativeAPIView):
     def get_channel(self, refid: str) -> VideoChannel:
         channel = VideoChannel.objects.filter(project=self.project, vchan_refid=refid).first()
         if channel is None:
-            raise NotFound(f"no video channel {refid}", field="vchan_refid")
+            raise NotFound(_("no video channel %(r)s") % {"r": refid}, field="vchan_refid")
         return channel
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Show a video channel")
