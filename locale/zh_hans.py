@@ -26,6 +26,7 @@ ZH = {
     "no subtask is config-complete; configure the subtasks and mark them config-complete first": "没有配置完成的子任务;请先配置子任务并点击“配置完成”",
     "already %(state)s": "已处于 %(state)s",
     "not config-complete": "尚未配置完成",
+    "cannot start from %(state)s": "无法从 %(state)s 状态启动",
     "stopped before it started": "在启动前已停止",
     "stop requested": "已请求停止",
     "not running": "未在运行",

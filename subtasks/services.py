@@ -73,7 +73,10 @@ def transition(subtask: Subtask, target: State, reason: str = "", **fields: Any)
         changes.setdefault("finished_at", now)
     updated = Subtask.objects.filter(pk=subtask.pk, state=current).update(**changes)
     if not updated:
-        subtask.refresh_from_db(fields=["state"])
+        state_now = Subtask.objects.filter(pk=subtask.pk).values_list("state", flat=True).first()
+        if state_now is None:  # deleted meanwhile: a 404, not an unhandled DoesNotExist
+            raise NotFound(_("no subtask %(id)s") % {"id": subtask.pk}, field="subtask_id")
+        subtask.state = state_now
         raise IllegalTransition(
             _("subtask %(id)s changed state meanwhile (now %(state)s)") % {"id": subtask.pk, "state": subtask.state}
         )
@@ -152,8 +155,10 @@ def start_task(task: Task) -> list[Outcome]:
 def _start_one(subtask: Subtask) -> Outcome:
     if subtask.state in ACTIVE_STATES:
         return Outcome(subtask.pk, subtask.state, True, _("already %(state)s") % {"state": subtask.state})
-    if not subtask.config_complete or subtask.state not in STARTABLE_STATES:
+    if not subtask.config_complete:
         return Outcome(subtask.pk, subtask.state, False, _("not config-complete"))
+    if subtask.state not in STARTABLE_STATES:
+        return Outcome(subtask.pk, subtask.state, False, _("cannot start from %(state)s") % {"state": subtask.state})
     transition(subtask, State.STARTING, attempts=0, progress=0.0, heartbeat_at=None, finished_at=None)
     return Outcome(subtask.pk, subtask.state, True)
 

@@ -115,9 +115,22 @@ def update_task(task: Task, spec: dict[str, Any]) -> Task:
         task.subtasks.update(scene=None)
         task.mtasks.all().delete()
         _save_tree(mtasks, scenes, rois)
+        _relink_scenes(task, scenes)
     task.save()
     announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
     return task
+
+
+def _relink_scenes(task: Task, scenes: list[Scene]) -> None:
+    """After the tree is replaced, each subtask points again at the scene of its channel."""
+    first_by_refid: dict[str, Scene] = {}
+    for scene in scenes:
+        first_by_refid.setdefault(scene.vchan_refid, scene)
+    for subtask in task.subtasks.select_related("video_channel"):
+        refid = subtask.video_channel.vchan_refid if subtask.video_channel else ""
+        scene = first_by_refid.get(refid) or (scenes[0] if len(scenes) == 1 else None)
+        if scene is not None:
+            Subtask.objects.filter(pk=subtask.pk).update(scene=scene)
 
 
 @transaction.atomic

@@ -133,7 +133,9 @@ def _check_arg(key: str, value: Any, kind: type, low: float | None, high: float 
             raise ValidationError(_("%(key)s must be true or false") % {"key": key})
         return
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not is_number or (kind is int and not float(value).is_integer()) or not math.isfinite(value):
+    # Python ints are exact and may be too large for a float (JSON allows any length), so no float() here.
+    is_finite = is_number and (isinstance(value, int) or math.isfinite(value))
+    if not is_finite or (kind is int and not (isinstance(value, int) or value.is_integer())):
         raise ValidationError(_("%(key)s must be a %(kind)s") % {"key": key, "kind": kind.__name__})
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValidationError(_("%(key)s must be within %(low)s..%(high)s") % {"key": key, "low": low, "high": high})

@@ -16,6 +16,7 @@ survives a change of stream resolution. The seed's empty <root></root> is valid 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -27,6 +28,7 @@ from vias.lib.xmlsafe import parse_xml
 
 MAX_POLYGON_POINTS = 256
 MIN_CALIBRATION_PAIRS = 4
+_DECIMAL = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
 
 Point = tuple[float, float]
 
@@ -80,11 +82,11 @@ def _number(element: etree._Element, name: str, low: float | None, high: float |
     raw = element.get(name)
     if raw is None:
         raise _error(element, _("<%(tag)s> needs the attribute %(name)s") % {"tag": element.tag, "name": name})
-    try:
-        value = float(raw)
-    except ValueError:
-        raise _error(element, _("%(name)s=%(raw)r is not a number") % {"name": name, "raw": raw}) from None
-    if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+    # Plain decimal notation only: float() would also take "nan", "inf", "1_0" and non-ASCII digits.
+    value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
+    if not math.isfinite(value):
+        raise _error(element, _("%(name)s=%(raw)r is not a number") % {"name": name, "raw": raw})
+    if (low is not None and value < low) or (high is not None and value > high):
         raise _error(
             element,
             _("%(name)s=%(raw)s is outside %(low)s..%(high)s") % {"name": name, "raw": raw, "low": low, "high": high},

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from subtasks.choices import State
@@ -29,6 +30,18 @@ def format_dt(value: datetime | None) -> str | None:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "description": "vchan_refid of an existing channel"},
+            {
+                "type": "object",
+                "properties": {"vchan_refid": {"type": "string"}, "name": {"type": "string"}, "url": {"type": "string"}},
+                "required": ["vchan_refid"],
+            },
+        ]
+    }
+)
 class VchanField(serializers.Field):
     """A video channel: its refid (an existing channel) or {vchan_refid, name?, url?} (created)."""
 
@@ -136,7 +149,8 @@ class TaskUpdateIn(TaskIn):
 
 
 class PageIn(serializers.Serializer):
-    offset = serializers.IntegerField(required=False, default=0, min_value=0)
+    # Bounded: PostgreSQL refuses an OFFSET beyond bigint with an error (a 500), not an empty page.
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
     limit = serializers.IntegerField(required=False, default=10, min_value=1, max_value=1000)
 
 

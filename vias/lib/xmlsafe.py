@@ -25,8 +25,10 @@ class XMLProblem:
     column: int = 0
 
 
-def _parser() -> etree.XMLParser:
+def _parser(text: str | bytes = b"") -> etree.XMLParser:
+    # A str is already decoded and reaches lxml as UTF-8: its declared encoding must not apply.
     return etree.XMLParser(
+        encoding="utf-8" if isinstance(text, str) else None,
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -78,7 +80,7 @@ def _parse(text: str | bytes, max_bytes: int | None) -> tuple[XMLProblem | None,
             % {"size": len(data), "cap": cap}
         ), None
     try:
-        root = etree.fromstring(data, parser=_parser())
+        root = etree.fromstring(data, parser=_parser(text))
     except etree.XMLSyntaxError as exc:
         line, column = exc.position if exc.position else (exc.lineno or 0, 0)
         return XMLProblem(str(exc.msg).split(", line")[0], line or 0, column or 0), None
@@ -94,6 +96,6 @@ def pretty(text: str) -> str:
     """The document indented for people, or unchanged when it does not parse."""
     if check_xml(text) is not None:
         return text
-    root = etree.fromstring(_as_bytes(text), parser=_parser())
+    root = etree.fromstring(_as_bytes(text), parser=_parser(text))
     etree.indent(root, space="  ")
     return etree.tostring(root, encoding="unicode")

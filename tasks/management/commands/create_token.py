@@ -25,7 +25,14 @@ class Command(BaseCommand):
             validate_project_id(project)
         except ValidationError as exc:
             raise CommandError(f"--project: {exc.messages[0]}") from None
-        user, created_user = get_user_model().objects.get_or_create(username=username)
+        user_model = get_user_model()
+        try:
+            user_model._meta.get_field(user_model.USERNAME_FIELD).run_validators(username)
+            if not username:
+                raise ValidationError("a username is required")
+        except ValidationError as exc:
+            raise CommandError(f"USERNAME: {exc.messages[0]}") from None
+        user, created_user = user_model.objects.get_or_create(**{user_model.USERNAME_FIELD: username})
         if created_user:
             user.set_unusable_password()
             user.save(update_fields=["password"])
