@@ -1,0 +1,113 @@
+"""Shared actors for the tests: alice and bob, each with a project and an API token.
+
+Tenancy tests then read naturally: bob's token must never see alice's tasks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from tasks.models import ApiToken, Project
+
+EMPTY_XML = '<?xml version="1.0" encoding="UTF-8"?><root></root>'
+
+
+@dataclass
+class Actor:
+    """A user with a project and a raw API token, and a client that sends it."""
+
+    user: Any
+    project: Project
+    token: str
+    client: Client
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"HTTP_AUTHORIZATION": self.token, **extra}
+
+    def get(self, path: str, **extra: Any):
+        return self.client.get(path, **self.headers(), **extra)
+
+    def delete(self, path: str, **extra: Any):
+        return self.client.delete(path, **self.headers(), **extra)
+
+    def post(self, path: str, body: Any = None, **extra: Any):
+        data = body if isinstance(body, str | bytes) else json.dumps(body if body is not None else {})
+        return self.client.post(path, data, content_type="application/json", **self.headers(), **extra)
+
+    def put(self, path: str, body: Any = None, **extra: Any):
+        data = body if isinstance(body, str | bytes) else json.dumps(body if body is not None else {})
+        return self.client.put(path, data, content_type="application/json", **self.headers(), **extra)
+
+
+def make_actor(username: str, project_id: str) -> Actor:
+    user = get_user_model().objects.create_user(username=username, password=f"{username}-password-123")
+    project = Project.objects.create(project_id=project_id, name=project_id)
+    project.members.add(user)
+    _token, raw = ApiToken.issue(user, project)
+    return Actor(user=user, project=project, token=raw, client=Client())
+
+
+@pytest.fixture
+def alice(db) -> Actor:
+    return make_actor("alice", "proj-alice")
+
+
+@pytest.fixture
+def bob(db) -> Actor:
+    return make_actor("bob", "proj-bob")
+
+
+def scene_body(algo_type: int = 1, vchan_refid: str = "", rois: int = 2, **extra: Any) -> dict[str, Any]:
+    """A scene as the seed shows it."""
+    return {
+        "scene_unid": extra.pop("scene_unid", "scene-1"),
+        "name": "gate",
+        "preset": 1,
+        "callibration": {"calibration": EMPTY_XML},
+        "rois": [{"roi": EMPTY_XML} for _ in range(rois)],
+        "config": {"xml": EMPTY_XML},
+        "basicConfig": {"xml": EMPTY_XML},
+        "link_scenes": [],
+        "algo_type": algo_type,
+        "algo_args": {},
+        "is_record": 1,
+        "is_active": 1,
+        "vchan_refid": vchan_refid,
+        "play_urls": {"http": "", "rtsp": ""},
+        "is_running": 0,
+        "status_reason": "",
+        **extra,
+    }
+
+
+def task_body(vchans: int = 2, mtasks: int = 1, scenes: int = 1, algo_type: str = "1", **extra: Any) -> dict[str, Any]:
+    """A POST /tasks body as the seed shows it, with `vchans` new video channels."""
+    return {
+        "task_name": "front door",
+        "algo_type": algo_type,
+        "run_dt": "2018-12-03 10:27:30.999",
+        "play_url": "rtsp://192.168.9.155:8554/live",
+        "vchans": [{"vchan_refid": f"cam-{i}", "name": f"camera {i}", "url": f"rtsp://10.0.0.{i + 1}/live"} for i in range(vchans)],
+        "mtasks": [
+            {
+                "mtask_unid": f"mtask-{m}",
+                "name": f"mtask {m}",
+                "type": 0,
+                "time_interval": 5,
+                "start_time": "00:00:00",
+                "end_time": "22:01:20",
+                "progress": 30,
+                "scenes": [
+                    scene_body(int(algo_type), vchan_refid=f"cam-{s}", scene_unid=f"scene-{m}-{s}") for s in range(scenes)
+                ],
+            }
+            for m in range(mtasks)
+        ],
+        **extra,
+    }
