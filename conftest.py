@@ -60,7 +60,9 @@ def _flush_test_db(url: str) -> None:
         if db == TEST_REDIS_DB:
             client.flushdb()
         else:
-            _warnings.append(f"REDIS_URL selects database {db}, not {TEST_REDIS_DB}: not flushed before the tests")
+            _warnings.append(
+                f"REDIS_URL selects database {db}, not {TEST_REDIS_DB}: not flushed before the tests"
+            )
     finally:
         client.close()
 

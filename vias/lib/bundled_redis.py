@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Self
 
 import redis
 
@@ -50,7 +51,9 @@ def ping(socket_path: Path, timeout: float = 0.5) -> bool:
     """True when a Redis server answers PING on the unix socket."""
     if not socket_path.exists():
         return False
-    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=timeout, socket_connect_timeout=timeout)
+    client = redis.Redis(
+        unix_socket_path=str(socket_path), socket_timeout=timeout, socket_connect_timeout=timeout
+    )
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):
@@ -59,15 +62,26 @@ def ping(socket_path: Path, timeout: float = 0.5) -> bool:
         client.close()
 
 
-def die_with_parent() -> None:
-    """preexec_fn for children: SIGTERM them if their parent dies, even by SIGKILL (Linux only).
-
-    Without it a killed `up` or test run would leave Redis and workers running forever.
-    """
+def _load_prctl() -> Any:
     if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Looked up once here: the child between fork and exec must not dlopen anything.
+_prctl = _load_prctl()
+
+
+def die_with_parent() -> None:
+    """preexec_fn for children: SIGTERM them when their parent dies, even by SIGKILL (Linux only).
+
+    Without it a killed `up` or test run would leave Redis and the workers running.
+    """
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _quote(value: str) -> str:
@@ -123,7 +137,12 @@ class BundledRedis:
             process_group=0,
             preexec_fn=die_with_parent,
         )
-        self._wait_until_ready()
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            # Also on Ctrl-C while waiting: the caller never gets an object to stop.
+            self.stop()
+            raise
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         process, self.process = self.process, None
@@ -137,7 +156,7 @@ class BundledRedis:
             process.kill()
             process.wait()
 
-    def __enter__(self) -> BundledRedis:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -170,12 +189,15 @@ class BundledRedis:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self.process = None
-                raise BundledRedisError(f"redis-server exited at start; see {self.log_path}:\n{self._log_tail()}")
+                raise BundledRedisError(
+                    f"redis-server exited at start; see {self.log_path}:\n{self._log_tail()}"
+                )
             if ping(self.socket_path, timeout=0.2):
                 return
             time.sleep(0.05)
-        self.stop()
-        raise BundledRedisError(f"redis-server did not answer on {self.socket_path} within {START_TIMEOUT:.0f} s")
+        raise BundledRedisError(
+            f"redis-server did not answer on {self.socket_path} within {START_TIMEOUT:.0f} s"
+        )
 
     def _log_tail(self, lines: int = 10) -> str:
         try:

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,25 @@ class Login:
     password: str | None
     password_file: Path | None
     note: str = ""
+
+
+class Signals:
+    """SIGINT/SIGTERM handler: the first signal stops `up`, any later one hurries the cleanup."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.hurry = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self)
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.stopping:
+            self.hurry = True
+            return
+        self.stopping = True
+        raise StopRequested(signum)
 
 
 class Supervisor:
@@ -94,67 +113,60 @@ class Supervisor:
                 return child
             time.sleep(POLL_INTERVAL)
 
-    def stop(self, hurry: _Hurry) -> None:
+    def stop(self, signals: Signals) -> None:
         # Snapshot the trees first: once a leader exits, its leftovers are no longer our descendants.
         tree = [process for child in self.children for process in _tree(child.process.pid)]
         for child in self.children:
             if child.process.poll() is None:
                 _signal_quietly(child.process.pid, signal.SIGTERM)
+            else:
+                # A leader that died left its group behind (the cluster's sentinel and workers).
+                _killpg_quietly(child.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
-        while time.monotonic() < deadline and not hurry.requested and any(_running(p) for p in tree):
+        while time.monotonic() < deadline and not signals.hurry and any(_running(p) for p in tree):
             time.sleep(0.05)
         for child in self.children:
-            if child.process.poll() is None:
-                # The whole group: a worker stuck in a job must not outlive its cluster.
-                _killpg_quietly(child.process.pid)
+            # The whole group: a worker stuck in a job must not outlive its cluster. Linux does not
+            # reuse a PID while a process group of that ID exists, so this reaches only our leftovers.
+            _killpg_quietly(child.process.pid, signal.SIGKILL)
         _kill_leftovers(tree)
         for child in self.children:
             child.process.wait()
-
-
-class _Hurry:
-    """A second Ctrl-C during shutdown: skip the grace period and kill."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        self.requested = True
 
 
 class Command(BaseCommand):
     help = "Run VIAS: migrate, start Redis (embedded default), the django-q2 cluster and the web server."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default="127.0.0.1", help="address the web server binds (default 127.0.0.1)")
+        parser.add_argument(
+            "--host", default="127.0.0.1", help="address the web server binds (default 127.0.0.1)"
+        )
         parser.add_argument("--port", type=int, default=8000, help="port of the web server (default 8000)")
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         self.verbosity = int(options["verbosity"])
-        hurry = _Hurry()
-        previous = _install_signal_handler(_raise_stop)
+        signals = Signals()
+        signals.install()
         stack = ExitStack()
         try:
-            self._run(stack, hurry, host, port)
+            self._run(stack, signals, host, port)
         except StopRequested:
-            pass
-        finally:
-            # A second signal must not interrupt the cleanup, only hurry it.
-            _install_signal_handler(hurry)
             self.stdout.write("Stopping VIAS ...")
-            try:
-                stack.close()
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
+        finally:
+            # Whatever ended the run, a signal from now on only hurries the cleanup. The handler stays
+            # installed until exit: a late Ctrl-C must not turn a clean stop into a KeyboardInterrupt.
+            signals.stopping = True
+            stack.close()
         self.stdout.write("VIAS stopped.")
 
-    def _run(self, stack: ExitStack, hurry: _Hurry, host: str, port: int) -> None:
+    def _run(self, stack: ExitStack, signals: Signals, host: str, port: int) -> None:
+        # Checked first: with another server on the port, "listening" would look like success.
+        _check_port_free(host, port)
         call_command("migrate", interactive=False, verbosity=self.verbosity, stdout=self.stdout)
         redis_url = self._start_redis(stack)
         login = ensure_admin(Path(settings.DATA_DIR))
         supervisor = Supervisor(_child_env(redis_url), Path(settings.BASE_DIR))
-        stack.callback(supervisor.stop, hurry)
+        stack.callback(supervisor.stop, signals)
         manage_py = str(Path(settings.BASE_DIR) / "manage.py")
         supervisor.start("qcluster", [sys.executable, manage_py, "qcluster"])
         daphne_argv = ["-m", "daphne", "-b", host, "-p", str(port), "vias.asgi:application"]
@@ -162,7 +174,9 @@ class Command(BaseCommand):
         supervisor.wait_for_port(host, port)
         self._banner(host, port, redis_url, login)
         child = supervisor.watch()
-        raise CommandError(f"{child.name} exited unexpectedly with code {child.process.returncode}; stopped VIAS")
+        raise CommandError(
+            f"{child.name} exited unexpectedly with code {child.process.returncode}; stopped VIAS"
+        )
 
     def _start_redis(self, stack: ExitStack) -> str:
         if settings.USE_BUNDLED_REDIS:
@@ -193,14 +207,6 @@ class Command(BaseCommand):
         ]
         self.stdout.write("\n".join(lines))
         self.stdout.flush()
-
-
-def _raise_stop(signum: int, frame: Any) -> None:
-    raise StopRequested(signum)
-
-
-def _install_signal_handler(handler: Any) -> dict[int, Any]:
-    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def ensure_admin(data_dir: Path) -> Login:
@@ -269,10 +275,13 @@ def _tree(pid: int) -> list[psutil.Process]:
 
 
 def _kill_leftovers(processes: list[psutil.Process]) -> None:
-    alive = [process for process in processes if _running(process)]
-    for process in alive:
-        _quietly(process.kill)
-    psutil.wait_procs(alive, timeout=KILL_WAIT)
+    for process in processes:
+        if _running(process):
+            _quietly(process.kill)
+    # Not psutil.wait_procs: an orphan stays a zombie until init reaps it, yet it is already gone.
+    deadline = time.monotonic() + KILL_WAIT
+    while time.monotonic() < deadline and any(_running(process) for process in processes):
+        time.sleep(0.05)
 
 
 def _running(process: psutil.Process) -> bool:
@@ -283,24 +292,31 @@ def _running(process: psutil.Process) -> bool:
 
 
 def _quietly(action: Any) -> None:
-    try:
+    with suppress(psutil.Error, ProcessLookupError, PermissionError):
         action()
-    except (psutil.Error, ProcessLookupError, PermissionError):
-        pass
 
 
 def _signal_quietly(pid: int, sig: int) -> None:
-    try:
+    with suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
-def _killpg_quietly(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _killpg_quietly(pgid: int, sig: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the server will: without SO_REUSEADDR a port in TIME_WAIT would look taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CommandError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port"
+            ) from exc
 
 
 def _port_open(host: str, port: int) -> bool:
