@@ -217,13 +217,14 @@ def ensure_admin(data_dir: Path) -> Login:
         password = secrets.token_urlsafe(12)
         user = users.objects.filter(username=ADMIN_USERNAME).first()
         if user is None:
-            users.objects.create_superuser(ADMIN_USERNAME, "", password)
+            user = users.objects.create_superuser(ADMIN_USERNAME, "", password)
         else:
             # An ordinary user named admin blocks create_superuser; with no superuser at all, promote it.
             user.is_superuser = user.is_staff = user.is_active = True
             user.set_password(password)
             user.save()
         _write_private(password_file, password + "\n")
+        join_default_project(user)
         return Login(ADMIN_USERNAME, password, password_file)
     if password_file.exists():
         password = password_file.read_text().strip()
@@ -232,6 +233,14 @@ def ensure_admin(data_dir: Path) -> Login:
             return Login(ADMIN_USERNAME, password, password_file)
         return Login(ADMIN_USERNAME, None, None, f"the password in {password_file} was changed; use your own")
     return Login(ADMIN_USERNAME, None, None, "use the superuser you created (createsuperuser)")
+
+
+def join_default_project(user) -> None:
+    """The admin acts in project `default` in the browsable API, like a token of that project."""
+    from tasks.models import Project
+
+    project, _created = Project.objects.get_or_create(project_id="default", defaults={"name": "default"})
+    project.members.add(user)
 
 
 def _write_private(path: Path, text: str) -> None:
