@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -15,12 +17,19 @@ from tasks.validators import validate_algo_args, validate_calibration_xml, valid
 
 def validate_roi_list(value: object) -> None:
     if not isinstance(value, list) or len(value) > constants.MAX_ROIS_PER_SCENE:
-        raise ValidationError(_("rois must be a list of at most %(n)d XML documents") % {"n": constants.MAX_ROIS_PER_SCENE})
+        raise ValidationError(
+            _("rois must be a list of at most %(n)d XML documents") % {"n": constants.MAX_ROIS_PER_SCENE}
+        )
     for index, item in enumerate(value):
         try:
             validate_roi_xml(item)
         except ValidationError as exc:
             raise ValidationError(f"[{index}]: {exc.messages[0]}") from None
+
+
+def validate_positive(value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValidationError(_("must be a number greater than 0"))
 
 
 class Node(models.Model):
@@ -54,7 +63,9 @@ class Subtask(models.Model):
     video_channel = models.ForeignKey(
         VideoChannel, null=True, blank=True, on_delete=models.PROTECT, related_name="subtasks"
     )
-    scene = models.ForeignKey(Scene, null=True, blank=True, on_delete=models.SET_NULL, related_name="subtasks")
+    scene = models.ForeignKey(
+        Scene, null=True, blank=True, on_delete=models.SET_NULL, related_name="subtasks"
+    )
     source_url = models.CharField(max_length=constants.MAX_URL_LENGTH, blank=True)
     state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING, db_index=True)
     config_complete = models.BooleanField(default=False)
@@ -65,6 +76,17 @@ class Subtask(models.Model):
     config_xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_xml])
     algo_args = models.JSONField(default=dict, blank=True)
     node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="subtasks")
+    # A recorded file as source (VCS-SPS videoTimeLength / videoBeginTime): analysis dates an event
+    # at video_begin_time + its offset in the file, and reports progress against video_time_length.
+    video_time_length = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[validate_positive],
+        help_text=_("length of the source file, in seconds"),
+    )
+    video_begin_time = models.DateTimeField(
+        null=True, blank=True, help_text=_("wall-clock time of the source file's first frame")
+    )
     attempts = models.PositiveIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -49,7 +49,9 @@ def get_subtask(project: Project, subtask_id: int | str) -> Subtask:
         pk = int(subtask_id)
     except (TypeError, ValueError):
         raise NotFound(_("no subtask %(id)s") % {"id": subtask_id}, field="subtask_id") from None
-    subtask = Subtask.objects.select_related("task", "task__project").filter(pk=pk, task__project=project).first()
+    subtask = (
+        Subtask.objects.select_related("task", "task__project").filter(pk=pk, task__project=project).first()
+    )
     if subtask is None:
         raise NotFound(_("no subtask %(id)s") % {"id": subtask_id}, field="subtask_id")
     return subtask
@@ -63,7 +65,8 @@ def transition(subtask: Subtask, target: State, reason: str = "", **fields: Any)
     current = State(subtask.state)
     if not can_transition(current, target):
         raise IllegalTransition(
-            _("subtask %(id)s cannot go from %(from)s to %(to)s") % {"id": subtask.pk, "from": current, "to": target}
+            _("subtask %(id)s cannot go from %(from)s to %(to)s")
+            % {"id": subtask.pk, "from": current, "to": target}
         )
     now = timezone.now()
     changes: dict[str, Any] = {"state": target, "status_reason": reason, "updated_at": now, **fields}
@@ -78,7 +81,8 @@ def transition(subtask: Subtask, target: State, reason: str = "", **fields: Any)
             raise NotFound(_("no subtask %(id)s") % {"id": subtask.pk}, field="subtask_id")
         subtask.state = state_now
         raise IllegalTransition(
-            _("subtask %(id)s changed state meanwhile (now %(state)s)") % {"id": subtask.pk, "state": subtask.state}
+            _("subtask %(id)s changed state meanwhile (now %(state)s)")
+            % {"id": subtask.pk, "state": subtask.state}
         )
     for name, value in changes.items():
         setattr(subtask, name, value)
@@ -134,10 +138,17 @@ def mark_config_complete(subtask: Subtask) -> Subtask:
 @transaction.atomic
 def delete_subtask(subtask: Subtask) -> None:
     if subtask.state in ACTIVE_STATES:
-        raise Conflict(_("subtask %(id)s is %(state)s; stop it first") % {"id": subtask.pk, "state": subtask.state})
+        raise Conflict(
+            _("subtask %(id)s is %(state)s; stop it first") % {"id": subtask.pk, "state": subtask.state}
+        )
     task, pk = subtask.task, subtask.pk
     subtask.delete()
-    announce(task.project.project_id, "subtask.deleted", {"task_id": task.task_id, "subtask_id": pk}, task_id=task.task_id)
+    announce(
+        task.project.project_id,
+        "subtask.deleted",
+        {"task_id": task.task_id, "subtask_id": pk},
+        task_id=task.task_id,
+    )
 
 
 @transaction.atomic
@@ -148,7 +159,9 @@ def start_task(task: Task) -> list[Outcome]:
         raise Conflict(_("the task has no subtasks to start"))
     outcomes = [_start_one(subtask) for subtask in subtasks]
     if not any(o.ok for o in outcomes) and not any(s.state in ACTIVE_STATES for s in subtasks):
-        raise Conflict(_("no subtask is config-complete; configure the subtasks and mark them config-complete first"))
+        raise Conflict(
+            _("no subtask is config-complete; configure the subtasks and mark them config-complete first")
+        )
     return outcomes
 
 
@@ -158,7 +171,9 @@ def _start_one(subtask: Subtask) -> Outcome:
     if not subtask.config_complete:
         return Outcome(subtask.pk, subtask.state, False, _("not config-complete"))
     if subtask.state not in STARTABLE_STATES:
-        return Outcome(subtask.pk, subtask.state, False, _("cannot start from %(state)s") % {"state": subtask.state})
+        return Outcome(
+            subtask.pk, subtask.state, False, _("cannot start from %(state)s") % {"state": subtask.state}
+        )
     transition(subtask, State.STARTING, attempts=0, progress=0.0, heartbeat_at=None, finished_at=None)
     return Outcome(subtask.pk, subtask.state, True)
 

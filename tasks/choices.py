@@ -42,3 +42,12 @@ class LineDirection(models.TextChoices):
     BOTH = "both", _("both directions")
     LEFT_TO_RIGHT = "left_to_right", _("from the left of A→B to its right")
     RIGHT_TO_LEFT = "right_to_left", _("from the right of A→B to its left")
+
+
+class DetectorModel(models.TextChoices):
+    """Detector models a task may name (the VCS-SPS `algorithms[].models`); none: chosen by algo_type."""
+
+    FACE = "face", _("face")
+    BODY = "body", _("body")
+    MOTOR = "motor", _("motor vehicle")
+    NO_MOTOR = "no_motor", _("non-motor vehicle")

@@ -18,6 +18,7 @@ from tasks.choices import PICTURE_SOURCES, AlgoType, MTaskType, SourceType
 from tasks.validators import (
     validate_algo_args,
     validate_calibration_xml,
+    validate_detector_models,
     validate_file_ext,
     validate_project_id,
     validate_roi_xml,
@@ -77,7 +78,9 @@ class ApiToken(models.Model):
     def issue(cls, user, project: Project, name: str = "") -> tuple[ApiToken, str]:
         """A new token; the raw key is returned once and never stored."""
         raw = secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, project=project, name=name, prefix=raw[:8], key_hash=cls.hash_key(raw))
+        token = cls.objects.create(
+            user=user, project=project, name=name, prefix=raw[:8], key_hash=cls.hash_key(raw)
+        )
         return token, raw
 
 
@@ -93,7 +96,9 @@ class StoreConf(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["project", "unid"], name="store_conf_unid_per_project")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "unid"], name="store_conf_unid_per_project")
+        ]
         ordering = ["unid"]
 
     def __str__(self) -> str:
@@ -102,7 +107,9 @@ class StoreConf(models.Model):
     def clean(self) -> None:
         cap = settings.VIAS_MAX_STORE_CONF_BYTES
         if self.content is not None and len(self.content) > cap:
-            raise ValidationError({"content": _("the file is over the limit of %(cap)d bytes") % {"cap": cap}})
+            raise ValidationError(
+                {"content": _("the file is over the limit of %(cap)d bytes") % {"cap": cap}}
+            )
         if self.file_ext and self.file_ext.lower() == "xml" and self.content:
             try:
                 validate_xml(bytes(self.content))
@@ -122,7 +129,9 @@ class VideoChannel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["project", "vchan_refid"], name="vchan_refid_per_project")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "vchan_refid"], name="vchan_refid_per_project")
+        ]
         ordering = ["vchan_refid"]
 
     def __str__(self) -> str:
@@ -143,7 +152,9 @@ class Task(models.Model):
     algo_type = models.CharField(max_length=1, choices=AlgoType.choices)
     run_dt = models.DateTimeField()
     play_url = models.CharField(max_length=constants.MAX_URL_LENGTH, validators=[validate_source_url])
-    source_type = models.CharField(max_length=20, choices=SourceType.choices, default=SourceType.PULL_VIDEO_STREAM)
+    source_type = models.CharField(
+        max_length=20, choices=SourceType.choices, default=SourceType.PULL_VIDEO_STREAM
+    )
     node_count = models.PositiveIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(constants.MAX_NODE_COUNT)]
     )
@@ -154,6 +165,17 @@ class Task(models.Model):
         StoreConf, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
     )
     description = models.TextField(max_length=constants.MAX_DESCRIPTION_LENGTH, blank=True)
+    detector_models = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_detector_models],
+        help_text=_("detector models to run (face, body, motor, no_motor); empty: chosen by algo_type"),
+    )
+    client_name = models.CharField(
+        max_length=constants.MAX_NAME_LENGTH,
+        blank=True,
+        help_text=_("the client that created it (VCS clientName)"),
+    )
     create_dt = models.DateTimeField(auto_now_add=True, db_index=True)
     update_dt = models.DateTimeField(auto_now=True)
 

@@ -25,11 +25,23 @@ TASK_COLUMNS = (
     "node_count",
     "pull_source_url",
     "description",
+    "detector_models",
+    "client_name",
     "create_dt",
     "update_dt",
     "store_conf__unid",
 )
-MTASK_COLUMNS = ("id", "task_id", "mtask_unid", "name", "type", "time_interval", "start_time", "end_time", "progress")
+MTASK_COLUMNS = (
+    "id",
+    "task_id",
+    "mtask_unid",
+    "name",
+    "type",
+    "time_interval",
+    "start_time",
+    "end_time",
+    "progress",
+)
 SCENE_COLUMNS = (
     "id",
     "mtask_id",
@@ -74,10 +86,14 @@ def attach_trees(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Put each task's mtasks (with scenes, with rois) on its row: three queries in all."""
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     task_ids = [row["task_id"] for row in rows]
-    mtasks = list(MTask.objects.filter(task_id__in=task_ids).order_by("task_id", "position").values(*MTASK_COLUMNS))
+    mtasks = list(
+        MTask.objects.filter(task_id__in=task_ids).order_by("task_id", "position").values(*MTASK_COLUMNS)
+    )
     scenes_by_mtask: dict[int, list[dict[str, Any]]] = defaultdict(list)
     mtask_ids = [m["id"] for m in mtasks]
-    scenes = list(Scene.objects.filter(mtask_id__in=mtask_ids).order_by("mtask_id", "position").values(*SCENE_COLUMNS))
+    scenes = list(
+        Scene.objects.filter(mtask_id__in=mtask_ids).order_by("mtask_id", "position").values(*SCENE_COLUMNS)
+    )
     rois_by_scene: dict[int, list[str]] = defaultdict(list)
     roi_rows = SceneRoi.objects.filter(scene__mtask_id__in=mtask_ids).order_by("scene_id", "position")
     for scene_id, xml in roi_rows.values_list("scene_id", "xml"):
@@ -96,6 +112,22 @@ def attach_trees(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def task_documents(queryset: QuerySet[Task]) -> list[dict[str, Any]]:
     """Tasks with derived state, counts and the whole mtask tree: five queries in all."""
     return attach_trees(task_rows(queryset))
+
+
+def task_sources(task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each task's video sources in subtask order, with each subtask's state: one query."""
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    rows = Subtask.objects.filter(task_id__in=task_ids).order_by("task_id", "position")
+    for row in rows.values(
+        "task_id",
+        "video_channel__vchan_refid",
+        "source_url",
+        "state",
+        "video_time_length",
+        "video_begin_time",
+    ):
+        by_task[row["task_id"]].append(row)
+    return by_task
 
 
 def subtask_rows(queryset: QuerySet[Subtask]) -> list[dict[str, Any]]:

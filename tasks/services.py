@@ -19,9 +19,20 @@ from tasks.choices import SourceType
 from tasks.models import MTask, Project, Scene, SceneRoi, StoreConf, Task, VideoChannel
 from tasks.validators import decode_file_b64
 from vias.lib.announce import announce
-from vias.lib.errors import Conflict, Invalid, NotFound, prefix_validation_error
+from vias.lib.errors import Conflict, Invalid, NotFound, TooLarge, prefix_validation_error
 
-TASK_FIELDS = ("task_name", "algo_type", "run_dt", "play_url", "source_type", "node_count", "pull_source_url", "description")
+TASK_FIELDS = (
+    "task_name",
+    "algo_type",
+    "run_dt",
+    "play_url",
+    "source_type",
+    "node_count",
+    "pull_source_url",
+    "description",
+    "detector_models",
+    "client_name",
+)
 MTASK_FIELDS = ("mtask_unid", "name", "type", "time_interval", "start_time", "end_time")
 SCENE_FIELDS = (
     "scene_unid",
@@ -40,6 +51,8 @@ SCENE_FIELDS = (
 )
 # Fields a subtask copies from the scene of its video channel when the task is created.
 SUBTASK_CONFIG_FIELDS = ("calibration_xml", "config_xml", "algo_args")
+# Fields a `vchans` item may carry about its source, kept on that channel's subtask (a recorded file).
+SUBTASK_SOURCE_FIELDS = ("video_time_length", "video_begin_time")
 
 
 def clean(instance: Any, path: str, exclude: list[str] | None = None) -> None:
@@ -80,13 +93,18 @@ def create_task(project: Project, spec: dict[str, Any]) -> Task:
     spec: the task fields, `store_conf_unid`, `mtasks` (each with `scenes`, each with `rois`:
     a list of XML strings) and `vchans` (a list of {vchan_refid, name?, url?}).
     """
-    task = Task(project=project, store_conf=get_store_conf(project, spec.get("store_conf_unid")), **_pick(spec, TASK_FIELDS))
+    task = Task(
+        project=project,
+        store_conf=get_store_conf(project, spec.get("store_conf_unid")),
+        **_pick(spec, TASK_FIELDS),
+    )
     clean(task, "", exclude=["project"])
     mtasks, scenes, rois = _build_tree(task, spec.get("mtasks") or [])
+    sources = _source_fields(spec.get("vchans") or [])
     channels = _resolve_channels(project, task, spec.get("vchans") or [])
     task.save()
     _save_tree(mtasks, scenes, rois)
-    Subtask.objects.bulk_create(_split(task, channels, scenes, rois))
+    Subtask.objects.bulk_create(_split(task, channels, scenes, rois, sources))
     announce(project.project_id, "task.created", {"task_id": task.task_id}, task_id=task.task_id)
     return task
 
@@ -100,13 +118,22 @@ def update_task(task: Task, spec: dict[str, Any]) -> Task:
     for name in ("source_type", "node_count", "pull_source_url"):
         if name in spec and spec[name] != getattr(task, name):
             raise Conflict(
-                _("%(field)s cannot change once the task is split into subtasks; create a new task") % {"field": name},
+                _("%(field)s cannot change once the task is split into subtasks; create a new task")
+                % {"field": name},
                 field=name,
             )
     if "vchans" in spec:
         raise Invalid(_("vchans cannot change on update; add or delete subtasks instead"), field="vchans")
+    algo_type = task.algo_type
     for name, value in _pick(spec, TASK_FIELDS).items():
         setattr(task, name, value)
+    if (
+        task.algo_type != algo_type
+        and "mtasks" not in spec
+        and Scene.objects.filter(mtask__task=task).exists()
+    ):
+        # Scenes must keep their task's algo_type; they are replaced only together with it.
+        raise Invalid(_("algo_type cannot change without replacing the task's mtasks"), field="algo_type")
     if "store_conf_unid" in spec:
         task.store_conf = get_store_conf(task.project, spec["store_conf_unid"])
     clean(task, "", exclude=["project"])
@@ -119,6 +146,32 @@ def update_task(task: Task, spec: dict[str, Any]) -> Task:
     task.save()
     announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
     return task
+
+
+@transaction.atomic
+def replace_vchans(task: Task, vchan_specs: list[dict[str, Any]]) -> list[Subtask]:
+    """Split a video task again over other channels: its subtasks are deleted and made anew.
+
+    vchan_specs as for create_task. Refused while a subtask is active. The new subtasks start
+    PENDING with the configuration of their channel's scene, as at creation.
+    """
+    task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
+    if task.source_type != SourceType.PULL_VIDEO_STREAM:
+        raise Invalid(_("vchans are for pull_video_stream tasks only"), field="vchans")
+    if task.subtasks.active().exists():
+        raise Conflict(_("stop the task before changing it: some of its subtasks are running"))
+    sources = _source_fields(vchan_specs)
+    channels = _resolve_channels(task.project, task, vchan_specs)
+    scenes = list(Scene.objects.filter(mtask__task=task).order_by("mtask__position", "position"))
+    by_id = {scene.pk: scene for scene in scenes}
+    rois = list(SceneRoi.objects.filter(scene__in=scenes).order_by("scene_id", "position"))
+    for roi in rois:
+        roi.scene = by_id[roi.scene_id]  # _split matches ROIs to scenes by identity
+    task.subtasks.all().delete()
+    subtasks = Subtask.objects.bulk_create(_split(task, channels, scenes, rois, sources))
+    task.save(update_fields=["update_dt"])
+    announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
+    return subtasks
 
 
 def _relink_scenes(task: Task, scenes: list[Scene]) -> None:
@@ -146,7 +199,9 @@ def delete_task(task: Task) -> None:
     announce(project_id, "task.deleted", {"task_id": task_id}, task_id=task_id)
 
 
-def _build_tree(task: Task, mtask_specs: list[dict[str, Any]]) -> tuple[list[MTask], list[Scene], list[SceneRoi]]:
+def _build_tree(
+    task: Task, mtask_specs: list[dict[str, Any]]
+) -> tuple[list[MTask], list[Scene], list[SceneRoi]]:
     if len(mtask_specs) > constants.MAX_MTASKS_PER_TASK:
         raise Invalid(_("at most %(n)d mtasks") % {"n": constants.MAX_MTASKS_PER_TASK}, field="mtasks")
     mtasks, scenes, rois, unids = [], [], [], set()
@@ -155,12 +210,16 @@ def _build_tree(task: Task, mtask_specs: list[dict[str, Any]]) -> tuple[list[MTa
         mtask = MTask(task=task, position=m_index, **_pick(m_spec, MTASK_FIELDS))
         clean(mtask, path, exclude=["task"])
         if mtask.mtask_unid in unids:
-            raise Invalid(_("mtask_unid %(u)s is used twice") % {"u": mtask.mtask_unid}, field=f"{path}.mtask_unid")
+            raise Invalid(
+                _("mtask_unid %(u)s is used twice") % {"u": mtask.mtask_unid}, field=f"{path}.mtask_unid"
+            )
         unids.add(mtask.mtask_unid)
         mtasks.append(mtask)
         scene_specs = m_spec.get("scenes") or []
         if len(scene_specs) > constants.MAX_SCENES_PER_MTASK:
-            raise Invalid(_("at most %(n)d scenes") % {"n": constants.MAX_SCENES_PER_MTASK}, field=f"{path}.scenes")
+            raise Invalid(
+                _("at most %(n)d scenes") % {"n": constants.MAX_SCENES_PER_MTASK}, field=f"{path}.scenes"
+            )
         for s_index, s_spec in enumerate(scene_specs):
             scene, scene_rois = _build_scene(mtask, s_index, s_spec, f"{path}.scenes[{s_index}]")
             scenes.append(scene)
@@ -192,13 +251,17 @@ def _save_tree(mtasks: list[MTask], scenes: list[Scene], rois: list[SceneRoi]) -
 def _resolve_channels(project: Project, task: Task, vchan_specs: list[dict[str, Any]]) -> list[VideoChannel]:
     """The channels a video task splits over: existing ones by refid, new ones created here."""
     if len(vchan_specs) > constants.MAX_VCHANS_PER_TASK:
-        raise Invalid(_("at most %(n)d video channels") % {"n": constants.MAX_VCHANS_PER_TASK}, field="vchans")
+        raise Invalid(
+            _("at most %(n)d video channels") % {"n": constants.MAX_VCHANS_PER_TASK}, field="vchans"
+        )
     if vchan_specs and task.source_type != SourceType.PULL_VIDEO_STREAM:
         raise Invalid(_("vchans are for pull_video_stream tasks only"), field="vchans")
     refids = [spec["vchan_refid"] for spec in vchan_specs]
     if len(set(refids)) != len(refids):
         raise Invalid(_("a video channel is listed twice"), field="vchans")
-    existing = {c.vchan_refid: c for c in VideoChannel.objects.filter(project=project, vchan_refid__in=refids)}
+    existing = {
+        c.vchan_refid: c for c in VideoChannel.objects.filter(project=project, vchan_refid__in=refids)
+    }
     channels, new = [], []
     for index, spec in enumerate(vchan_specs):
         channel = existing.get(spec["vchan_refid"])
@@ -213,14 +276,36 @@ def _resolve_channels(project: Project, task: Task, vchan_specs: list[dict[str, 
             new.append(channel)
         elif spec.get("url") and spec["url"] != channel.url:
             raise Conflict(
-                _("video channel %(r)s exists with another url") % {"r": spec["vchan_refid"]}, field=f"vchans[{index}]"
+                _("video channel %(r)s exists with another url") % {"r": spec["vchan_refid"]},
+                field=f"vchans[{index}]",
             )
         channels.append(channel)
     VideoChannel.objects.bulk_create(new)
     return channels
 
 
-def _split(task: Task, channels: list[VideoChannel], scenes: list[Scene], rois: list[SceneRoi]) -> list[Subtask]:
+def _source_fields(vchan_specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each vchans item's SUBTASK_SOURCE_FIELDS, validated by the Subtask model's own rules."""
+    checked = []
+    others = [f.name for f in Subtask._meta.fields if f.name not in SUBTASK_SOURCE_FIELDS]
+    for index, spec in enumerate(vchan_specs):
+        fields = _pick(spec, SUBTASK_SOURCE_FIELDS)
+        if fields:
+            try:
+                Subtask(**fields).clean_fields(exclude=others)
+            except ValidationError as exc:
+                raise prefix_validation_error(exc, f"vchans[{index}]") from None
+        checked.append(fields)
+    return checked
+
+
+def _split(
+    task: Task,
+    channels: list[VideoChannel],
+    scenes: list[Scene],
+    rois: list[SceneRoi],
+    sources: list[dict[str, Any]] | None = None,
+) -> list[Subtask]:
     """One subtask per video channel; picture tasks get node_count of them (docs/state-machine.md)."""
     if task.is_picture_task:
         source = task.pull_source_url if task.source_type == SourceType.PULL_PIC_FILES else ""
@@ -228,7 +313,11 @@ def _split(task: Task, channels: list[VideoChannel], scenes: list[Scene], rois: 
     if not channels:
         # No vchans: the task's own play_url is its one video source.
         return [_subtask_for(task, 0, None, task.play_url, scenes, rois)]
-    return [_subtask_for(task, i, c, c.url, scenes, rois) for i, c in enumerate(channels)]
+    subtasks = [_subtask_for(task, i, c, c.url, scenes, rois) for i, c in enumerate(channels)]
+    for subtask, fields in zip(subtasks, sources or [], strict=False):
+        for name, value in fields.items():
+            setattr(subtask, name, value)
+    return subtasks
 
 
 def _subtask_for(task: Task, position: int, channel: VideoChannel | None, url: str, scenes, rois) -> Subtask:
@@ -253,6 +342,8 @@ def _store_conf_from(project: Project, spec: dict[str, Any], conf: StoreConf | N
         try:
             conf.content = decode_file_b64(spec["file_b64"])
         except ValidationError as exc:
+            if exc.code == "too_large":
+                raise TooLarge(exc.messages[0], field="file_b64") from None
             raise ValidationError({"file_b64": exc.messages}) from None
     clean(conf, "", exclude=["project"])
     return conf
@@ -298,7 +389,9 @@ def delete_store_conf(conf: StoreConf) -> None:
 @transaction.atomic
 def create_vchan(project: Project, spec: dict[str, Any]) -> VideoChannel:
     if VideoChannel.objects.filter(project=project, vchan_refid=spec.get("vchan_refid")).exists():
-        raise Conflict(_("video channel %(r)s already exists") % {"r": spec.get("vchan_refid")}, field="vchan_refid")
+        raise Conflict(
+            _("video channel %(r)s already exists") % {"r": spec.get("vchan_refid")}, field="vchan_refid"
+        )
     channel = VideoChannel(project=project, **_pick(spec, ("vchan_refid", "name", "url", "width", "height")))
     clean(channel, "", exclude=["project"])
     channel.save()
@@ -311,7 +404,9 @@ def update_vchan(channel: VideoChannel, spec: dict[str, Any]) -> VideoChannel:
     if spec.get("vchan_refid", channel.vchan_refid) != channel.vchan_refid:
         raise Invalid(_("vchan_refid cannot change"), field="vchan_refid")
     if "url" in spec and spec["url"] != channel.url and channel.subtasks.active().exists():
-        raise Conflict(_("the channel is being analysed; stop its subtasks before changing its url"), field="url")
+        raise Conflict(
+            _("the channel is being analysed; stop its subtasks before changing its url"), field="url"
+        )
     for name, value in _pick(spec, ("name", "url", "width", "height")).items():
         setattr(channel, name, value)
     clean(channel, "", exclude=["project"])
@@ -325,7 +420,9 @@ def update_vchan(channel: VideoChannel, spec: dict[str, Any]) -> VideoChannel:
 def delete_vchan(channel: VideoChannel) -> None:
     used = channel.subtasks.count()
     if used:
-        raise Conflict(_("video channel %(r)s is used by %(n)d subtasks") % {"r": channel.vchan_refid, "n": used})
+        raise Conflict(
+            _("video channel %(r)s is used by %(n)d subtasks") % {"r": channel.vchan_refid, "n": used}
+        )
     project_id, refid = channel.project.project_id, channel.vchan_refid
     channel.delete()
     announce(project_id, "vchan.deleted", {"vchan_refid": refid})

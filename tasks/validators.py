@@ -16,7 +16,7 @@ from django.core.validators import RegexValidator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from tasks.choices import AlgoType
+from tasks.choices import AlgoType, DetectorModel
 from tasks.xmlformats import parse_calibration, parse_roi
 from vias.lib.xmlsafe import parse_xml
 
@@ -56,12 +56,16 @@ def validate_source_url(value: str) -> None:
     these strings reach FFmpeg through OpenCV, which would otherwise read any local file.
     """
     if not value or value != value.strip() or any(ord(c) < 32 for c in value):
-        raise ValidationError(_("a source URL must be non-empty, without spaces around or control characters"))
+        raise ValidationError(
+            _("a source URL must be non-empty, without spaces around or control characters")
+        )
     scheme = urlsplit(value).scheme.lower() if "://" in value else ""
     if scheme:
         if scheme not in STREAM_SCHEMES:
             raise ValidationError(
-                _("the scheme %(scheme)s: is not allowed; use rtsp, rtsps, http, https or a file in the video store")
+                _(
+                    "the scheme %(scheme)s: is not allowed; use rtsp, rtsps, http, https or a file in the video store"
+                )
                 % {"scheme": scheme}
             )
         if not urlsplit(value).hostname:
@@ -75,12 +79,28 @@ def validate_source_url(value: str) -> None:
 def resolve_video_path(relative: str) -> Path:
     """The file a video-store path names; ValidationError when it leaves the store."""
     if relative.startswith("/") or "\\" in relative:
-        raise ValidationError(_("a video file must be given relative to the video store, not as %(p)s") % {"p": relative})
+        raise ValidationError(
+            _("a video file must be given relative to the video store, not as %(p)s") % {"p": relative}
+        )
     root = videos_dir().resolve()
     path = (root / relative).resolve()
     if root not in path.parents:
         raise ValidationError(_("the path %(p)s leaves the video store") % {"p": relative})
     return path
+
+
+def validate_detector_models(value: Any) -> None:
+    """A task's detector models: a list of distinct known names (empty: chosen by algo_type)."""
+    if not isinstance(value, list):
+        raise ValidationError(_("models must be a list"))
+    for name in value:
+        if name not in DetectorModel.values:
+            raise ValidationError(
+                _("unknown model %(name)s; use %(allowed)s")
+                % {"name": name, "allowed": ", ".join(DetectorModel.values)}
+            )
+    if len(set(value)) != len(value):
+        raise ValidationError(_("a model is listed twice"))
 
 
 def decode_file_b64(value: str) -> bytes:
@@ -89,13 +109,17 @@ def decode_file_b64(value: str) -> bytes:
         raise ValidationError(_("file_b64 must be a base64 string"))
     cap = settings.VIAS_MAX_STORE_CONF_BYTES
     if len(value) > (cap * 4) // 3 + 8:
-        raise ValidationError(_("the file is over the limit of %(cap)d bytes") % {"cap": cap})
+        raise ValidationError(
+            _("the file is over the limit of %(cap)d bytes") % {"cap": cap}, code="too_large"
+        )
     try:
         content = base64.b64decode(re.sub(r"\s+", "", value), validate=True)
     except (binascii.Error, ValueError):
         raise ValidationError(_("file_b64 is not valid base64")) from None
     if len(content) > cap:
-        raise ValidationError(_("the file is over the limit of %(cap)d bytes") % {"cap": cap})
+        raise ValidationError(
+            _("the file is over the limit of %(cap)d bytes") % {"cap": cap}, code="too_large"
+        )
     return content
 
 
@@ -138,4 +162,6 @@ def _check_arg(key: str, value: Any, kind: type, low: float | None, high: float 
     if not is_finite or (kind is int and not (isinstance(value, int) or value.is_integer())):
         raise ValidationError(_("%(key)s must be a %(kind)s") % {"key": key, "kind": kind.__name__})
     if (low is not None and value < low) or (high is not None and value > high):
-        raise ValidationError(_("%(key)s must be within %(low)s..%(high)s") % {"key": key, "low": low, "high": high})
+        raise ValidationError(
+            _("%(key)s must be within %(low)s..%(high)s") % {"key": key, "low": low, "high": high}
+        )

@@ -81,7 +81,9 @@ def _check_root(root: etree._Element) -> None:
 def _number(element: etree._Element, name: str, low: float | None, high: float | None) -> float:
     raw = element.get(name)
     if raw is None:
-        raise _error(element, _("<%(tag)s> needs the attribute %(name)s") % {"tag": element.tag, "name": name})
+        raise _error(
+            element, _("<%(tag)s> needs the attribute %(name)s") % {"tag": element.tag, "name": name}
+        )
     # Plain decimal notation only: float() would also take "nan", "inf", "1_0" and non-ASCII digits.
     value = float(raw) if _DECIMAL.fullmatch(raw) else math.nan
     if not math.isfinite(value):
@@ -89,7 +91,8 @@ def _number(element: etree._Element, name: str, low: float | None, high: float |
     if (low is not None and value < low) or (high is not None and value > high):
         raise _error(
             element,
-            _("%(name)s=%(raw)s is outside %(low)s..%(high)s") % {"name": name, "raw": raw, "low": low, "high": high},
+            _("%(name)s=%(raw)s is outside %(low)s..%(high)s")
+            % {"name": name, "raw": raw, "low": low, "high": high},
         )
     return value
 
@@ -171,7 +174,11 @@ def parse_calibration(text: str) -> Calibration:
         image, ground = child.find("image"), child.find("ground")
         if image is None or ground is None or len(child) != 2:
             raise _error(child, _("a <pair> holds exactly one <image> and one <ground>"))
-        pairs.append(CalibrationPair(_image_point(image), (_number(ground, "x", None, None), _number(ground, "y", None, None))))
+        pairs.append(
+            CalibrationPair(
+                _image_point(image), (_number(ground, "x", None, None), _number(ground, "y", None, None))
+            )
+        )
     if pairs and len(pairs) < MIN_CALIBRATION_PAIRS:
         raise _error(root, _("a calibration needs at least %(n)d point pairs") % {"n": MIN_CALIBRATION_PAIRS})
     calibration = Calibration(tuple(pairs))

@@ -86,14 +86,19 @@ def scene_body(algo_type: int = 1, vchan_refid: str = "", rois: int = 2, **extra
     }
 
 
-def task_body(vchans: int = 2, mtasks: int = 1, scenes: int = 1, algo_type: str = "1", **extra: Any) -> dict[str, Any]:
+def task_body(
+    vchans: int = 2, mtasks: int = 1, scenes: int = 1, algo_type: str = "1", **extra: Any
+) -> dict[str, Any]:
     """A POST /tasks body as the seed shows it, with `vchans` new video channels."""
     return {
         "task_name": "front door",
         "algo_type": algo_type,
         "run_dt": "2018-12-03 10:27:30.999",
         "play_url": "rtsp://192.168.9.155:8554/live",
-        "vchans": [{"vchan_refid": f"cam-{i}", "name": f"camera {i}", "url": f"rtsp://10.0.0.{i + 1}/live"} for i in range(vchans)],
+        "vchans": [
+            {"vchan_refid": f"cam-{i}", "name": f"camera {i}", "url": f"rtsp://10.0.0.{i + 1}/live"}
+            for i in range(vchans)
+        ],
         "mtasks": [
             {
                 "mtask_unid": f"mtask-{m}",
@@ -104,7 +109,8 @@ def task_body(vchans: int = 2, mtasks: int = 1, scenes: int = 1, algo_type: str 
                 "end_time": "22:01:20",
                 "progress": 30,
                 "scenes": [
-                    scene_body(int(algo_type), vchan_refid=f"cam-{s}", scene_unid=f"scene-{m}-{s}") for s in range(scenes)
+                    scene_body(int(algo_type), vchan_refid=f"cam-{s}", scene_unid=f"scene-{m}-{s}")
+                    for s in range(scenes)
                 ],
             }
             for m in range(mtasks)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("", include("tasks.api.urls")),
     path("", include("subtasks.api.urls")),
+    path("", include("tasks.api.vcs.urls")),
 ]
 
 

@@ -27,7 +27,9 @@ def format_dt(value: datetime | None) -> str | None:
     """The seed's "2018-12-03 10:27:30.999", in the server's time zone."""
     if value is None:
         return None
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    local = timezone.localtime(value)
+    # %Y does not pad years before 1000 ("1-01-01"), which then would not parse back.
+    return f"{local.year:04d}-" + local.strftime("%m-%d %H:%M:%S.%f")[:-3]
 
 
 @extend_schema_field(
@@ -36,7 +38,11 @@ def format_dt(value: datetime | None) -> str | None:
             {"type": "string", "description": "vchan_refid of an existing channel"},
             {
                 "type": "object",
-                "properties": {"vchan_refid": {"type": "string"}, "name": {"type": "string"}, "url": {"type": "string"}},
+                "properties": {
+                    "vchan_refid": {"type": "string"},
+                    "name": {"type": "string"},
+                    "url": {"type": "string"},
+                },
                 "required": ["vchan_refid"],
             },
         ]
@@ -45,7 +51,9 @@ def format_dt(value: datetime | None) -> str | None:
 class VchanField(serializers.Field):
     """A video channel: its refid (an existing channel) or {vchan_refid, name?, url?} (created)."""
 
-    default_error_messages = {"invalid": _("a video channel is a vchan_refid string or an object with vchan_refid")}
+    default_error_messages = {
+        "invalid": _("a video channel is a vchan_refid string or an object with vchan_refid")
+    }
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, str) and data:
@@ -62,6 +70,17 @@ class VchanField(serializers.Field):
 
     def to_representation(self, value: Any) -> Any:
         return value
+
+
+class RunDtField(serializers.DateTimeField):
+    """DRF's DateTimeField, but a time that has no UTC equivalent (year 1 east of UTC, year 9999
+    west of it) is "out of range" rather than an uncaught OverflowError (a 500)."""
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        try:
+            return super().enforce_timezone(value)
+        except OverflowError:
+            self.fail("overflow")
 
 
 class XmlHolder(serializers.Serializer):
@@ -119,22 +138,29 @@ class MTaskIn(serializers.Serializer):
 class TaskIn(serializers.Serializer):
     task_name = serializers.CharField(max_length=constants.MAX_NAME_LENGTH)
     algo_type = serializers.ChoiceField(choices=AlgoType.choices)
-    run_dt = serializers.DateTimeField(input_formats=RUN_DT_FORMATS)
+    run_dt = RunDtField(input_formats=RUN_DT_FORMATS)
     play_url = serializers.CharField(max_length=constants.MAX_URL_LENGTH)
     source_type = serializers.ChoiceField(choices=SourceType.choices, required=False)
     node_count = serializers.IntegerField(required=False)
-    pull_source_url = serializers.CharField(required=False, allow_blank=True, max_length=constants.MAX_URL_LENGTH)
-    vchans = serializers.ListField(child=VchanField(), required=False, max_length=constants.MAX_VCHANS_PER_TASK)
+    pull_source_url = serializers.CharField(
+        required=False, allow_blank=True, max_length=constants.MAX_URL_LENGTH
+    )
+    vchans = serializers.ListField(
+        child=VchanField(), required=False, max_length=constants.MAX_VCHANS_PER_TASK
+    )
     mtasks = MTaskIn(many=True, required=False, max_length=constants.MAX_MTASKS_PER_TASK)
     store_conf_unid = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=64)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=constants.MAX_DESCRIPTION_LENGTH)
+    description = serializers.CharField(
+        required=False, allow_blank=True, max_length=constants.MAX_DESCRIPTION_LENGTH
+    )
 
     def to_spec(self) -> dict[str, Any]:
         """The validated body in the core's shape (tasks.services)."""
         data = dict(self.validated_data)
         scene_in = SceneIn()
         data["mtasks"] = [
-            {**m, "scenes": [scene_in.to_spec(s) for s in m.get("scenes", [])]} for m in data.get("mtasks", [])
+            {**m, "scenes": [scene_in.to_spec(s) for s in m.get("scenes", [])]}
+            for m in data.get("mtasks", [])
         ]
         if "mtasks" not in self.initial_data:
             data.pop("mtasks")

@@ -40,7 +40,9 @@ class TaskCollection(NativeAPIView):
         rows = queries.task_documents(tasks.order_by("-create_dt", "task_id")[offset : offset + limit])
         return self.page(request, total, offset, [s.task_out(row) for row in rows])
 
-    @extend_schema(request=s.TaskIn, responses=OpenApiTypes.OBJECT, summary="Add a task (split into subtasks)")
+    @extend_schema(
+        request=s.TaskIn, responses=OpenApiTypes.OBJECT, summary="Add a task (split into subtasks)"
+    )
     def post(self, request: Request) -> Response:
         task = services.create_task(self.project, self.parse(s.TaskIn).to_spec())
         return _task_response(self, task.task_id, status=201)
@@ -64,7 +66,9 @@ class TaskDetail(NativeAPIView):
 
 
 class TaskStart(NativeAPIView):
-    @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="Dispatch the config-complete subtasks")
+    @extend_schema(
+        request=None, responses=OpenApiTypes.OBJECT, summary="Dispatch the config-complete subtasks"
+    )
     def post(self, request: Request, task_id: str) -> Response:
         outcomes = subtask_services.start_task(services.get_task(self.project, task_id))
         return self.ok(subtasks=[o.as_dict() for o in outcomes])
@@ -110,9 +114,13 @@ class StoreConfDetail(NativeAPIView):
     def get(self, request: Request, unid: str) -> Response:
         return self.ok(data=s.store_conf_out(self.get_conf(unid)))
 
-    @extend_schema(request=s.StoreConfUpdateIn, responses=OpenApiTypes.OBJECT, summary="Replace a storage config")
+    @extend_schema(
+        request=s.StoreConfUpdateIn, responses=OpenApiTypes.OBJECT, summary="Replace a storage config"
+    )
     def put(self, request: Request, unid: str) -> Response:
-        conf = services.replace_store_conf(self.get_conf(unid), self.parse(s.StoreConfUpdateIn).validated_data)
+        conf = services.replace_store_conf(
+            self.get_conf(unid), self.parse(s.StoreConfUpdateIn).validated_data
+        )
         return self.ok(data=s.store_conf_out(conf))
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Delete an unused storage config")
@@ -148,7 +156,9 @@ class VchanDetail(NativeAPIView):
 
     @extend_schema(request=s.VchanUpdateIn, responses=OpenApiTypes.OBJECT, summary="Change a video channel")
     def put(self, request: Request, vchan_refid: str) -> Response:
-        channel = services.update_vchan(self.get_channel(vchan_refid), self.parse(s.VchanUpdateIn).validated_data)
+        channel = services.update_vchan(
+            self.get_channel(vchan_refid), self.parse(s.VchanUpdateIn).validated_data
+        )
         return self.ok(data=s.vchan_out(channel))
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Delete a video channel no subtask uses")

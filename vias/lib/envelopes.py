@@ -91,7 +91,11 @@ def describe_exception(exc: Exception) -> tuple[int, str, dict[str, list[str]]]:
     if isinstance(exc, drf.UnsupportedMediaType):
         return 415, _("unsupported content type; send application/json"), {}
     if isinstance(exc, drf.MethodNotAllowed):
-        return 405, _("method %(method)s is not allowed here") % {"method": exc.args[0] if exc.args else ""}, {}
+        return (
+            405,
+            _("method %(method)s is not allowed here") % {"method": exc.args[0] if exc.args else ""},
+            {},
+        )
     if isinstance(exc, drf.Throttled):
         return 429, _("too many requests"), {}
     if isinstance(exc, drf.APIException):
@@ -107,6 +111,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     view = context.get("view")
     dialect = getattr(view, "dialect", NATIVE)
     status, message, errors = describe_exception(exc)
+    rename = getattr(view, "request_path_of", None)
+    if errors and rename is not None:
+        # Name each problem the way the client wrote it, not by the core's field names.
+        renamed = {rename(path): messages for path, messages in errors.items()}
+        if message == summary(errors):
+            message = summary(renamed)
+        errors = renamed
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = "Token"

@@ -69,7 +69,12 @@ def _flatten_into(flat: dict[str, list[str]], detail: Any, path: str) -> None:
             flat.setdefault(path, []).extend(str(m) for m in detail.messages)
     elif isinstance(detail, dict):
         for key, value in detail.items():
-            key_path = path if key in ("__all__", "non_field_errors") else _join(path, str(key))
+            if key in ("__all__", "non_field_errors"):
+                key_path = path
+            elif isinstance(key, int):  # DRF reports list items by index
+                key_path = f"{path}[{key}]"
+            else:
+                key_path = _join(path, str(key))
             _flatten_into(flat, value, key_path)
     elif isinstance(detail, list | tuple):
         if all(isinstance(item, str) for item in detail):
