@@ -152,6 +152,11 @@ ZH = {
     "must be historyVideoFile, not {input}": "必须为 historyVideoFile,而不是 {input}",
     "cannot change: it is always historyVideoFile": "不能修改:固定为 historyVideoFile",
     "cannot change (it is %(name)s)": "不能修改(当前为 %(name)s)",
+    "nested deeper than %(n)d levels": "嵌套超过 %(n)d 层",
+    "null characters are not allowed": "不允许空字符",
+    "surrogate characters are not allowed": "不允许代理字符",
+    "numbers must be finite": "数字必须是有限值",
+    "nested too deeply": "嵌套层级过深",
     "English": "英语",
     "Simplified Chinese": "简体中文",
 }
