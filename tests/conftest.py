@@ -53,6 +53,12 @@ def make_actor(username: str, project_id: str) -> Actor:
     return Actor(user=user, project=project, token=raw, client=Client())
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The actors' users get passwords; the default hasher costs half a second per user.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def alice(db) -> Actor:
     return make_actor("alice", "proj-alice")

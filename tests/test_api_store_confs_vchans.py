@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import pytest
+from api_helpers import error, ok
 
 from subtasks.choices import State
 from subtasks.models import Subtask
@@ -15,27 +16,6 @@ from tests.conftest import Actor, task_body
 pytestmark = pytest.mark.django_db
 
 STORE_XML = b'<?xml version="1.0" encoding="UTF-8"?><root><bucket>results</bucket></root>'
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The actors' users get passwords; the default hasher costs half a second per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def ok(response, status: int = 200) -> dict[str, Any]:
-    body = response.json()
-    assert response.status_code == status, body
-    assert (body["ecode"], body["enote"]) == (200, "OK")
-    return body
-
-
-def error(response, status: int) -> dict[str, Any]:
-    body = response.json()
-    assert response.status_code == status, body
-    assert body["ecode"] == status
-    assert isinstance(body["enote"], str) and body["enote"] and body["enote"] != "OK"
-    return body
 
 
 def b64(content: bytes) -> str:

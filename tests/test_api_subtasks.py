@@ -3,9 +3,8 @@ POST /subtasks/{id}/config_complete."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from api_helpers import error, ok
 
 from subtasks.choices import State
 from subtasks.models import Subtask
@@ -27,27 +26,6 @@ CALIBRATION = (
     "</root>"
 )
 CONFIG = '<?xml version="1.0" encoding="UTF-8"?><root><threshold>0.4</threshold></root>'
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The actors' users get passwords; the default hasher costs half a second per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def ok(response, status: int = 200) -> dict[str, Any]:
-    body = response.json()
-    assert response.status_code == status, body
-    assert (body["ecode"], body["enote"]) == (200, "OK")
-    return body
-
-
-def error(response, status: int) -> dict[str, Any]:
-    body = response.json()
-    assert response.status_code == status, body
-    assert body["ecode"] == status
-    assert isinstance(body["enote"], str) and body["enote"] and body["enote"] != "OK"
-    return body
 
 
 def make_subtasks(actor: Actor, vchans: int = 1, algo_type: str = "1") -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from api_helpers import error, ok
 
 from subtasks.choices import State
 from subtasks.models import Subtask
@@ -14,32 +15,10 @@ from tests.conftest import EMPTY_XML, Actor, task_body
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The actors' users get passwords; the default hasher costs half a second per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 POLYGON_ROI = (
     '<?xml version="1.0" encoding="UTF-8"?><root><polygon name="door" mode="include">'
     '<point x="0.1" y="0.2"/><point x="0.6" y="0.2"/><point x="0.6" y="0.9"/></polygon></root>'
 )
-
-
-def ok(response, status: int = 200) -> dict[str, Any]:
-    body = response.json()
-    assert response.status_code == status, body
-    assert body["ecode"] == 200
-    assert body["enote"] == "OK"
-    return body
-
-
-def error(response, status: int) -> dict[str, Any]:
-    body = response.json()
-    assert response.status_code == status, body
-    assert body["ecode"] == status
-    assert isinstance(body["enote"], str) and body["enote"] and body["enote"] != "OK"
-    return body
 
 
 def create(actor: Actor, **kwargs: Any) -> dict[str, Any]:

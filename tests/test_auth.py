@@ -57,12 +57,6 @@ MALFORMED = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The actors' users get passwords; the default hasher costs half a second per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def call(method: str, path: str, **headers: Any):
     client = Client()
     kwargs: dict[str, Any] = dict(headers)

@@ -40,12 +40,6 @@ THREE_PAIRS = "<root>" + '<pair><image x="0.1" y="0.1"/><ground x="0" y="0"/></p
 DELETE = object()
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The actors' users get passwords; the default hasher costs half a second per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def world(alice: Actor) -> dict[str, Any]:
     """What the refused requests could damage: a storage config, a channel, a task with a subtask."""

@@ -26,12 +26,6 @@ STATES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The actors' users get passwords; the default hasher costs half a second per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def add_task(actor: Actor, name: str, vchans: int, **kwargs) -> str:
     body = task_body(vchans=vchans, task_name=name, **kwargs)
     for v in body["vchans"]:

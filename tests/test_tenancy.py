@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from api_helpers import ok
 
 from subtasks.choices import State
 from subtasks.models import Subtask
@@ -21,23 +22,10 @@ pytestmark = pytest.mark.django_db
 SECRETS = ("alice-only", "10.66.66.", "alice-bucket")
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The actors' users get passwords; the default hasher costs half a second per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass
 class AliceData:
     task_id: str
     subtask_ids: list[int]
-
-
-def ok(response, status: int = 200) -> dict[str, Any]:
-    body = response.json()
-    assert response.status_code == status, body
-    assert (body["ecode"], body["enote"]) == (200, "OK")
-    return body
 
 
 def send(actor: Actor, method: str, path: str, body: Any = None):

@@ -34,12 +34,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The actors' users get passwords; the default hasher costs half a second per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def videos(settings, tmp_path: Path) -> Path:
     settings.DATA_DIR = tmp_path
     return make_store(tmp_path)
