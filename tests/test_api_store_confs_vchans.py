@@ -6,11 +6,11 @@ import base64
 from typing import Any
 
 import pytest
-from api_helpers import error, ok
 
 from subtasks.choices import State
 from subtasks.models import Subtask
 from tasks.models import StoreConf, VideoChannel
+from tests.api_helpers import error, ok
 from tests.conftest import Actor, task_body
 
 pytestmark = pytest.mark.django_db

@@ -4,10 +4,10 @@ POST /subtasks/{id}/config_complete."""
 from __future__ import annotations
 
 import pytest
-from api_helpers import error, ok
 
 from subtasks.choices import State
 from subtasks.models import Subtask
+from tests.api_helpers import error, ok
 from tests.conftest import EMPTY_XML, Actor, task_body
 
 pytestmark = pytest.mark.django_db

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_helpers import error, ok
 
 from subtasks.choices import State
 from subtasks.models import Subtask
 from tasks.models import MTask, Scene, SceneRoi, Task, VideoChannel
+from tests.api_helpers import error, ok
 from tests.conftest import EMPTY_XML, Actor, task_body
 
 pytestmark = pytest.mark.django_db
