@@ -36,6 +36,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The test launcher's probe tells whether the local Redis answers; one copy of it.
+sys.path.insert(0, str(ROOT / "scripts"))
+from run_tests import redis_answers  # noqa: E402
+
 PG_HOST, PG_PORT, PG_USER = "localhost", 5432, "postgres"
 REDIS_HOST, REDIS_PORT, REDIS_DB = "localhost", 6379, 9  # db 9: the test suite's; the bench stores nothing
 PROBE_TIMEOUT = 2
@@ -119,22 +123,6 @@ def drop_pg_database(name: str) -> None:
         host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True
     ) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def redis_answers() -> bool:
-    try:
-        import redis
-    except ImportError:
-        return False
-    client = redis.Redis(
-        host=REDIS_HOST, port=REDIS_PORT, socket_timeout=PROBE_TIMEOUT, socket_connect_timeout=PROBE_TIMEOUT
-    )
-    try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
-    finally:
-        client.close()
 
 
 # ---- statistics and timing ----------------------------------------------------------------------
