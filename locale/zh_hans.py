@@ -162,17 +162,34 @@ ZH = {
 }
 
 
+def all_translations() -> dict[str, str]:
+    """This table plus every `locale/zh_hans_<area>.py` next to it (each defines its own ZH), so
+    work on different areas adds translations without editing one shared file."""
+    import importlib.util
+    from pathlib import Path
+
+    merged = dict(ZH)
+    for path in sorted(Path(__file__).resolve().parent.glob("zh_hans_*.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        merged.update(module.ZH)
+    return merged
+
+
 def main() -> None:
     from pathlib import Path
 
     import polib
 
+    table = all_translations()
+
     here = Path(__file__).resolve().parent / "zh_Hans" / "LC_MESSAGES"
     po = polib.pofile(str(here / "django.po"))
     missing = []
     for entry in po:
-        if entry.msgid in ZH:
-            entry.msgstr = ZH[entry.msgid]
+        if entry.msgid in table:
+            entry.msgstr = table[entry.msgid]
             entry.flags = [f for f in entry.flags if f != "fuzzy"]
         elif entry.msgid:
             missing.append(entry.msgid)
