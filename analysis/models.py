@@ -1,1 +1,187 @@
-"""Analysis models (detectors, events, deliveries) arrive with the analysis engine."""
+"""Analysis models: the detector registry, the events analysis finds, and webhook deliveries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from tasks import constants
+from tasks.choices import DetectorModel as Category
+
+
+class Head(models.TextChoices):
+    """How a model's output tensor is decoded."""
+
+    YOLOV8 = "yolov8", _("YOLOv8 (1×(4+classes)×anchors)")
+    YOLOV5 = "yolov5", _("YOLOv5 (1×anchors×(5+classes))")
+
+
+def validate_classes(value: object) -> None:
+    """{"<class index>": {"label": str, "category": face|body|motor|no_motor, "attributes": [str]}}"""
+    if not isinstance(value, dict) or not value:
+        raise ValidationError(_("classes must map class indexes to categories"))
+    for index, spec in value.items():
+        if not str(index).isdigit():
+            raise ValidationError(_("class index %(i)s is not a whole number") % {"i": index})
+        if not isinstance(spec, dict) or spec.get("category") not in Category.values:
+            raise ValidationError(
+                _("class %(i)s: category must be one of %(c)s")
+                % {"i": index, "c": ", ".join(Category.values)}
+            )
+        attributes = spec.get("attributes", [])
+        if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
+            raise ValidationError(_("class %(i)s: attributes must be a list of words") % {"i": index})
+
+
+FILTER_KEYS = {"min_score", "min_area", "max_area", "min_aspect", "max_aspect"}
+
+
+def validate_filters(value: object) -> None:
+    """{"<category>": {"min_score": 0..1, "min_area"/"max_area": pixels, "min_aspect"/"max_aspect": w/h}}"""
+    if not isinstance(value, dict):
+        raise ValidationError(_("filters must map categories to limits"))
+    for category, limits in value.items():
+        if category not in Category.values:
+            raise ValidationError(_("filters: unknown category %(c)s") % {"c": category})
+        if not isinstance(limits, dict) or set(limits) - FILTER_KEYS:
+            raise ValidationError(
+                _("filters.%(c)s: allowed limits are %(k)s")
+                % {"c": category, "k": ", ".join(sorted(FILTER_KEYS))}
+            )
+        for key, number in limits.items():
+            if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
+                raise ValidationError(
+                    _("filters.%(c)s.%(k)s must be a number ≥ 0") % {"c": category, "k": key}
+                )
+
+
+class Detector(models.Model):
+    """A registered ONNX detector (admin-editable). Analysis picks, per category a task asks for,
+    the enabled detector with the highest priority that maps some class onto that category."""
+
+    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, unique=True)
+    onnx_file = models.CharField(
+        max_length=1024,
+        help_text=_("file name under the models directory (VIAS_DATA_DIR/models), or a full path"),
+    )
+    head = models.CharField(max_length=8, choices=Head.choices, default=Head.YOLOV8)
+    input_width = models.PositiveIntegerField(
+        default=640, validators=[MinValueValidator(32), MaxValueValidator(4096)]
+    )
+    input_height = models.PositiveIntegerField(
+        default=640, validators=[MinValueValidator(32), MaxValueValidator(4096)]
+    )
+    classes = models.JSONField(validators=[validate_classes], help_text=_("class index → category"))
+    score_threshold = models.FloatField(
+        default=0.35, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    nms_iou = models.FloatField(default=0.45, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    filters = models.JSONField(default=dict, blank=True, validators=[validate_filters])
+    fp16 = models.BooleanField(default=False, help_text=_("the model takes float16 input"))
+    priority = models.IntegerField(default=0)
+    enabled = models.BooleanField(default=True)
+    licence = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-priority", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def path(self) -> Path:
+        path = Path(self.onnx_file)
+        return path if path.is_absolute() else Path(settings.VIAS_MODELS_DIR) / path
+
+    def categories(self) -> set[str]:
+        return {spec["category"] for spec in self.classes.values()}
+
+    def clean(self) -> None:
+        if not self.path.is_file():
+            raise ValidationError({"onnx_file": _("no file %(p)s") % {"p": self.path}})
+
+
+class Event(models.Model):
+    """Something a rule found: who, where, when, how sure, and the picture."""
+
+    subtask = models.ForeignKey("subtasks.Subtask", on_delete=models.CASCADE, related_name="events")
+    # Denormalised so the lists filter by task without a join on every row.
+    task = models.ForeignKey("tasks.Task", on_delete=models.CASCADE, related_name="events")
+    # Same run (or redelivery) of the same frames gives the same key: no duplicate events.
+    key = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField(db_index=True, help_text=_("video begin time + offset, or wall time"))
+    offset_s = models.FloatField(default=0.0, help_text=_("seconds from the start of the source"))
+    frame_index = models.PositiveIntegerField(default=0)
+    category = models.CharField(max_length=16, choices=Category.choices)
+    rule = models.CharField(max_length=32, db_index=True)
+    zone = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True)
+    box = models.JSONField(default=list, help_text=_("x1, y1, x2, y2 in pixels"))
+    score = models.FloatField(default=0.0)
+    track_id = models.IntegerField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    snapshot = models.CharField(max_length=255, blank=True, help_text=_("JPEG under MEDIA_ROOT"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["subtask", "key"], name="event_unique_per_subtask")]
+        indexes = [models.Index(fields=["task", "occurred_at"], name="event_task_time")]
+
+    def __str__(self) -> str:
+        return f"{self.rule} {self.category} @ {self.offset_s:.1f}s"
+
+    @property
+    def snapshot_url(self) -> str:
+        return f"{settings.MEDIA_URL}{self.snapshot}" if self.snapshot else ""
+
+    def as_message(self) -> dict[str, Any]:
+        """The event as every output sends it (webhook body, stream entry, websocket push)."""
+        return {
+            "event_id": self.pk,
+            "task_id": self.task_id,
+            "subtask_id": self.subtask_id,
+            "occurred_at": self.occurred_at.isoformat(),
+            "offset_s": round(self.offset_s, 3),
+            "frame_index": self.frame_index,
+            "category": self.category,
+            "rule": self.rule,
+            "zone": self.zone,
+            "box": self.box,
+            "score": round(self.score, 4),
+            "track_id": self.track_id,
+            "attributes": self.attributes,
+            "snapshot_url": "/" + self.snapshot_url.lstrip("/") if self.snapshot else "",
+        }
+
+
+class Delivery(models.Model):
+    """One attempt to send one event to one output (webhook POST, Redis stream, result file)."""
+
+    class Output(models.TextChoices):
+        WEBHOOK = "webhook", _("webhook")
+        DIS = "dis", _("Redis stream")
+        OBS = "obs", _("result file")
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    output = models.CharField(max_length=8, choices=Output.choices)
+    target = models.CharField(max_length=1024)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    ok = models.BooleanField(default=False)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=1024, blank=True)
+    duration_ms = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = _("deliveries")
+
+    def __str__(self) -> str:
+        return f"{self.output} #{self.attempt} {'ok' if self.ok else 'failed'}"

@@ -173,3 +173,21 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+# -- analysis engine (docs/analysis.md) --
+# Redis key prefix of the control channel to running subtasks (analysis/control.py).
+VIAS_CONTROL_PREFIX = envstr("VIAS_CONTROL_PREFIX", "vias:ctl")
+# How long a command to running subtasks waits for every device's acknowledgement, seconds.
+VIAS_ACK_TIMEOUT = envint("VIAS_ACK_TIMEOUT", 10)
+# A running subtask whose heartbeat is older than this is ABNORMAL and dispatched again.
+VIAS_HEARTBEAT_TIMEOUT = envint("VIAS_HEARTBEAT_TIMEOUT", 30)
+# How many times one start of a subtask is dispatched before it is FAILED.
+VIAS_MAX_DISPATCH_ATTEMPTS = envint("VIAS_MAX_DISPATCH_ATTEMPTS", 3)
+# Frames analysed per second when a scene does not say (algo_args "fps").
+VIAS_DEFAULT_FPS = envint("VIAS_DEFAULT_FPS", 5)
+# Where fetched and registered ONNX models live.
+VIAS_MODELS_DIR = DATA_DIR / "models"
+# Webhook hosts allowed even though they resolve to private / loopback addresses.
+VIAS_WEBHOOK_ALLOWED_HOSTS = envlist("VIAS_WEBHOOK_ALLOWED_HOSTS", [])
+VIAS_WEBHOOK_TIMEOUT = envint("VIAS_WEBHOOK_TIMEOUT", 5)
+VIAS_WEBHOOK_RETRIES = envint("VIAS_WEBHOOK_RETRIES", 3)

@@ -1,0 +1,194 @@
+"""The control channel: how the HTTP API, the admin and the websocket reach a running subtask.
+
+A subtask's job, while it runs, keeps a short-lived "live" key in Redis and reads its command
+list between frames. A sender pushes a command onto that list and waits for the job's
+acknowledgement on a per-command reply list. The database stays the source of truth: callers
+write the change first (service functions do), and the command tells the job to apply it now.
+A subtask with no live job gets an immediate "applied" acknowledgement: the job reads the
+database when it starts.
+
+Redis keys (prefix settings.VIAS_CONTROL_PREFIX):
+  <p>:live:<subtask_id>   set by the running job, expires unless refreshed (LIVE_TTL)
+  <p>:cmd:<subtask_id>    list of JSON commands, oldest first
+  <p>:ack:<command_id>    list holding the job's JSON answer, expires after ACK_TTL
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from typing import Any
+
+import redis
+from django.conf import settings
+
+# The job refreshes its live key at least this often (seconds); the key outlives a few misses.
+LIVE_REFRESH = 1.0
+LIVE_TTL = 5
+ACK_TTL = 60
+COMMAND_TTL = 60
+
+ACKNOWLEDGED = "acknowledged"
+REFUSED = "refused"
+TIMEOUT = "timeout"
+APPLIED = "applied"
+
+
+@dataclass(frozen=True)
+class Ack:
+    """One subtask's answer to one command."""
+
+    subtask_id: int
+    status: str
+    reason: str = ""
+    command_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (ACKNOWLEDGED, APPLIED)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+@dataclass
+class Command:
+    """A command as the job receives it."""
+
+    id: str
+    op: str
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@cache
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
+
+
+def client() -> redis.Redis:
+    return _client(settings.REDIS_URL)
+
+
+def _key(kind: str, ident: object) -> str:
+    return f"{settings.VIAS_CONTROL_PREFIX}:{kind}:{ident}"
+
+
+def default_timeout() -> float:
+    return float(settings.VIAS_ACK_TIMEOUT)
+
+
+# -- sending side ----------------------------------------------------------------------------
+
+
+def send_to_subtask(subtask_id: int, command: dict[str, Any], timeout: float | None = None) -> Ack:
+    return send_to_subtasks([subtask_id], command, timeout)[0]
+
+
+def send_to_subtasks(
+    subtask_ids: Iterable[int], command: dict[str, Any], timeout: float | None = None
+) -> list[Ack]:
+    """Deliver `command` ({"op": ..., ...}) to each subtask's running job and wait, all at once,
+    for every acknowledgement until one shared deadline. Order of the answer = order of ids."""
+    ids = list(dict.fromkeys(int(i) for i in subtask_ids))
+    deadline = time.monotonic() + (default_timeout() if timeout is None else timeout)
+    redis_client = client()
+    waiting: dict[str, int] = {}
+    answers: dict[int, Ack] = {}
+    for subtask_id in ids:
+        if not redis_client.exists(_key("live", subtask_id)):
+            answers[subtask_id] = Ack(subtask_id, APPLIED, "not running; the stored configuration is used")
+            continue
+        command_id = uuid.uuid4().hex
+        payload = json.dumps({**command, "id": command_id})
+        with redis_client.pipeline() as pipe:
+            pipe.rpush(_key("cmd", subtask_id), payload)
+            pipe.expire(_key("cmd", subtask_id), COMMAND_TTL)
+            pipe.execute()
+        waiting[_key("ack", command_id)] = subtask_id
+    _collect(redis_client, waiting, answers, deadline)
+    return [answers[i] for i in ids]
+
+
+def _collect(
+    redis_client: redis.Redis, waiting: dict[str, int], answers: dict[int, Ack], deadline: float
+) -> None:
+    while waiting:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        popped = redis_client.blpop(list(waiting), timeout=max(left, 0.01))
+        if popped is None:
+            break
+        key = popped[0].decode()
+        subtask_id = waiting.pop(key)
+        answer = json.loads(popped[1])
+        answers[subtask_id] = Ack(subtask_id, answer["status"], answer.get("reason", ""), answer["id"])
+    for key, subtask_id in waiting.items():
+        command_id = key.rsplit(":", 1)[1]
+        answers[subtask_id] = Ack(subtask_id, TIMEOUT, "no acknowledgement in time", command_id)
+
+
+def push_store_conf(store_conf: Any, timeout: float | None = None) -> list[Ack]:
+    """Send a replaced storage config to every active subtask of every task that uses it."""
+    from subtasks.models import Subtask
+
+    ids = list(Subtask.objects.active().filter(task__store_conf=store_conf).values_list("pk", flat=True))
+    command = {"op": "store_conf", "store_conf_id": store_conf.pk, "version": store_conf.version}
+    return send_to_subtasks(ids, command, timeout)
+
+
+# -- receiving side (the running job) ---------------------------------------------------------
+
+
+class Inbox:
+    """What a running subtask's job uses: announce itself live, read commands, answer them."""
+
+    def __init__(self, subtask_id: int, redis_client: redis.Redis | None = None) -> None:
+        self.subtask_id = subtask_id
+        self.redis = redis_client or client()
+        self._refreshed = 0.0
+
+    def __enter__(self) -> Inbox:
+        self.redis.delete(_key("cmd", self.subtask_id))  # commands meant for an earlier run
+        self.keep_alive(force=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def keep_alive(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._refreshed >= LIVE_REFRESH:
+            self.redis.set(_key("live", self.subtask_id), "1", ex=LIVE_TTL)
+            self._refreshed = now
+
+    def poll(self) -> list[Command]:
+        """Every command waiting, oldest first; never blocks."""
+        key = _key("cmd", self.subtask_id)
+        with self.redis.pipeline() as pipe:
+            pipe.lrange(key, 0, -1)
+            pipe.delete(key)
+            raw, _ = pipe.execute()
+        commands = []
+        for item in raw:
+            data = json.loads(item)
+            commands.append(Command(id=data.pop("id"), op=data.pop("op", ""), body=data))
+        return commands
+
+    def ack(self, command: Command, ok: bool = True, reason: str = "") -> None:
+        answer = {"id": command.id, "status": ACKNOWLEDGED if ok else REFUSED, "reason": reason}
+        key = _key("ack", command.id)
+        with self.redis.pipeline() as pipe:
+            pipe.rpush(key, json.dumps(answer))
+            pipe.expire(key, ACK_TTL)
+            pipe.execute()
+
+    def close(self) -> None:
+        """No longer live: later senders get "applied" at once. Commands still queued are refused."""
+        self.redis.delete(_key("live", self.subtask_id))
+        for command in self.poll():
+            self.ack(command, ok=False, reason="the subtask stopped before applying it")
