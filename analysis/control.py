@@ -16,6 +16,7 @@ Redis keys (prefix settings.VIAS_CONTROL_PREFIX):
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterable
@@ -30,6 +31,7 @@ from django.conf import settings
 LIVE_REFRESH = 1.0
 LIVE_TTL = 5
 ACK_TTL = 60
+log = logging.getLogger(__name__)
 COMMAND_TTL = 60
 
 ACKNOWLEDGED = "acknowledged"
@@ -192,3 +194,17 @@ class Inbox:
         self.redis.delete(_key("live", self.subtask_id))
         for command in self.poll():
             self.ack(command, ok=False, reason="the subtask stopped before applying it")
+
+
+def notify_subtasks(subtask_ids: Iterable[int], command: dict[str, Any]) -> None:
+    """Deliver without waiting for acknowledgements (a stop: the caller answers at once, the job
+    also finds STOPPING in the database at its next heartbeat). Redis down: logged, not raised."""
+    try:
+        redis_client = client()
+        for subtask_id in subtask_ids:
+            if redis_client.exists(_key("live", subtask_id)):
+                key = _key("cmd", subtask_id)
+                redis_client.rpush(key, json.dumps({**command, "id": uuid.uuid4().hex}))
+                redis_client.expire(key, COMMAND_TTL)
+    except redis.RedisError as exc:
+        log.warning("could not notify subtasks %s: %s", list(subtask_ids), exc)

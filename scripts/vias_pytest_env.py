@@ -17,6 +17,8 @@ import pytest
 # A short path: the Redis unix socket lives in it, and socket paths are limited to 107 bytes.
 DATA_DIR = tempfile.mkdtemp(prefix="vias-test-")
 os.environ["VIAS_DATA_DIR"] = DATA_DIR
+# Test sessions running side by side share one Redis: keep their control-channel keys apart.
+os.environ["VIAS_CONTROL_PREFIX"] = f"vias-test-{os.getpid()}:ctl"
 
 
 @pytest.hookimpl(trylast=True)

@@ -40,6 +40,9 @@ class Node(models.Model):
     capabilities = models.JSONField(default=dict, blank=True, help_text=_("providers, GPU name, models"))
     capacity = models.PositiveIntegerField(default=1, help_text=_("subtasks it runs at once"))
     last_heartbeat = models.DateTimeField(null=True, blank=True)
+    draining = models.BooleanField(
+        default=False, help_text=_("shutting down: finishes or hands back its subtasks, takes no new ones")
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

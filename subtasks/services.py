@@ -4,7 +4,8 @@ configuration steps are built on it. Views, admin actions, consumers and queue j
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -23,6 +24,9 @@ from tasks.models import Project, Task
 from tasks.services import clean
 from vias.lib.announce import announce
 from vias.lib.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from analysis.control import Ack
 
 CONFIG_FIELDS = ("rois", "calibration_xml", "config_xml", "algo_args")
 
@@ -124,6 +128,21 @@ def configure_subtask(subtask: Subtask, spec: dict[str, Any]) -> Subtask:
     return subtask
 
 
+def _tell(subtask_ids: list[int], command: dict[str, Any]) -> None:
+    from analysis.control import notify_subtasks
+
+    notify_subtasks(subtask_ids, command)
+
+
+def apply_config(subtask: Subtask, spec: dict[str, Any], timeout: float | None = None) -> tuple[Subtask, Ack]:
+    """configure_subtask, then have a running subtask apply it now; the device's acknowledgement
+    (or "applied" when nothing runs: the job reads the stored configuration when it starts)."""
+    from analysis.control import send_to_subtask
+
+    subtask = configure_subtask(subtask, spec)
+    return subtask, send_to_subtask(subtask.pk, {"op": "update", "fields": sorted(spec)}, timeout)
+
+
 @transaction.atomic
 def mark_config_complete(subtask: Subtask) -> Subtask:
     """The operator's "config complete": the subtask may now be dispatched."""
@@ -157,6 +176,7 @@ def start_task(task: Task) -> list[Outcome]:
     subtasks = list(Subtask.objects.select_for_update().select_related("task__project").filter(task=task))
     if not subtasks:
         raise Conflict(_("the task has no subtasks to start"))
+    _check_detectors(task)
     outcomes = [_start_one(subtask) for subtask in subtasks]
     if not any(o.ok for o in outcomes) and not any(s.state in ACTIVE_STATES for s in subtasks):
         raise Conflict(
@@ -174,8 +194,31 @@ def _start_one(subtask: Subtask) -> Outcome:
         return Outcome(
             subtask.pk, subtask.state, False, _("cannot start from %(state)s") % {"state": subtask.state}
         )
-    transition(subtask, State.STARTING, attempts=0, progress=0.0, heartbeat_at=None, finished_at=None)
+    transition(
+        subtask, State.STARTING, attempts=0, progress=0.0, heartbeat_at=None, finished_at=None, node=None
+    )
+    transaction.on_commit(partial(_dispatch, subtask.pk))
     return Outcome(subtask.pk, subtask.state, True)
+
+
+def _dispatch(subtask_id: int) -> None:
+    from analysis.dispatch import dispatch
+
+    dispatch(subtask_id)
+
+
+def _check_detectors(task: Task) -> None:
+    """A task asking for a category no registered detector provides does not start."""
+    from analysis.dispatch import missing_categories
+
+    missing = missing_categories(task)
+    if missing:
+        raise Conflict(
+            _(
+                "no detector model is registered for %(categories)s; run `manage.py fetch_models` or register one"
+            )
+            % {"categories": ", ".join(missing)}
+        )
 
 
 @transaction.atomic
@@ -190,6 +233,67 @@ def _stop_one(subtask: Subtask) -> Outcome:
         transition(subtask, State.STOPPED, _("stopped before it started"))
     elif subtask.state in STOP_VIA_NODE:
         transition(subtask, State.STOPPING, _("stop requested"))
+        # The job also sees STOPPING at its next heartbeat; the command makes it immediate.
+        transaction.on_commit(partial(_tell, [subtask.pk], {"op": "stop"}))
     else:
         return Outcome(subtask.pk, subtask.state, True, _("not running"))
     return Outcome(subtask.pk, subtask.state, True)
+
+
+# ---- commands that reach running subtasks (websocket protocol, docs/websocket.md) -------------------
+# Each writes first (the database stays the source of truth), then tells the running subtasks through
+# the control channel and returns one analysis.control.Ack per subtask. A subtask that is not running
+# answers "applied" at once: it reads the database when it starts.
+
+
+def start_subtask(subtask: Subtask) -> Outcome:
+    """Dispatch one config-complete subtask (start_task's rules, for one subtask)."""
+    with transaction.atomic():
+        subtask = Subtask.objects.select_for_update().select_related("task__project").get(pk=subtask.pk)
+        _check_detectors(subtask.task)
+        return _start_one(subtask)
+
+
+def stop_subtask(subtask: Subtask) -> Outcome:
+    """Stop one subtask (stop_task's rule, for one subtask)."""
+    with transaction.atomic():
+        subtask = Subtask.objects.select_for_update().select_related("task__project").get(pk=subtask.pk)
+        return _stop_one(subtask)
+
+
+def set_pic_task_models(task: Task, models: Any, timeout: float | None = None) -> list:
+    """Change a picture task's algorithm combination (Task.detector_models) and send it straight
+    to its subtasks. Refused for video tasks; validated by the model's own validator."""
+    from django.core.exceptions import ValidationError
+
+    from analysis.control import send_to_subtasks
+    from tasks.validators import validate_detector_models
+    from vias.lib.errors import Invalid
+
+    with transaction.atomic():
+        task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
+        if not task.is_picture_task:
+            raise Invalid(
+                _("only picture tasks (pull_pic_files, push_pic_files) take a picture task config"),
+                field="task_id",
+            )
+        try:
+            validate_detector_models(models)
+        except ValidationError as exc:
+            raise ValidationError({"detector_models": exc.messages}) from None
+        task.detector_models = list(models)
+        task.save(update_fields=["detector_models", "update_dt"])
+        subtask_ids = list(task.subtasks.order_by("position").values_list("pk", flat=True))
+        announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
+    command = {"op": "update", "fields": {"detector_models": task.detector_models}}
+    return send_to_subtasks(subtask_ids, command, timeout)
+
+
+def replace_store_conf_and_push(conf: Any, spec: dict[str, Any], timeout: float | None = None):
+    """Replace a storage config, then send it to every running subtask of every task using it.
+    Returns (conf, [Ack]). The old file is not kept, so delivery is what counts."""
+    from analysis.control import push_store_conf
+    from tasks.services import replace_store_conf
+
+    conf = replace_store_conf(conf, spec)
+    return conf, push_store_conf(conf, timeout)

@@ -59,6 +59,28 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+# Every category a task can ask for has a registered detector, as after `manage.py fetch_models`
+# plus a vehicle model: starting a task checks the registry (a test removes them to see the refusal).
+# Tests that run analysis register real tiny ONNX files (tests/onnx_models.py).
+REGISTERED_CLASSES = {
+    "0": {"label": "person", "category": "body"},
+    "1": {"label": "car", "category": "motor"},
+    "2": {"label": "bicycle", "category": "no_motor"},
+}
+
+
+@pytest.fixture(autouse=True)
+def registered_detectors(request):
+    if not {"db", "transactional_db"} & set(request.fixturenames):
+        return
+    from analysis.models import Detector
+
+    request.getfixturevalue("db" if "db" in request.fixturenames else "transactional_db")
+    Detector.objects.get_or_create(
+        name="registry-entry", defaults={"onnx_file": "none.onnx", "classes": REGISTERED_CLASSES}
+    )
+
+
 @pytest.fixture
 def alice(db) -> Actor:
     return make_actor("alice", "proj-alice")

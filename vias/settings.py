@@ -97,8 +97,11 @@ CHANNEL_LAYERS = {
     }
 }
 
+# This machine's analysis node (`manage.py node`): its name is its django-q2 queue. The cluster
+# name below stays "vias" on every node: django-q2 signs task payloads with it.
+VIAS_NODE_NAME = envstr("VIAS_NODE_NAME", "vias")
 Q_CLUSTER = {
-    "name": envstr("VIAS_NODE_NAME", "vias"),
+    "name": "vias",
     "workers": envint("VIAS_WORKERS", 2),
     # A subtask may analyse a long video; heartbeats (analysis issue) catch dead workers.
     "timeout": envint("VIAS_JOB_TIMEOUT", 6 * 3600),
@@ -137,6 +140,20 @@ VIAS_MAX_XML_BYTES = envint("VIAS_MAX_XML_BYTES", 256 * 1024)
 # A storage configuration file, after base64 decoding.
 VIAS_MAX_STORE_CONF_BYTES = envint("VIAS_MAX_STORE_CONF_BYTES", 1024 * 1024)
 VIAS_MAX_PAGE_SIZE = 1000
+
+# Websocket command protocol (docs/websocket.md); VIAS_ACK_TIMEOUT is with the analysis engine's.
+# The address GET /wsapi/address answers; empty: ws(s)://<the request's host>/wsapi/v1/devconf_fx.
+VIAS_WS_PUBLIC_URL = envstr("VIAS_WS_PUBLIC_URL", "")
+# Requests one socket may have in flight; more are answered 429.
+VIAS_WS_MAX_IN_FLIGHT = envint("VIAS_WS_MAX_IN_FLIGHT", 32)
+# Threads running websocket commands (database work, waiting for acknowledgements).
+VIAS_WS_THREADS = envint("VIAS_WS_THREADS", 32)
+# Pushes queued for one socket; beyond it the oldest are dropped (the client is told how many).
+VIAS_WS_PUSH_QUEUE = envint("VIAS_WS_PUSH_QUEUE", 256)
+# Bytes written to a socket but not yet taken by the client, above which sending waits.
+VIAS_WS_MAX_PENDING_BYTES = envint("VIAS_WS_MAX_PENDING_BYTES", 256 * 1024)
+# Seconds a client may leave that backlog unread before its socket is closed (1008).
+VIAS_WS_STALL_TIMEOUT = envint("VIAS_WS_STALL_TIMEOUT", 30)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -181,6 +198,10 @@ VIAS_CONTROL_PREFIX = envstr("VIAS_CONTROL_PREFIX", "vias:ctl")
 VIAS_ACK_TIMEOUT = envint("VIAS_ACK_TIMEOUT", 10)
 # A running subtask whose heartbeat is older than this is ABNORMAL and dispatched again.
 VIAS_HEARTBEAT_TIMEOUT = envint("VIAS_HEARTBEAT_TIMEOUT", 30)
+# A node whose heartbeat is older than this gets no new subtasks.
+VIAS_NODE_TIMEOUT = envint("VIAS_NODE_TIMEOUT", 30)
+# A job hands its subtask on to a fresh job before django-q2's timeout would kill it.
+VIAS_JOB_SEGMENT = envint("VIAS_JOB_SEGMENT", max(60, Q_CLUSTER["timeout"] - 300))
 # How many times one start of a subtask is dispatched before it is FAILED.
 VIAS_MAX_DISPATCH_ATTEMPTS = envint("VIAS_MAX_DISPATCH_ATTEMPTS", 3)
 # Frames analysed per second when a scene does not say (algo_args "fps").
@@ -191,3 +212,7 @@ VIAS_MODELS_DIR = DATA_DIR / "models"
 VIAS_WEBHOOK_ALLOWED_HOSTS = envlist("VIAS_WEBHOOK_ALLOWED_HOSTS", [])
 VIAS_WEBHOOK_TIMEOUT = envint("VIAS_WEBHOOK_TIMEOUT", 5)
 VIAS_WEBHOOK_RETRIES = envint("VIAS_WEBHOOK_RETRIES", 3)
+# Seconds before the first webhook retry, doubled for each next one (docs/outputs.md).
+VIAS_WEBHOOK_BACKOFF = envint("VIAS_WEBHOOK_BACKOFF", 10)
+# Entries a `dis` Redis stream keeps (approximately); older ones are trimmed.
+VIAS_DIS_MAXLEN = envint("VIAS_DIS_MAXLEN", 100_000)

@@ -168,7 +168,7 @@ class Command(BaseCommand):
         supervisor = Supervisor(_child_env(redis_url), Path(settings.BASE_DIR))
         stack.callback(supervisor.stop, signals)
         manage_py = str(Path(settings.BASE_DIR) / "manage.py")
-        supervisor.start("qcluster", [sys.executable, manage_py, "qcluster"])
+        supervisor.start("node", [sys.executable, manage_py, "node"])
         daphne_argv = ["-m", "daphne", "-b", host, "-p", str(port), "vias.asgi:application"]
         supervisor.start("daphne", [sys.executable, *daphne_argv])
         supervisor.wait_for_port(host, port)

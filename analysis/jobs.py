@@ -1,0 +1,346 @@
+"""The django-q2 job that analyses one subtask on a node: `run_subtask`.
+
+The job owns its subtask while `Subtask.attempts` still equals the attempt it started with and
+the node is its own: its heartbeat UPDATE is conditional on both, so a job the reaper gave up on
+notices it lost the subtask and ends without touching it. Between frames it reads the control
+channel; once a second it heartbeats, writes progress, looks for a stop asked through the
+database and for its node draining (docs/analysis-engine.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, transaction
+from django.db.models import Avg
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from analysis import control, node
+from analysis.models import Event
+from subtasks.choices import State
+from subtasks.models import Subtask
+from tasks.choices import PICTURE_SOURCES
+from tasks.models import MTask
+from vias.lib.announce import announce
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+# Only this job's own run may move the subtask on from these.
+OWNED_STATES = (State.RUNNING, State.ABNORMAL, State.RECOVERING, State.STOPPING)
+
+
+class LostOwnership(Exception):
+    """The reaper gave this subtask to another job, or it was deleted."""
+
+
+class StopNow(Exception):
+    """A stop was asked (command or database)."""
+
+
+class NodeDraining(Exception):
+    """This node is shutting down: hand the subtask back."""
+
+
+class SegmentEnd(Exception):
+    """The job ran as long as django-q2 lets one job run: continue in a fresh job."""
+
+
+def run_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> str:
+    close_old_connections()
+    subtask = (
+        Subtask.objects.select_related("task__project", "task__store_conf", "scene", "node")
+        .filter(pk=subtask_id)
+        .first()
+    )
+    if subtask is None:
+        return "gone"
+    if subtask.node is None or subtask.node.name != node_name:
+        return "dispatched elsewhere"
+    from subtasks.services import transition
+
+    if subtask.state in (State.STARTING, State.RECOVERING):
+        transition(subtask, State.RUNNING, heartbeat_at=timezone.now())
+    elif not (subtask.state == State.RUNNING and resume_frame > 0):
+        return f"skipped: {subtask.state}"
+    return SubtaskRun(subtask, node_name).run(resume_frame)
+
+
+@dataclass
+class Progress:
+    done: int = 0
+    total: int = 0
+    last_frame: int = 0
+
+    @property
+    def percent(self) -> float:
+        return min(100.0, 100.0 * self.done / self.total) if self.total else 0.0
+
+
+@dataclass
+class SubtaskRun:
+    subtask: Subtask
+    node_name: str
+    progress: Progress = field(default_factory=Progress)
+    stop_asked: bool = False
+    _last_tick: float = 0.0
+    _started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.attempt = self.subtask.attempts
+        self.task = self.subtask.task
+        self.inbox: control.Inbox | None = None
+        self.pipeline: Any = None
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def run(self, resume_frame: int) -> str:
+        with control.Inbox(self.subtask.pk) as inbox:
+            self.inbox = inbox
+            try:
+                return self._run(resume_frame)
+            except LostOwnership:
+                return "lost the subtask to another job"
+            except StopNow:
+                self._finish(State.STOPPED, _("stopped"))
+                return "stopped"
+            except NodeDraining:
+                self._hand_back()
+                return "handed back: node draining"
+            except SegmentEnd:
+                from analysis.dispatch import enqueue
+
+                enqueue(self.subtask.pk, self.node_name, self.progress.last_frame + 1)
+                return f"continues from frame {self.progress.last_frame + 1}"
+            except Exception as exc:  # noqa: BLE001 - whatever broke, the subtask must not stay RUNNING
+                from analysis.sources import SourceCorrupt
+
+                if not isinstance(exc, SourceCorrupt):
+                    log.exception("subtask %s failed", self.subtask.pk)
+                self._finish(State.FAILED, f"{type(exc).__name__}: {exc}"[:1000])
+                return "failed"
+
+    def _run(self, resume_frame: int) -> str:
+        from analysis.pipeline import build_pipeline
+
+        self.pipeline = build_pipeline(self.subtask)
+        if self.task.source_type in PICTURE_SOURCES:
+            self._run_pictures()
+        else:
+            self._run_video(resume_frame)
+        self._finish(State.SUCCEEDED, "")
+        return "succeeded"
+
+    def _run_video(self, resume_frame: int) -> None:
+        from analysis.sources import SourceUnavailable, open_video
+
+        backoff = BACKOFF_FIRST
+        start = resume_frame
+        while True:
+            try:
+                with open_video(self.subtask.source_url, fps=self.pipeline.fps, start_frame=start) as video:
+                    self.progress.total = video.frames_to_analyse
+                    if self.subtask.state != State.RUNNING:
+                        self._move(State.RUNNING, "")
+                    backoff = BACKOFF_FIRST
+                    for frame_index, offset_s, frame in video:
+                        self._analyse(frame, frame_index, offset_s)
+                    return
+            except SourceUnavailable as exc:
+                if not self.subtask.source_url.startswith(("rtsp", "http")):
+                    raise
+                start = 0 if not self.progress.total else self.progress.last_frame + 1
+                self._reconnect_wait(str(exc), backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _run_pictures(self) -> None:
+        from analysis.sources import iter_pictures
+
+        for index, (name, frame) in enumerate(iter_pictures(self.subtask)):
+            self._analyse(frame, index, 0.0, picture=name)
+
+    def _reconnect_wait(self, reason: str, backoff: float) -> None:
+        if self.subtask.state != State.ABNORMAL:
+            self._move(State.ABNORMAL, reason)
+        deadline = time.monotonic() + backoff
+        while time.monotonic() < deadline:
+            self._tick(force=False)
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        self._move(State.RECOVERING, _("reconnecting after: %(reason)s") % {"reason": reason})
+
+    # -- per frame ------------------------------------------------------------------------------
+
+    def _analyse(self, frame: Any, frame_index: int, offset_s: float, picture: str = "") -> None:
+        findings = self.pipeline.process(frame, frame_index, offset_s)
+        for finding in findings:
+            self._store(finding, frame, frame_index, offset_s, picture)
+        self.progress.done += 1
+        self.progress.last_frame = frame_index
+        self._tick()
+
+    def _store(self, finding: Any, frame: Any, frame_index: int, offset_s: float, picture: str) -> None:
+        from analysis.outputs import publish
+        from analysis.pipeline import render_snapshot
+
+        snapshot = f"events/{self.task.task_id}/{self.subtask.pk}/{frame_index}-{abs(hash(finding.key))}.jpg"
+        attributes = dict(finding.attributes, **({"picture": picture} if picture else {}))
+        try:
+            with transaction.atomic():
+                event = Event.objects.create(
+                    subtask=self.subtask,
+                    task=self.task,
+                    key=finding.key[:200],
+                    occurred_at=self._occurred_at(offset_s),
+                    offset_s=offset_s,
+                    frame_index=frame_index,
+                    category=finding.category,
+                    rule=finding.rule,
+                    zone=finding.zone,
+                    box=[round(float(v), 1) for v in finding.box],
+                    score=float(finding.score),
+                    track_id=finding.track_id,
+                    attributes=attributes,
+                    snapshot=snapshot,
+                )
+        except IntegrityError:
+            return  # this part of the source was analysed before: same key, no second event
+        path = Path(settings.MEDIA_ROOT) / snapshot
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(render_snapshot(frame, finding))
+        publish(event)
+
+    def _occurred_at(self, offset_s: float) -> datetime:
+        """VCS-SPS: the file's begin time plus the offset; a live stream: now."""
+        base = self.subtask.video_begin_time or self.subtask.started_at
+        if base is None or self.subtask.source_url.startswith(("rtsp", "http")):
+            return timezone.now()
+        return base + timedelta(seconds=offset_s)
+
+    # -- once a frame / once a second -----------------------------------------------------------
+
+    def _tick(self, force: bool = False) -> None:
+        for command in self.inbox.poll():
+            self._handle(command)
+        now = time.monotonic()
+        if not force and now - self._last_tick < TICK_SECONDS:
+            return
+        self._last_tick = now
+        self.inbox.keep_alive()
+        state = self._heartbeat()
+        if state == State.STOPPING or self.stop_asked:
+            raise StopNow
+        if node.is_draining(self.node_name):
+            raise NodeDraining
+        if now - self._started > settings.VIAS_JOB_SEGMENT:
+            raise SegmentEnd
+
+    def _heartbeat(self) -> str:
+        percent = round(self.progress.percent, 2)
+        owned = Subtask.objects.filter(
+            pk=self.subtask.pk, attempts=self.attempt, node__name=self.node_name, state__in=OWNED_STATES
+        )
+        if not owned.update(heartbeat_at=timezone.now(), progress=percent):
+            raise LostOwnership
+        state = Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
+        self.subtask.progress = percent
+        self._write_mtask_progress()
+        announce(
+            self.task.project.project_id,
+            "progress",
+            {
+                "task_id": self.task.task_id,
+                "subtask_id": self.subtask.pk,
+                "progress": percent,
+                "frames": self.progress.done,
+                "total": self.progress.total,
+            },
+            task_id=self.task.task_id,
+        )
+        return state
+
+    def _write_mtask_progress(self) -> None:
+        """The mtask's progress: the mean of its subtasks' (one aggregate query and one UPDATE)."""
+        if self.subtask.scene_id is None:
+            return
+        mtask_id = self.subtask.scene.mtask_id
+        mean = Subtask.objects.filter(scene__mtask_id=mtask_id).aggregate(p=Avg("progress"))["p"] or 0
+        MTask.objects.filter(pk=mtask_id).update(progress=int(mean))
+
+    def _handle(self, command: control.Command) -> None:
+        try:
+            if command.op == "stop":
+                self.stop_asked = True
+            elif command.op in ("update", "reload"):
+                self._reload_config()
+            elif command.op == "store_conf":
+                self.task.refresh_from_db(fields=["store_conf"])
+            else:
+                self.inbox.ack(command, ok=False, reason=_("unknown command %(op)s") % {"op": command.op})
+                return
+        except Exception as exc:  # noqa: BLE001 - a bad update is refused, the run goes on
+            self.inbox.ack(command, ok=False, reason=f"{type(exc).__name__}: {exc}")
+            return
+        self.inbox.ack(command)
+
+    def _reload_config(self) -> None:
+        fresh = Subtask.objects.select_related("task").get(pk=self.subtask.pk)
+        for name in ("rois", "calibration_xml", "config_xml", "algo_args"):
+            setattr(self.subtask, name, getattr(fresh, name))
+        self.task.detector_models = fresh.task.detector_models
+        self.pipeline.update(self.subtask)
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _move(self, target: State, reason: str, **fields: Any) -> None:
+        from subtasks.services import IllegalTransition, transition
+
+        try:
+            transition(self.subtask, target, reason, **fields)
+        except IllegalTransition:
+            state_now = Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
+            if state_now == State.STOPPING:
+                raise StopNow from None
+            raise LostOwnership from None
+
+    def _finish(self, target: State, reason: str) -> None:
+        from subtasks.services import IllegalTransition, transition
+
+        self._refresh_state()
+        fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+        if target == State.SUCCEEDED:
+            fields["progress"] = 100.0
+            self.progress.done = self.progress.total
+        try:
+            if target == State.STOPPED and self.subtask.state != State.STOPPING:
+                transition(self.subtask, State.STOPPING, reason)
+            transition(self.subtask, target, reason, **fields)
+        except IllegalTransition as exc:
+            log.info("subtask %s: not finishing as %s: %s", self.subtask.pk, target, exc)
+        self._write_mtask_progress()
+
+    def _hand_back(self) -> None:
+        from analysis.dispatch import dispatch
+
+        reason = _("node %(node)s is shutting down; handed back") % {"node": self.node_name}
+        self._refresh_state()
+        if self.subtask.state == State.STOPPING:
+            self._finish(State.STOPPED, _("stopped"))
+            return
+        if self.subtask.state != State.ABNORMAL:
+            self._move(State.ABNORMAL, reason)
+        self._move(State.STARTING, reason, node=None)
+        dispatch(self.subtask.pk, count_attempt=False)
+
+    def _refresh_state(self) -> None:
+        self.subtask.state = (
+            Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
+        )
