@@ -89,8 +89,9 @@ def dispatch(subtask_id: int, count_attempt: bool = True) -> Node | None:
             return None
         attempts = subtask.attempts + (1 if count_attempt else 0)
         # heartbeat_at doubles as "queued at": a job that never starts is reaped like a dead one.
+        reason = "" if subtask.status_reason == _(WAITING_REASON) else subtask.status_reason
         Subtask.objects.filter(pk=subtask_id).update(
-            node=node, heartbeat_at=now, attempts=attempts, status_reason=""
+            node=node, heartbeat_at=now, attempts=attempts, status_reason=reason
         )
         transaction.on_commit(lambda: enqueue(subtask_id, node.name))
     return node
