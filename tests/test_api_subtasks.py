@@ -165,3 +165,43 @@ def test_unknown_subtask_is_404_in_the_envelope(alice, subtask_id, method, suffi
     answer = error(getattr(alice, method)(f"/subtasks/{subtask_id}{suffix}"), 404)
 
     assert "subtask" in answer["enote"]
+
+
+def test_configuring_a_subtask_that_is_not_running_is_applied_at_once(alice):
+    (subtask_id,) = make_subtasks(alice)
+    body = ok(alice.put(f"/subtasks/{subtask_id}", {"rois": [{"roi": POLYGON_ROI}]}))
+    assert body["delivery"]["status"] == "applied" and body["delivery"]["ok"]
+
+
+def test_configuring_a_running_subtask_answers_with_the_devices_acknowledgement(alice):
+    from analysis.control import Inbox
+    from tests.test_control import answer_in_thread
+
+    (subtask_id,) = make_subtasks(alice)
+    with Inbox(subtask_id) as inbox:
+        thread, received = answer_in_thread(inbox)
+        body = ok(alice.put(f"/subtasks/{subtask_id}", {"algo_args": {}}))
+        thread.join()
+    assert body["delivery"]["status"] == "acknowledged"
+    assert body["delivery"]["command_id"] == received[0].id
+    assert received[0].op == "update"
+
+
+def test_one_subtask_starts_and_stops_by_itself(alice, django_capture_on_commit_callbacks):
+    first, second = make_subtasks(alice, vchans=2)
+    ok(alice.post(f"/subtasks/{first}/config_complete"))
+    refused = ok(alice.post(f"/subtasks/{second}/start"))["subtasks"][0]
+    assert (refused["ok"], refused["reason"]) == (False, "not config-complete")
+    started = ok(alice.post(f"/subtasks/{first}/start"))["subtasks"][0]
+    assert (started["ok"], started["state"]) == (True, State.STARTING)
+    stopped = ok(alice.post(f"/subtasks/{first}/stop"))["subtasks"][0]
+    assert (stopped["ok"], stopped["state"]) == (True, State.STOPPED)
+    assert Subtask.objects.get(pk=second).state == State.PENDING
+
+
+@pytest.mark.parametrize("verb", ["start", "stop"])
+def test_another_projects_subtask_cannot_be_started_or_stopped(alice, bob, verb):
+    (subtask_id,) = make_subtasks(alice)
+    ok(alice.post(f"/subtasks/{subtask_id}/config_complete"))
+    error(bob.post(f"/subtasks/{subtask_id}/{verb}"), 404)
+    assert Subtask.objects.get(pk=subtask_id).state == State.CONFIGURED

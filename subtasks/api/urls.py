@@ -9,4 +9,6 @@ urlpatterns = [
         views.SubtaskConfigComplete.as_view(),
         name="subtask-config-complete",
     ),
+    re_path(r"^subtasks/(?P<subtask_id>[^/]+)/start/?$", views.SubtaskStart.as_view(), name="subtask-start"),
+    re_path(r"^subtasks/(?P<subtask_id>[^/]+)/stop/?$", views.SubtaskStop.as_view(), name="subtask-stop"),
 ]

@@ -1,6 +1,8 @@
-"""Native subtask API: show, configure, mark config-complete, delete."""
+"""Native subtask API: show, configure, mark config-complete, start, stop, delete."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -14,9 +16,9 @@ from tasks.api import serializers as s
 from vias.lib.api import NativeAPIView
 
 
-def _subtask_response(view: NativeAPIView, subtask_id: int) -> Response:
+def _subtask_response(view: NativeAPIView, subtask_id: int, **extra: Any) -> Response:
     rows = queries.subtask_rows(Subtask.objects.filter(pk=subtask_id))
-    return view.ok(data=s.subtask_out(rows[0]))
+    return view.ok(data=s.subtask_out(rows[0]), **extra)
 
 
 class SubtaskDetail(NativeAPIView):
@@ -28,8 +30,9 @@ class SubtaskDetail(NativeAPIView):
     @extend_schema(request=s.SubtaskConfigIn, responses=OpenApiTypes.OBJECT, summary="Configure a subtask")
     def put(self, request: Request, subtask_id: str) -> Response:
         subtask = services.get_subtask(self.project, subtask_id)
-        services.configure_subtask(subtask, self.parse(s.SubtaskConfigIn).to_spec())
-        return _subtask_response(self, subtask.pk)
+        # A running subtask applies the change at once; `delivery` is its acknowledgement.
+        subtask, ack = services.apply_config(subtask, self.parse(s.SubtaskConfigIn).to_spec())
+        return _subtask_response(self, subtask.pk, delivery=ack.as_dict())
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Delete a subtask that is not running")
     def delete(self, request: Request, subtask_id: str) -> Response:
@@ -42,3 +45,19 @@ class SubtaskConfigComplete(NativeAPIView):
     def post(self, request: Request, subtask_id: str) -> Response:
         subtask = services.mark_config_complete(services.get_subtask(self.project, subtask_id))
         return _subtask_response(self, subtask.pk)
+
+
+class SubtaskStart(NativeAPIView):
+    @extend_schema(
+        request=None, responses=OpenApiTypes.OBJECT, summary="Dispatch one config-complete subtask"
+    )
+    def post(self, request: Request, subtask_id: str) -> Response:
+        outcome = services.start_subtask(services.get_subtask(self.project, subtask_id))
+        return self.ok(subtasks=[outcome.as_dict()])
+
+
+class SubtaskStop(NativeAPIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="Stop one subtask")
+    def post(self, request: Request, subtask_id: str) -> Response:
+        outcome = services.stop_subtask(services.get_subtask(self.project, subtask_id))
+        return self.ok(subtasks=[outcome.as_dict()])
