@@ -26,7 +26,7 @@ from analysis import control, node
 from analysis.models import Event
 from subtasks.choices import State
 from subtasks.models import Subtask
-from tasks.choices import PICTURE_SOURCES
+from tasks.choices import PICTURE_SOURCES, SourceType
 from tasks.models import MTask
 from vias.lib.announce import announce
 
@@ -163,10 +163,27 @@ class SubtaskRun:
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _run_pictures(self) -> None:
+        if self.task.source_type == SourceType.PUSH_PIC_FILES:
+            self._run_pushed_pictures()
+            return
         from analysis.sources import iter_pictures
 
-        for index, (name, frame) in enumerate(iter_pictures(self.subtask)):
+        for index, (name, frame) in enumerate(iter_pictures(self.task.pull_source_url)):
             self._analyse(frame, index, 0.0, picture=name)
+
+    def _run_pushed_pictures(self) -> None:
+        """Pictures clients POST arrive until the subtask is stopped (or its node drains)."""
+        from analysis.pictures import pop_picture
+
+        index = 0
+        while True:
+            picture = pop_picture(self.subtask.pk, timeout=0.2)
+            if picture is None:
+                self._tick()
+                continue
+            name, frame = picture
+            self._analyse(frame, index, 0.0, picture=name)
+            index += 1
 
     def _reconnect_wait(self, reason: str, backoff: float) -> None:
         if self.subtask.state != State.ABNORMAL:

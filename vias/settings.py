@@ -216,3 +216,6 @@ VIAS_WEBHOOK_RETRIES = envint("VIAS_WEBHOOK_RETRIES", 3)
 VIAS_WEBHOOK_BACKOFF = envint("VIAS_WEBHOOK_BACKOFF", 10)
 # Entries a `dis` Redis stream keeps (approximately); older ones are trimmed.
 VIAS_DIS_MAXLEN = envint("VIAS_DIS_MAXLEN", 100_000)
+# A picture POSTed to a push_pic_files task; and how many may wait per running subtask.
+VIAS_MAX_PICTURE_BYTES = envint("VIAS_MAX_PICTURE_BYTES", 8 * 1024 * 1024)
+VIAS_PICTURE_QUEUE = envint("VIAS_PICTURE_QUEUE", 100)

@@ -13,7 +13,10 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("", include("tasks.api.urls")),
     path("", include("subtasks.api.urls")),
+    path("", include("analysis.api.urls")),
     path("", include("tasks.api.vcs.urls")),
+    path("", include("tasks.api.v2.urls")),
+    path("", include("tasks.api.ws.urls")),
 ]
 
 
