@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterable
@@ -165,7 +166,8 @@ class Inbox:
     def keep_alive(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._refreshed >= LIVE_REFRESH:
-            self.redis.set(_key("live", self.subtask_id), "1", ex=LIVE_TTL)
+            # The value is the worker's pid: operators (and the fault tests) can find the process.
+            self.redis.set(_key("live", self.subtask_id), str(os.getpid()), ex=LIVE_TTL)
             self._refreshed = now
 
     def poll(self) -> list[Command]:
@@ -208,3 +210,9 @@ def notify_subtasks(subtask_ids: Iterable[int], command: dict[str, Any]) -> None
                 redis_client.expire(key, COMMAND_TTL)
     except redis.RedisError as exc:
         log.warning("could not notify subtasks %s: %s", list(subtask_ids), exc)
+
+
+def live_pid(subtask_id: int) -> int | None:
+    """The pid of the worker process running a subtask's job, if one is live."""
+    value = client().get(_key("live", subtask_id))
+    return int(value) if value else None

@@ -23,11 +23,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from analysis import control, node
+from analysis.dispatch import required_categories
 from analysis.models import Event
 from subtasks.choices import State
 from subtasks.models import Subtask
 from tasks.choices import PICTURE_SOURCES, SourceType
 from tasks.models import MTask
+from tasks.validators import resolve_video_path
 from vias.lib.announce import announce
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,8 @@ class SegmentEnd(Exception):
 
 
 def run_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> str:
-    close_old_connections()
+    if not transaction.get_connection().in_atomic_block:  # a worker: drop a connection gone stale
+        close_old_connections()
     subtask = (
         Subtask.objects.select_related("task__project", "task__store_conf", "scene", "node")
         .filter(pk=subtask_id)
@@ -75,11 +78,40 @@ def run_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> str:
     return SubtaskRun(subtask, node_name).run(resume_frame)
 
 
+def build_pipeline(subtask: Subtask):
+    """Detectors for the categories the task asks for, and its algorithm type's rules."""
+    from analysis.detect.registry import detectors_for
+    from analysis.pipeline import Pipeline
+    from analysis.rules.engine import RuleEngine
+
+    categories = required_categories(subtask.task)
+    engine = RuleEngine(
+        subtask.task.algo_type,
+        rois=subtask.rois,
+        calibration_xml=subtask.calibration_xml,
+        algo_args=subtask.algo_args,
+        categories=categories,
+    )
+    return Pipeline(detectors_for(categories), engine)
+
+
+def update_pipeline(pipeline, subtask: Subtask, detectors: bool = False) -> None:
+    """A running subtask's new configuration, without restarting it (tracks are kept)."""
+    pipeline.engine.update(
+        rois=subtask.rois, calibration_xml=subtask.calibration_xml, algo_args=subtask.algo_args
+    )
+    if detectors:
+        from analysis.detect.registry import detectors_for
+
+        pipeline.detectors = detectors_for(required_categories(subtask.task))
+
+
 @dataclass
 class Progress:
     done: int = 0
     total: int = 0
     last_frame: int = 0
+    last_offset: float = 0.0
 
     @property
     def percent(self) -> float:
@@ -130,36 +162,47 @@ class SubtaskRun:
                 return "failed"
 
     def _run(self, resume_frame: int) -> str:
-        from analysis.pipeline import build_pipeline
-
         self.pipeline = build_pipeline(self.subtask)
         if self.task.source_type in PICTURE_SOURCES:
             self._run_pictures()
         else:
             self._run_video(resume_frame)
+        for finding in self.pipeline.flush():  # what waited for its track to end (face captures)
+            self._store(finding, None, self.progress.last_frame, self.progress.last_offset, "")
         self._finish(State.SUCCEEDED, "")
         return "succeeded"
 
     def _run_video(self, resume_frame: int) -> None:
-        from analysis.sources import SourceUnavailable, open_video
+        from analysis.sources import Prefetcher, SourceUnavailable, VideoSource, is_sampled, is_stream
 
+        url = self.subtask.source_url
+        stream = is_stream(url)
+        location = url if stream else str(resolve_video_path(url))
         backoff = BACKOFF_FIRST
         start = resume_frame
         while True:
             try:
-                with open_video(self.subtask.source_url, fps=self.pipeline.fps, start_frame=start) as video:
-                    self.progress.total = video.frames_to_analyse
+                with VideoSource(
+                    location,
+                    fps=self.pipeline.engine.fps,
+                    start_frame=start,
+                    open_timeout_s=settings.VIAS_SOURCE_OPEN_TIMEOUT,
+                    read_timeout_s=settings.VIAS_SOURCE_READ_TIMEOUT,
+                ) as video:
+                    self.progress.total = video.total_samples
+                    self.progress.done = sum(1 for i in range(start) if is_sampled(i, video.step))
                     if self.subtask.state != State.RUNNING:
                         self._move(State.RUNNING, "")
                     backoff = BACKOFF_FIRST
-                    for frame_index, offset_s, frame in video:
-                        self._analyse(frame, frame_index, offset_s)
+                    with Prefetcher(video.frames()) as frames:
+                        for frame in frames:
+                            self._analyse(frame.image, frame.index, frame.offset_s)
                     return
             except SourceUnavailable as exc:
-                if not self.subtask.source_url.startswith(("rtsp", "http")):
+                if not stream:
                     raise
-                start = 0 if not self.progress.total else self.progress.last_frame + 1
-                self._reconnect_wait(str(exc), backoff)
+                start = 0
+                self._reconnect_wait(exc.reason, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _run_pictures(self) -> None:
@@ -168,8 +211,8 @@ class SubtaskRun:
             return
         from analysis.sources import iter_pictures
 
-        for index, (name, frame) in enumerate(iter_pictures(self.task.pull_source_url)):
-            self._analyse(frame, index, 0.0, picture=name)
+        for index, picture in enumerate(iter_pictures(self.task.pull_source_url)):
+            self._analyse(picture.image, index, 0.0, picture=picture.name)
 
     def _run_pushed_pictures(self) -> None:
         """Pictures clients POST arrive until the subtask is stopped (or its node drains)."""
@@ -202,6 +245,7 @@ class SubtaskRun:
             self._store(finding, frame, frame_index, offset_s, picture)
         self.progress.done += 1
         self.progress.last_frame = frame_index
+        self.progress.last_offset = offset_s
         self._tick()
 
     def _store(self, finding: Any, frame: Any, frame_index: int, offset_s: float, picture: str) -> None:
@@ -232,7 +276,7 @@ class SubtaskRun:
             return  # this part of the source was analysed before: same key, no second event
         path = Path(settings.MEDIA_ROOT) / snapshot
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(render_snapshot(frame, finding))
+        path.write_bytes(render_snapshot(frame, finding))  # frame None: the finding's own crop
         publish(event)
 
     def _occurred_at(self, offset_s: float) -> datetime:
@@ -312,8 +356,9 @@ class SubtaskRun:
         fresh = Subtask.objects.select_related("task").get(pk=self.subtask.pk)
         for name in ("rois", "calibration_xml", "config_xml", "algo_args"):
             setattr(self.subtask, name, getattr(fresh, name))
+        models_changed = self.task.detector_models != fresh.task.detector_models
         self.task.detector_models = fresh.task.detector_models
-        self.pipeline.update(self.subtask)
+        update_pipeline(self.pipeline, self.subtask, detectors=models_changed)
 
     # -- state ----------------------------------------------------------------------------------
 

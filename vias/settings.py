@@ -208,6 +208,9 @@ VIAS_JOB_SEGMENT = envint("VIAS_JOB_SEGMENT", max(60, Q_CLUSTER["timeout"] - 300
 VIAS_MAX_DISPATCH_ATTEMPTS = envint("VIAS_MAX_DISPATCH_ATTEMPTS", 3)
 # Frames analysed per second when a scene does not say (algo_args "fps").
 VIAS_DEFAULT_FPS = envint("VIAS_DEFAULT_FPS", 5)
+# Seconds OpenCV may take to open a stream, and to read one frame, before it counts as lost.
+VIAS_SOURCE_OPEN_TIMEOUT = envint("VIAS_SOURCE_OPEN_TIMEOUT", 10)
+VIAS_SOURCE_READ_TIMEOUT = envint("VIAS_SOURCE_READ_TIMEOUT", 10)
 # Where fetched and registered ONNX models live.
 VIAS_MODELS_DIR = DATA_DIR / "models"
 # Webhook hosts allowed even though they resolve to private / loopback addresses.
