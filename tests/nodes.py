@@ -107,11 +107,12 @@ def long_video(path: Path, loops: int = 6) -> Path:
     return path
 
 
-def wait_for(condition, timeout: float = 60, interval: float = 0.2, what: str = "the condition"):
+def wait_for(condition, timeout: float = 60, interval: float = 0.2, what="the condition"):
+    """Poll `condition` until truthy; `what` (text, or a callable giving it late) names it on failure."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")

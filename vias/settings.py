@@ -115,6 +115,9 @@ Q_CLUSTER = {
     "redis": REDIS_URL,
     "orm": None,
     "catch_up": False,
+    # Nodes run this cluster under their own name (Q_CLUSTER_NAME = their queue); django-q2
+    # looks here for per-node overrides and needs the key to exist.
+    "ALT_CLUSTERS": {},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,83 @@
+"""One analysed frame: detectors, then the rule engine; and the snapshot of a finding.
+
+pipeline = Pipeline(detectors_for(categories), RuleEngine(algo_type, rois, calibration, args))
+for frame in source:                                    # analysis.sources
+    for finding in pipeline.process(frame.image, frame.index, frame.offset_s):
+        jpeg = render_snapshot(frame.image, finding)
+pipeline.flush()                                        # end of the source
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from analysis.detect.runtime import Detection, FrameDetector
+from analysis.rules.engine import Finding, RuleEngine
+
+BOX_COLOUR = (0, 0, 255)  # BGR red
+TEXT_COLOUR = (255, 255, 255)
+JPEG_QUALITY = 85
+
+
+class Pipeline:
+    """Detectors and a rule engine, applied frame by frame (or to a batch of consecutive frames)."""
+
+    def __init__(self, detectors: Sequence[FrameDetector], engine: RuleEngine) -> None:
+        self.detectors = list(detectors)
+        self.engine = engine
+        self.frames = 0
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        merged: list[list[Detection]] = [[] for _ in frames]
+        for detector in self.detectors:
+            for found, detections in zip(merged, detector.detect_batch(frames), strict=True):
+                found.extend(detections)
+        return merged
+
+    def process(self, frame: np.ndarray, frame_index: int, offset_s: float) -> list[Finding]:
+        return self.process_batch([frame], [frame_index], [offset_s])[0]
+
+    def process_batch(
+        self, frames: Sequence[np.ndarray], frame_indices: Sequence[int], offsets: Sequence[float]
+    ) -> list[list[Finding]]:
+        """Consecutive frames of one source, detected as one batch; rules then run in order."""
+        detections = self.detect(frames) if frames else []
+        results = []
+        for frame, index, offset, found in zip(frames, frame_indices, offsets, detections, strict=True):
+            results.append(self.engine.step(found, index, offset, frame.shape, frame))
+            self.frames += 1
+        return results
+
+    def flush(self) -> list[Finding]:
+        return self.engine.flush()
+
+
+def render_snapshot(frame: np.ndarray | None, finding: Finding, quality: int = JPEG_QUALITY) -> bytes:
+    """A JPEG of the frame with the finding's box and label drawn; for a face capture, its best crop."""
+    if finding.crop is not None and finding.crop.size:
+        image = finding.crop
+    elif frame is not None:
+        image = frame.copy()
+        height, width = image.shape[:2]
+        x1, y1, x2, y2 = (round(v) for v in finding.box)
+        thickness = max(2, round(min(width, height) / 300))
+        cv2.rectangle(image, (x1, y1), (x2, y2), BOX_COLOUR, thickness)
+        label = finding.rule + (f" #{finding.track_id}" if finding.track_id is not None else "")
+        if finding.zone:
+            label += f" {finding.zone}"
+        scale = max(0.5, min(width, height) / 800)
+        (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        top = max(0, y1 - text_h - baseline - 2)
+        cv2.rectangle(image, (x1, top), (x1 + text_w + 4, top + text_h + baseline + 2), BOX_COLOUR, -1)
+        cv2.putText(
+            image, label, (x1 + 2, top + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_COLOUR, 1, cv2.LINE_AA
+        )
+    else:
+        raise ValueError("a snapshot needs the frame or the finding's crop")
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("the snapshot could not be encoded")
+    return encoded.tobytes()

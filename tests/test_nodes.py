@@ -1,0 +1,113 @@
+"""Real nodes (`manage.py node` subprocesses: django-q2 cluster, workers, heartbeats) against the
+test database and Redis: a started task is analysed to the end; a worker killed with SIGKILL
+mid-subtask is noticed and its subtask re-dispatched; SIGTERM drains a node and leaves no process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from analysis import control
+from analysis.models import Event
+from subtasks import services as subtask_services
+from subtasks.choices import State
+from subtasks.models import Node, Subtask
+from tests.analysis_helpers import ready_task
+from tests.nodes import BIKES, NodeProcess, long_video, wait_for
+from tests.onnx_models import register_fixed_person_model
+from tests.test_jobs import PERSON, WHOLE_FRAME
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def node_process(request):
+    started: list[NodeProcess] = []
+
+    def start(**kwargs) -> NodeProcess:
+        process = NodeProcess(**kwargs)
+        started.append(process)
+        wait_for(
+            lambda: Node.objects.filter(name=process.name).exists(), timeout=60, what="the node to register"
+        )
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def store() -> Path:
+    store = Path(settings.DATA_DIR) / "videos"
+    store.mkdir(parents=True, exist_ok=True)
+    shutil.copy(BIKES, store / "bikes.mp4")
+    register_fixed_person_model(Path(settings.VIAS_MODELS_DIR), PERSON)
+    return store
+
+
+def started_task(actor, url: str, **algo_args):
+    task = ready_task(actor, vchans=1, algo_type="2")
+    subtask = task.subtasks.get()
+    Subtask.objects.filter(pk=subtask.pk).update(source_url=url)
+    subtask_services.configure_subtask(subtask, {"rois": [WHOLE_FRAME], "algo_args": algo_args})
+    subtask_services.start_task(task)
+    return task, subtask
+
+
+def fetch(subtask) -> Subtask:
+    return Subtask.objects.select_related("node").get(pk=subtask.pk)
+
+
+def test_a_started_task_runs_on_a_node_to_the_end(alice, store, node_process):
+    node = node_process(capacity=1)
+    _task, subtask = started_task(alice, "bikes.mp4")
+    wait_for(lambda: fetch(subtask).state == State.SUCCEEDED, timeout=90, what=lambda: f"SUCCEEDED\n{node.output()}")
+    done = fetch(subtask)
+    assert done.node.name == node.name and done.progress == 100.0
+    assert Event.objects.filter(subtask=subtask, rule="intrusion").count() == 1
+
+
+def test_a_worker_killed_mid_subtask_is_noticed_and_the_subtask_dispatched_again(alice, store, node_process):
+    long_video(store / "long.mp4", loops=8)
+    node = node_process(capacity=1, heartbeat_timeout=3)
+    _task, subtask = started_task(alice, "long.mp4", fps=25)
+    pid = wait_for(lambda: control.live_pid(subtask.pk), timeout=60, what="the job to start")
+    wait_for(lambda: fetch(subtask).progress > 2, timeout=60, what="some progress")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: fetch(subtask).attempts >= 2, timeout=60, what=lambda: f"a second attempt\n{node.output()}")
+    wait_for(
+        lambda: fetch(subtask).state in (State.SUCCEEDED, State.FAILED),
+        timeout=120,
+        what="the end of the run",
+    )
+    done = fetch(subtask)
+    assert done.state == State.SUCCEEDED, done.status_reason
+    assert done.attempts == 2
+    # The second run analysed the same frames again: no event twice.
+    keys = list(Event.objects.filter(subtask=subtask).values_list("key", flat=True))
+    assert len(keys) == len(set(keys)) >= 1
+
+
+def test_sigterm_drains_the_node_hands_subtasks_back_and_leaves_no_process(alice, store, node_process):
+    long_video(store / "long.mp4", loops=8)
+    node = node_process(capacity=1)
+    _task, subtask = started_task(alice, "long.mp4", fps=10)
+    wait_for(
+        lambda: fetch(subtask).state == State.RUNNING and fetch(subtask).progress > 0,
+        timeout=60,
+        what="RUNNING",
+    )
+    assert node.descendants()  # the cluster and its workers
+    leftovers = node.stop(timeout=30)
+    assert node.process.returncode == 0, node.output()
+    assert leftovers == []
+    handed_back = fetch(subtask)
+    assert handed_back.state == State.STARTING and handed_back.node is None
+    assert "shutting down" in handed_back.status_reason or "waiting" in handed_back.status_reason
+    assert Node.objects.get(name=node.name).draining
