@@ -16,14 +16,23 @@ from django.utils.translation import gettext_lazy as _
 from tasks import constants
 from tasks.choices import PICTURE_SOURCES, AlgoType, MTaskType, SourceType
 from tasks.validators import (
+    has_output_mode,
+    validate_alg_id,
     validate_algo_args,
     validate_calibration_xml,
     validate_detector_models,
     validate_file_ext,
     validate_project_id,
+    validate_resource_order_id,
     validate_roi_xml,
+    validate_service_name,
+    validate_service_version,
     validate_source_url,
+    validate_task_config,
+    validate_task_output,
+    validate_task_schedule,
     validate_unid,
+    validate_v2_name,
     validate_xml,
 )
 
@@ -138,6 +147,43 @@ class VideoChannel(models.Model):
         return self.name or self.vchan_refid
 
 
+class BatchTask(models.Model):
+    """A VIAS v2 batch task: one algorithm service over many video sources, one task per source.
+
+    Its tasks carry `batch`; the settings below are copied onto each of them (docs/dialects.md).
+    """
+
+    batch_id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batch_tasks")
+    name = models.CharField(max_length=constants.V2_MAX_NAME_LENGTH, validators=[validate_v2_name])
+    description = models.TextField(max_length=constants.V2_MAX_DESCRIPTION_LENGTH, blank=True)
+    service_name = models.CharField(max_length=100, validators=[validate_service_name])
+    service_version = models.CharField(max_length=32, validators=[validate_service_version])
+    resource_order_id = models.CharField(max_length=36, blank=True, validators=[validate_resource_order_id])
+    company = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, help_text=_("vendor"))
+    is_saved_as_template = models.BooleanField(default=False)
+    schedule = models.JSONField(default=dict, blank=True, validators=[validate_task_schedule])
+    output = models.JSONField(default=dict, validators=[validate_task_output])
+    config = models.JSONField(default=dict, blank=True, validators=[validate_task_config])
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if not has_output_mode(self.output):
+            raise ValidationError(
+                {"output": _("configure at least one output mode (obs, dis, webhook, event_center)")}
+            )
+
+
 class TaskQuerySet(models.QuerySet):
     def for_project(self, project: Project) -> TaskQuerySet:
         return self.filter(project=project)
@@ -176,6 +222,31 @@ class Task(models.Model):
         blank=True,
         help_text=_("the client that created it (VCS clientName)"),
     )
+    # Where results go; the analysis engine reads exactly this shape (tasks.validators.validate_task_output).
+    output = models.JSONField(default=dict, blank=True, validators=[validate_task_output])
+    # The VIAS v2 side of a task (docs/dialects.md); blank for tasks made through other APIs.
+    schedule = models.JSONField(
+        default=dict, blank=True, validators=[validate_task_schedule], help_text=_("weekly schedule")
+    )
+    schedule_active = models.BooleanField(
+        default=False, help_text=_("started: its schedule starts and stops it at the window edges")
+    )
+    service_name = models.CharField(
+        max_length=100, blank=True, validators=[validate_service_name], help_text=_("v2 algorithm service")
+    )
+    service_version = models.CharField(max_length=32, blank=True, validators=[validate_service_version])
+    resource_order_id = models.CharField(max_length=36, blank=True, validators=[validate_resource_order_id])
+    alg_id = models.CharField(max_length=36, blank=True, db_index=True, validators=[validate_alg_id])
+    config = models.JSONField(default=dict, blank=True, validators=[validate_task_config])
+    company = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, help_text=_("vendor"))
+    video_group_id = models.CharField(max_length=64, blank=True, validators=[validate_unid])
+    target_roi = models.CharField(max_length=2048, blank=True)
+    batch = models.ForeignKey(
+        BatchTask, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
+    )
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     create_dt = models.DateTimeField(auto_now_add=True, db_index=True)
     update_dt = models.DateTimeField(auto_now=True)
 
@@ -197,6 +268,24 @@ class Task(models.Model):
             raise ValidationError({"pull_source_url": _("pull_pic_files needs pull_source_url")})
         if self.store_conf_id and self.project_id and self.store_conf.project_id != self.project_id:
             raise ValidationError({"store_conf_unid": _("unknown storage config")})
+        if self.service_name:
+            self._clean_v2()
+
+    def _clean_v2(self) -> None:
+        """A task of a v2 algorithm service keeps the v2 rules, whichever API changes it."""
+        errors: dict[str, list[str]] = {}
+        try:
+            validate_v2_name(self.task_name)
+        except ValidationError as exc:
+            errors["task_name"] = exc.messages
+        if len(self.description) > constants.V2_MAX_DESCRIPTION_LENGTH:
+            errors["description"] = [
+                _("at most %(n)d characters") % {"n": constants.V2_MAX_DESCRIPTION_LENGTH}
+            ]
+        if not has_output_mode(self.output):
+            errors["output"] = [_("configure at least one output mode (obs, dis, webhook, event_center)")]
+        if errors:
+            raise ValidationError(errors)
 
 
 class MTask(models.Model):

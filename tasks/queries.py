@@ -6,12 +6,15 @@ of every dialect; each dialect shapes these plain dicts into its own answer.
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
+from collections.abc import Iterable
+from functools import reduce
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from subtasks.choices import State, derive_task_state
+from subtasks.choices import TASK_STATE_PRIORITY, State, derive_task_state
 from subtasks.models import Subtask
 from tasks.models import MTask, Scene, SceneRoi, Task
 
@@ -30,6 +33,7 @@ TASK_COLUMNS = (
     "create_dt",
     "update_dt",
     "store_conf__unid",
+    "output",
 )
 MTASK_COLUMNS = (
     "id",
@@ -70,9 +74,9 @@ def _count_key(state: str) -> str:
 STATE_COUNTS = {_count_key(s): Count("subtasks", filter=Q(subtasks__state=s)) for s in State.values}
 
 
-def task_rows(queryset: QuerySet[Task]) -> list[dict[str, Any]]:
+def task_rows(queryset: QuerySet[Task], extra_columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Task rows with `state` (derived) and `state_counts`, in one query."""
-    rows = list(queryset.values(*TASK_COLUMNS, **STATE_COUNTS))
+    rows = list(queryset.values(*TASK_COLUMNS, *extra_columns, **STATE_COUNTS))
     for row in rows:
         counts = {state: row.pop(_count_key(state)) for state in State.values}
         row["state_counts"] = counts
@@ -125,6 +129,8 @@ def task_sources(task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         "state",
         "video_time_length",
         "video_begin_time",
+        "video_channel__name",
+        "status_reason",
     ):
         by_task[row["task_id"]].append(row)
     return by_task
@@ -155,3 +161,62 @@ def subtask_rows(queryset: QuerySet[Subtask]) -> list[dict[str, Any]]:
             "updated_at",
         )
     )
+
+
+def derived_state_q(states: Iterable[str], link: str = "task") -> Q:
+    """A filter on the derived state (docs/state-machine.md): the rows whose subtasks' highest-ranked
+    state is one of `states`. `link` leads from a subtask to the filtered row ("task", "task__batch").
+    Two EXISTS per state, on the (task, state) index; no row is read into Python."""
+    wanted = {State(state) for state in states}
+    parts = []
+    for state in wanted:
+        higher = TASK_STATE_PRIORITY[: TASK_STATE_PRIORITY.index(state)]
+        has = Exists(Subtask.objects.filter(**{link: OuterRef("pk")}, state=state))
+        above = Exists(Subtask.objects.filter(**{link: OuterRef("pk")}, state__in=higher))
+        parts.append(Q(has) & ~Q(above))
+    if State.PENDING in wanted:  # no subtask at all shows PENDING
+        parts.append(~Q(Exists(Subtask.objects.filter(**{link: OuterRef("pk")}))))
+    return reduce(operator.or_, parts, Q(pk__in=[]))
+
+
+def batch_rows(queryset: QuerySet) -> list[dict[str, Any]]:
+    """Batch tasks with the derived state and per-state counts over all their tasks' subtasks: one query."""
+    counts = {
+        _count_key(s): Count("tasks__subtasks", filter=Q(tasks__subtasks__state=s)) for s in State.values
+    }
+    rows = list(
+        queryset.values(
+            "batch_id",
+            "name",
+            "description",
+            "service_name",
+            "service_version",
+            "resource_order_id",
+            "company",
+            "is_saved_as_template",
+            "schedule",
+            "output",
+            "config",
+            "created_at",
+            "updated_at",
+            "creator__username",
+            **counts,
+        )
+    )
+    for row in rows:
+        row["state_counts"] = {state: row.pop(_count_key(state)) for state in State.values}
+        row["state"] = derive_task_state(row["state_counts"]).value
+    return rows
+
+
+def batch_sources(batch_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each batch's video sources (its tasks' channels) with group, ROI and task: one query."""
+    by_batch: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    rows = Subtask.objects.filter(task__batch_id__in=batch_ids).order_by(
+        "task__batch_id", "task__create_dt", "task_id", "position"
+    )
+    for row in rows.values(
+        "task__batch_id", "task_id", "task__video_group_id", "task__target_roi", "video_channel__vchan_refid"
+    ):
+        by_batch[row["task__batch_id"]].append(row)
+    return by_batch

@@ -7,20 +7,56 @@ their request bodies into that shape and call these; none of them writes models 
 
 from __future__ import annotations
 
+import hashlib
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from subtasks.choices import State
 from subtasks.models import Subtask
-from tasks import constants
-from tasks.choices import SourceType
-from tasks.models import MTask, Project, Scene, SceneRoi, StoreConf, Task, VideoChannel
+from tasks import constants, schedules
+from tasks.choices import AlgoType, DetectorModel, SourceType
+from tasks.models import BatchTask, MTask, Project, Scene, SceneRoi, StoreConf, Task, VideoChannel
 from tasks.validators import decode_file_b64
 from vias.lib.announce import announce
-from vias.lib.errors import Conflict, Invalid, NotFound, TooLarge, prefix_validation_error
+from vias.lib.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    ServiceError,
+    TooLarge,
+    flatten_errors,
+    prefix_validation_error,
+    summary,
+)
 
+# What a VIAS v2 task adds (docs/dialects.md); a batch copies BATCH_TASK_FIELDS onto its tasks.
+BATCH_TASK_FIELDS = (
+    "description",
+    "schedule",
+    "output",
+    "config",
+    "service_name",
+    "service_version",
+    "resource_order_id",
+    "company",
+    "creator",
+)
+V2_TASK_FIELDS = (
+    *BATCH_TASK_FIELDS[1:],
+    "alg_id",
+    "video_group_id",
+    "target_roi",
+    "batch",
+)
+BATCH_FIELDS = (*BATCH_TASK_FIELDS, "name", "is_saved_as_template")
+# Foreign keys whose rows the caller already holds: validating them would cost a query each.
+TASK_CLEAN_EXCLUDE = ["project", "creator", "batch"]
 TASK_FIELDS = (
     "task_name",
     "algo_type",
@@ -32,6 +68,8 @@ TASK_FIELDS = (
     "description",
     "detector_models",
     "client_name",
+    "output",
+    *V2_TASK_FIELDS,
 )
 MTASK_FIELDS = ("mtask_unid", "name", "type", "time_interval", "start_time", "end_time")
 SCENE_FIELDS = (
@@ -93,18 +131,19 @@ def create_task(project: Project, spec: dict[str, Any]) -> Task:
     spec: the task fields, `store_conf_unid`, `mtasks` (each with `scenes`, each with `rois`:
     a list of XML strings) and `vchans` (a list of {vchan_refid, name?, url?}).
     """
+    spec = with_play_url(project, spec)
     task = Task(
         project=project,
         store_conf=get_store_conf(project, spec.get("store_conf_unid")),
         **_pick(spec, TASK_FIELDS),
     )
-    clean(task, "", exclude=["project"])
+    clean(task, "", exclude=TASK_CLEAN_EXCLUDE)
     mtasks, scenes, rois = _build_tree(task, spec.get("mtasks") or [])
     sources = _source_fields(spec.get("vchans") or [])
     channels = _resolve_channels(project, task, spec.get("vchans") or [])
     task.save()
     _save_tree(mtasks, scenes, rois)
-    Subtask.objects.bulk_create(_split(task, channels, scenes, rois, sources))
+    Subtask.objects.bulk_create(_ready(_split(task, channels, scenes, rois, sources), spec))
     announce(project.project_id, "task.created", {"task_id": task.task_id}, task_id=task.task_id)
     return task
 
@@ -136,7 +175,7 @@ def update_task(task: Task, spec: dict[str, Any]) -> Task:
         raise Invalid(_("algo_type cannot change without replacing the task's mtasks"), field="algo_type")
     if "store_conf_unid" in spec:
         task.store_conf = get_store_conf(task.project, spec["store_conf_unid"])
-    clean(task, "", exclude=["project"])
+    clean(task, "", exclude=TASK_CLEAN_EXCLUDE)
     if "mtasks" in spec:
         mtasks, scenes, rois = _build_tree(task, spec["mtasks"] or [])
         task.subtasks.update(scene=None)
@@ -144,16 +183,19 @@ def update_task(task: Task, spec: dict[str, Any]) -> Task:
         _save_tree(mtasks, scenes, rois)
         _relink_scenes(task, scenes)
     task.save()
+    if task.schedule_active:
+        schedules.sync(task)
     announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
     return task
 
 
 @transaction.atomic
-def replace_vchans(task: Task, vchan_specs: list[dict[str, Any]]) -> list[Subtask]:
+def replace_vchans(task: Task, vchan_specs: list[dict[str, Any]], ready: bool = False) -> list[Subtask]:
     """Split a video task again over other channels: its subtasks are deleted and made anew.
 
     vchan_specs as for create_task. Refused while a subtask is active. The new subtasks start
-    PENDING with the configuration of their channel's scene, as at creation.
+    PENDING with the configuration of their channel's scene, as at creation (CONFIGURED and
+    config-complete with `ready`, for APIs that have no configuration step).
     """
     task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
     if task.source_type != SourceType.PULL_VIDEO_STREAM:
@@ -168,7 +210,8 @@ def replace_vchans(task: Task, vchan_specs: list[dict[str, Any]]) -> list[Subtas
     for roi in rois:
         roi.scene = by_id[roi.scene_id]  # _split matches ROIs to scenes by identity
     task.subtasks.all().delete()
-    subtasks = Subtask.objects.bulk_create(_split(task, channels, scenes, rois, sources))
+    subtasks = _ready(_split(task, channels, scenes, rois, sources), {"config_complete": ready})
+    subtasks = Subtask.objects.bulk_create(subtasks)
     task.save(update_fields=["update_dt"])
     announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
     return subtasks
@@ -196,6 +239,7 @@ def delete_task(task: Task) -> None:
         )
     project_id, task_id = task.project.project_id, task.task_id
     task.delete()
+    schedules.remove(task_id)
     announce(project_id, "task.deleted", {"task_id": task_id}, task_id=task_id)
 
 
@@ -426,3 +470,293 @@ def delete_vchan(channel: VideoChannel) -> None:
     project_id, refid = channel.project.project_id, channel.vchan_refid
     channel.delete()
     announce(project_id, "vchan.deleted", {"vchan_refid": refid})
+
+
+# ---- tasks without a configuration step, algorithm services, bulk creation, batch tasks (VIAS v2) ----
+
+
+def _ready(subtasks: list[Subtask], spec: dict[str, Any]) -> list[Subtask]:
+    """With spec["config_complete"] the new subtasks are config-complete, hence CONFIGURED: APIs
+    without a configuration step (v2) dispatch what they create. A creation, not a transition."""
+    if spec.get("config_complete"):
+        for subtask in subtasks:
+            subtask.config_complete = True
+            subtask.state = State.CONFIGURED
+    return subtasks
+
+
+def with_play_url(project: Project, spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec without play_url takes its first channel's url (v2 names its sources, not a URL)."""
+    if spec.get("play_url") or not spec.get("vchans"):
+        return spec
+    first = spec["vchans"][0]
+    url = first.get("url") or (
+        VideoChannel.objects.filter(project=project, vchan_refid=first["vchan_refid"])
+        .values_list("url", flat=True)
+        .first()
+    )
+    if not url:
+        raise NotFound(_("no video channel %(r)s") % {"r": first["vchan_refid"]}, field="vchans[0]")
+    return {**spec, "play_url": url}
+
+
+# A v2 algorithm service name -> (algo_type, detector models); any other name: security, default models.
+SERVICE_ALGORITHMS: dict[str, tuple[str, list[str]]] = {
+    **{code: (code, []) for code in AlgoType.values},
+    **{str(label): (code, []) for code, label in AlgoType.choices},
+    **{code_name.lower(): (code, []) for code_name, code in AlgoType.__members__.items()},
+    "交通": (AlgoType.TRAFFIC, []),
+    "客流": (AlgoType.PASSENGER_FLOW, []),
+    "安防": (AlgoType.SECURITY, []),
+    "违停": (AlgoType.ILLEGAL_PARKING, []),
+    "人脸": (AlgoType.FACE, []),
+    DetectorModel.BODY: (AlgoType.SECURITY, [DetectorModel.BODY]),
+    DetectorModel.MOTOR: (AlgoType.TRAFFIC, [DetectorModel.MOTOR]),
+    DetectorModel.NO_MOTOR: (AlgoType.TRAFFIC, [DetectorModel.NO_MOTOR]),
+}
+
+
+def service_spec(service_name: str) -> dict[str, Any]:
+    """The core fields a v2 algorithm service stands for: algo_type, detector models, a stable alg_id.
+
+    alg_id (v2 algorithm_publish_id) is a version-4-shaped UUID made from the name, so every task
+    of one service shares it.
+    """
+    key = service_name.lower().replace("-", "_").replace(" ", "_")
+    algo_type, models = SERVICE_ALGORITHMS.get(key, (AlgoType.SECURITY, []))
+    digest = hashlib.sha256(service_name.encode("utf-8")).digest()[:16]
+    return {
+        "service_name": service_name,
+        "algo_type": str(algo_type),
+        "detector_models": [str(m) for m in models],
+        "alg_id": str(uuid.UUID(bytes=digest, version=4)),
+    }
+
+
+@transaction.atomic
+def purge_task(task: Task) -> None:
+    """Delete a task with its subtasks (v2 DELETE). Refused while a subtask is active: stop it first."""
+    task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
+    if task.subtasks.active().exists():
+        raise Conflict(_("stop the task before deleting it: some of its subtasks are running"))
+    project_id, task_id = task.project.project_id, task.task_id
+    task.subtasks.all().delete()
+    task.delete()
+    schedules.remove(task_id)
+    announce(project_id, "task.deleted", {"task_id": task_id}, task_id=task_id)
+
+
+@dataclass
+class BulkResult:
+    """What a bulk creation made, and why each item that failed did (in the order given)."""
+
+    tasks: list[Task] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return summary(flatten_errors(exc))
+    return f"{exc.field}: {exc.message}" if getattr(exc, "field", None) else str(exc)
+
+
+def create_tasks(
+    project: Project, specs: list[dict[str, Any]], validated: tuple[str, ...] = ()
+) -> BulkResult:
+    """Create many tasks at once over existing video channels: one read of the channels and one
+    INSERT per table whatever their number. An item that fails is reported, not fatal to others.
+
+    Each spec as for create_task, except that `vchans` must name existing channels. `validated`:
+    fields the caller has already validated with the same validators (a batch's output, schedule
+    and config are checked once on the BatchTask, not once per task: the webhook check resolves
+    its host). One announcement, `tasks.created` with the ids, tells the project about all of them.
+    """
+    refids = {vchan["vchan_refid"] for spec in specs for vchan in spec.get("vchans") or []}
+    channels = {
+        c.vchan_refid: c for c in VideoChannel.objects.filter(project=project, vchan_refid__in=refids)
+    }
+    result, trees, subtasks = BulkResult(), ([], [], []), []
+    for index, spec in enumerate(specs):
+        try:
+            task, tree, parts = _build_bulk(project, spec, channels, validated)
+        except (ServiceError, ValidationError) as exc:
+            result.errors.append((index, _failure(exc)))
+            continue
+        result.tasks.append(task)
+        for bucket, items in zip(trees, tree, strict=True):
+            bucket.extend(items)
+        subtasks.extend(parts)
+    Task.objects.bulk_create(result.tasks)
+    _save_tree(*trees)
+    Subtask.objects.bulk_create(subtasks)
+    if result.tasks:
+        announce(project.project_id, "tasks.created", {"task_ids": [task.task_id for task in result.tasks]})
+    return result
+
+
+def _build_bulk(
+    project: Project, spec: dict[str, Any], channels: dict[str, VideoChannel], validated: tuple[str, ...]
+):
+    chosen = []
+    for index, vchan in enumerate(spec.get("vchans") or []):
+        channel = channels.get(vchan["vchan_refid"])
+        if channel is None:
+            raise NotFound(
+                _("no video channel %(r)s") % {"r": vchan["vchan_refid"]}, field=f"vchans[{index}]"
+            )
+        chosen.append(channel)
+    if len({c.pk for c in chosen}) != len(chosen):
+        raise Invalid(_("a video channel is listed twice"), field="vchans")
+    if chosen and not spec.get("play_url"):
+        spec = {**spec, "play_url": chosen[0].url}
+    task = Task(project=project, **_pick(spec, TASK_FIELDS))
+    clean(task, "", exclude=[*TASK_CLEAN_EXCLUDE, *validated])
+    mtasks, scenes, rois = _build_tree(task, spec.get("mtasks") or [])
+    sources = _source_fields(spec.get("vchans") or [])
+    return task, (mtasks, scenes, rois), _ready(_split(task, chosen, scenes, rois, sources), spec)
+
+
+@dataclass
+class BatchResult:
+    """A batch operation's answer: v2 {total_count, failed_count, succeed_count, id, error_list}."""
+
+    batch: BatchTask
+    total: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.errors)
+
+    @property
+    def succeeded(self) -> int:
+        return self.total - len(self.errors)
+
+
+def get_batch(project: Project, batch_id: str) -> BatchTask:
+    batch = BatchTask.objects.filter(project=project, batch_id=batch_id).first()
+    if batch is None:
+        raise NotFound(_("no batch task %(id)s") % {"id": batch_id}, field="batch_id")
+    return batch
+
+
+def _batch_task_specs(batch: BatchTask, sources: list[dict[str, Any]]) -> tuple[list, list[str]]:
+    """One task spec per video source (those listed twice are refused with a reason)."""
+    common = {
+        **service_spec(batch.service_name),
+        **{name: getattr(batch, name) for name in BATCH_TASK_FIELDS},
+        "run_dt": timezone.now(),
+        "source_type": SourceType.PULL_VIDEO_STREAM,
+        "batch": batch,
+        "config_complete": True,
+    }
+    base = batch.name[: constants.V2_MAX_NAME_LENGTH - 6]
+    specs, labels, errors, seen = [], [], [], set()
+    for index, source in enumerate(sources):
+        label = source.get("label") or str(index)
+        if source["vchan_refid"] in seen:
+            errors.append(f"{label}: " + _("a video source is listed twice"))
+            continue
+        seen.add(source["vchan_refid"])
+        specs.append(
+            {
+                **common,
+                "task_name": f"{base}_{index + 1}",
+                "vchans": [{"vchan_refid": source["vchan_refid"]}],
+                "video_group_id": source.get("video_group_id", ""),
+                "target_roi": source.get("target_roi", ""),
+            }
+        )
+        labels.append(label)
+    return specs, labels, errors
+
+
+def _add_batch_tasks(batch: BatchTask, sources: list[dict[str, Any]]) -> BatchResult:
+    specs, labels, errors = _batch_task_specs(batch, sources)
+    made = create_tasks(batch.project, specs, validated=("output", "schedule", "config"))
+    errors += [f"{labels[index]}: {message}" for index, message in made.errors]
+    return BatchResult(batch, total=len(sources), errors=errors)
+
+
+@transaction.atomic
+def create_batch(project: Project, spec: dict[str, Any], sources: list[dict[str, Any]]) -> BatchResult:
+    """A batch task and one task per video source, in one transaction with bulk inserts.
+
+    spec: BATCH_FIELDS; sources: [{vchan_refid, video_group_id?, target_roi?, label?}], where
+    `label` names the source in error messages. A source that fails is counted and listed.
+    """
+    batch = BatchTask(project=project, **_pick(spec, BATCH_FIELDS))
+    clean(batch, "", exclude=["project", "creator"])
+    batch.save()
+    result = _add_batch_tasks(batch, sources)
+    announce(project.project_id, "batch.created", {"batch_id": batch.batch_id})
+    return result
+
+
+def _refuse_if_running(batch: BatchTask, message: str) -> None:
+    if Subtask.objects.filter(task__batch=batch).active().exists():
+        raise Conflict(message)
+
+
+def _delete_batch_tasks(batch: BatchTask) -> int:
+    task_ids = list(Task.objects.filter(batch=batch).values_list("task_id", flat=True))
+    Subtask.objects.filter(task_id__in=task_ids).delete()
+    Task.objects.filter(task_id__in=task_ids).delete()
+    for task_id in task_ids:
+        schedules.remove(task_id)
+    return len(task_ids)
+
+
+@transaction.atomic
+def update_batch(
+    batch: BatchTask, spec: dict[str, Any], sources: list[dict[str, Any]] | None = None
+) -> BatchResult:
+    """Change a batch's settings (copied onto its tasks); `sources` replaces its tasks. Refused
+    while one of its tasks runs; service_name cannot change."""
+    batch = BatchTask.objects.select_for_update().select_related("project").get(pk=batch.pk)
+    if spec.get("service_name", batch.service_name) != batch.service_name:
+        raise Invalid(
+            _("cannot change (it is %(name)s)") % {"name": batch.service_name}, field="service_name"
+        )
+    _refuse_if_running(batch, _("stop the batch task before changing it: some of its tasks are running"))
+    for name, value in _pick(spec, BATCH_FIELDS).items():
+        setattr(batch, name, value)
+    clean(batch, "", exclude=["project", "creator"])
+    batch.save()
+    announce(batch.project.project_id, "batch.updated", {"batch_id": batch.batch_id})
+    if sources is not None:
+        _delete_batch_tasks(batch)
+        return _add_batch_tasks(batch, sources)
+    tasks = Task.objects.filter(batch=batch)
+    changes = {name: getattr(batch, name) for name in BATCH_TASK_FIELDS if name != "creator"}
+    total = tasks.update(**changes, update_dt=timezone.now())
+    for task in tasks.filter(schedule_active=True):
+        schedules.sync(task)
+    return BatchResult(batch, total=total)
+
+
+@transaction.atomic
+def delete_batch(batch: BatchTask) -> BatchResult:
+    """Delete a batch with its tasks and their subtasks. Refused while one of its tasks runs."""
+    batch = BatchTask.objects.select_for_update().select_related("project").get(pk=batch.pk)
+    _refuse_if_running(batch, _("stop the batch task before deleting it: some of its tasks are running"))
+    total = _delete_batch_tasks(batch)
+    project_id, batch_id = batch.project.project_id, batch.batch_id
+    batch.delete()
+    announce(project_id, "batch.deleted", {"batch_id": batch_id})
+    return BatchResult(BatchTask(batch_id=batch_id), total=total)
+
+
+def run_batch(batch: BatchTask, action: str) -> BatchResult:
+    """Start or stop every task of a batch (tasks.schedules.start / stop); a task that cannot is
+    counted and listed, the others go on."""
+    act = schedules.start if action == schedules.START else schedules.stop
+    tasks = list(Task.objects.filter(batch=batch).select_related("project").order_by("task_name", "task_id"))
+    result = BatchResult(batch, total=len(tasks))
+    for task in tasks:
+        try:
+            with transaction.atomic():
+                act(task)
+        except ServiceError as exc:
+            result.errors.append(f"{task.task_id}: {exc.message}")
+    return result

@@ -153,6 +153,9 @@ class TaskIn(serializers.Serializer):
     description = serializers.CharField(
         required=False, allow_blank=True, max_length=constants.MAX_DESCRIPTION_LENGTH
     )
+    # Where results go: {"webhook": {url, headers}, "dis": {stream_name}, "obs": {bucket, path}}
+    # (tasks.validators.validate_task_output checks it on the model).
+    output = serializers.DictField(required=False)
 
     def to_spec(self) -> dict[str, Any]:
         """The validated body in the core's shape (tasks.services)."""
@@ -281,6 +284,7 @@ def task_out(row: dict[str, Any]) -> dict[str, Any]:
         "pull_source_url": row["pull_source_url"],
         "description": row["description"],
         "store_conf_unid": row["store_conf_unid"],
+        "output": row["output"],
         "create_dt": format_dt(row["create_dt"]),
         "update_dt": format_dt(row["update_dt"]),
         "state": row["state"],

@@ -1,0 +1,24 @@
+from django.urls import re_path
+
+from tasks.api.v2 import views
+
+# The v2 paths (glossary); a trailing slash is tolerated.
+P = r"^v2/(?P<project_id>[^/]+)"
+ACTION = r"action/(?P<action>start|stop)/?$"
+urlpatterns = [
+    re_path(rf"{P}/tasks/?$", views.TaskCollection.as_view(), name="v2-tasks"),
+    re_path(
+        rf"{P}/services/(?P<service_name>[^/]+)/tasks/?$", views.ServiceTasks.as_view(), name="v2-create"
+    ),
+    re_path(rf"{P}/tasks/(?P<task_id>[^/]+)/?$", views.TaskDetail.as_view(), name="v2-task"),
+    re_path(rf"{P}/tasks/(?P<task_id>[^/]+)/{ACTION}", views.TaskAction.as_view(), name="v2-task-action"),
+    re_path(rf"{P}/batch-tasks/?$", views.BatchCollection.as_view(), name="v2-batches"),
+    re_path(rf"{P}/batch-tasks/(?P<batch_id>[^/]+)/?$", views.BatchDetail.as_view(), name="v2-batch"),
+    re_path(
+        rf"{P}/batch-tasks/(?P<batch_id>[^/]+)/{ACTION}", views.BatchAction.as_view(), name="v2-batch-action"
+    ),
+    re_path(rf"{P}/source/?$", views.SourceCreate.as_view(), name="v2-source-create"),
+    re_path(rf"{P}/source/sources/?$", views.SourceCollection.as_view(), name="v2-sources"),
+    re_path(rf"{P}/source/sources/(?P<source_id>[^/]+)/?$", views.SourceShow.as_view(), name="v2-source"),
+    re_path(rf"{P}/source/(?P<source_id>[^/]+)/?$", views.SourceDetail.as_view(), name="v2-source-detail"),
+]

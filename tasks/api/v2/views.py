@@ -1,0 +1,266 @@
+"""VIAS v2 endpoints: check the project in the path, parse the v2 body, call the core services,
+answer the v2 shapes. No task logic lives here (docs/dialects.md)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tasks import queries, schedules, services
+from tasks.api.v2 import serializers as s
+from tasks.api.v2.envelope import V2, v2_exception_handler
+from tasks.models import BatchTask, Task, VideoChannel, new_id
+from vias.lib.api import ProjectAPIView
+from vias.lib.errors import Forbidden, NotFound
+
+# Core field paths -> the v2 request's words, for error messages.
+_VCHAN = re.compile(r"^vchans(\[\d+\])?(.*)$", re.S)
+CORE_TO_V2 = {
+    "task_name": "name",
+    "play_url": "input.data[0]",
+    "vchan_refid": "id",
+    "company": "manufacturer",
+}
+
+
+def v2_path(path: str) -> str:
+    if match := _VCHAN.match(path):
+        index, rest = match.groups()
+        return "input.data" + (f"{index}.video_source_id" if index else "") + rest
+    head, dot, rest = path.partition(".")
+    return CORE_TO_V2.get(head, head) + dot + rest
+
+
+class V2APIView(ProjectAPIView):
+    """The v2 dialect: `project_id` in the path must be the token's project; errors are the v2 body."""
+
+    dialect = V2
+    request_path_of = staticmethod(v2_path)
+
+    def get_exception_handler(self):
+        return v2_exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if kwargs.get("project_id") != self.project.project_id:
+            # Said before anything is looked up, so nothing of another project can leak.
+            raise Forbidden(_("the token is not valid for the project_id in the path"), field="project_id")
+
+    def page_of(self, queryset: QuerySet, page: int, size: int) -> QuerySet:
+        return queryset[(page - 1) * size : page * size]
+
+    def task_answer(self, task_id: str) -> dict[str, Any]:
+        tasks = Task.objects.filter(project=self.project, task_id=task_id)
+        rows = queries.task_rows(tasks, s.V2_COLUMNS)
+        if not rows:
+            raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
+        sources = queries.task_sources([task_id])
+        return s.task_info(rows[0], sources.get(task_id, []), self.project.project_id)
+
+
+# ---- tasks -------------------------------------------------------------------------------------------
+
+
+class TaskCollection(V2APIView):
+    request_path_of = staticmethod(str)  # query parameters are named as sent
+
+    @extend_schema(parameters=[s.TaskListIn], responses=OpenApiTypes.OBJECT, summary="v2: list tasks")
+    def get(self, request: Request, project_id: str) -> Response:
+        query = self.query(s.TaskListIn)
+        tasks = Task.objects.filter(s.task_filter(query), project=self.project)
+        order = "create_dt" if query["sort_dir"] == "asc" else "-create_dt"
+        total = tasks.count()
+        page = self.page_of(tasks.order_by(order, "task_id"), query["page"], query["page_size"])
+        rows = queries.task_rows(page, s.V2_COLUMNS)
+        sources = queries.task_sources([row["task_id"] for row in rows])
+        items = [s.task_info(row, sources.get(row["task_id"], []), project_id) for row in rows]
+        return Response(
+            {
+                "count": len(items),
+                "total": total,
+                "tasks": items,
+                "page": query["page"],
+                "page_size": query["page_size"],
+            }
+        )
+
+
+class ServiceTasks(V2APIView):
+    @extend_schema(request=s.TaskIn, responses=OpenApiTypes.OBJECT, summary="v2: create a task")
+    def post(self, request: Request, project_id: str, service_name: str) -> Response:
+        spec = self.parse(s.TaskIn).to_create_spec(service_name, request.user)
+        task = services.create_task(self.project, spec)
+        return Response(self.task_answer(task.task_id))
+
+
+class TaskDetail(V2APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: show a task")
+    def get(self, request: Request, project_id: str, task_id: str) -> Response:
+        return Response(self.task_answer(task_id))
+
+    @extend_schema(request=s.TaskUpdateIn, responses=OpenApiTypes.OBJECT, summary="v2: change a task")
+    def put(self, request: Request, project_id: str, task_id: str) -> Response:
+        task = services.get_task(self.project, task_id)
+        spec = self.parse(s.TaskUpdateIn).to_spec()
+        if "vchans" in spec:
+            spec = services.with_play_url(self.project, spec)
+        vchans = spec.pop("vchans", None)
+        with transaction.atomic():
+            services.update_task(task, spec)
+            if vchans is not None:
+                services.replace_vchans(task, vchans, ready=True)
+        return Response(self.task_answer(task_id))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: delete a task and its subtasks")
+    def delete(self, request: Request, project_id: str, task_id: str) -> Response:
+        services.purge_task(services.get_task(self.project, task_id))
+        return Response({})
+
+
+class TaskAction(V2APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="v2: start or stop a task")
+    def put(self, request: Request, project_id: str, task_id: str, action: str) -> Response:
+        task = services.get_task(self.project, task_id)
+        if action == schedules.START:
+            schedules.start(task)
+        else:
+            schedules.stop(task)
+        return Response(self.task_answer(task_id))
+
+
+# ---- batch tasks -------------------------------------------------------------------------------------
+
+
+def batch_state_filter(v2_state: str) -> Q:
+    if v2_state == s.SCHEDULING:
+        scheduled = Exists(Task.objects.filter(batch=OuterRef("pk"), schedule_active=True))
+        return Q(scheduled) & queries.derived_state_q(s.IDLE_STATES, "task__batch")
+    return s.state_filter(v2_state, "task__batch")
+
+
+class BatchCollection(V2APIView):
+    request_path_of = staticmethod(str)
+
+    @extend_schema(parameters=[s.BatchListIn], responses=OpenApiTypes.OBJECT, summary="v2: list batch tasks")
+    def get(self, request: Request, project_id: str) -> Response:
+        query = self.query(s.BatchListIn)
+        batches = BatchTask.objects.filter(project=self.project)
+        if "name" in query:
+            batches = batches.filter(name__icontains=query["name"])
+        if "task_state" in query:
+            batches = batches.filter(batch_state_filter(query["task_state"]))
+        order = ("-" if query["order_by"] == "desc" else "") + query["sort_name"]
+        total = batches.count()
+        page = self.page_of(batches.order_by(order, "batch_id"), query["page_num"], query["page_size"])
+        rows = queries.batch_rows(page)
+        sources = queries.batch_sources([row["batch_id"] for row in rows])
+        items = [s.batch_info(row, sources.get(row["batch_id"], [])) for row in rows]
+        return Response(
+            {
+                "count": len(items),
+                "total": total,
+                "batch_tasks": items,
+                "page_num": query["page_num"],
+                "page_size": query["page_size"],
+            }
+        )
+
+    @extend_schema(request=s.BatchTaskIn, responses=OpenApiTypes.OBJECT, summary="v2: add a batch task")
+    def post(self, request: Request, project_id: str) -> Response:
+        body = self.parse(s.BatchTaskIn)
+        result = services.create_batch(self.project, body.to_spec(request.user), body.sources())
+        return Response(s.batch_result(result))
+
+
+class BatchDetail(V2APIView):
+    @extend_schema(
+        request=s.BatchTaskUpdateIn, responses=OpenApiTypes.OBJECT, summary="v2: change a batch task"
+    )
+    def put(self, request: Request, project_id: str, batch_id: str) -> Response:
+        batch = services.get_batch(self.project, batch_id)
+        body = self.parse(s.BatchTaskUpdateIn)
+        return Response(s.batch_result(services.update_batch(batch, body.to_spec(), body.sources())))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: delete a batch task and its tasks")
+    def delete(self, request: Request, project_id: str, batch_id: str) -> Response:
+        return Response(s.batch_result(services.delete_batch(services.get_batch(self.project, batch_id))))
+
+
+class BatchAction(V2APIView):
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="v2: start or stop a batch task")
+    def put(self, request: Request, project_id: str, batch_id: str, action: str) -> Response:
+        batch = services.get_batch(self.project, batch_id)
+        return Response(s.batch_result(services.run_batch(batch, action)))
+
+
+# ---- video sources -----------------------------------------------------------------------------------
+
+
+class SourceViewMixin(V2APIView):
+    def get_channel(self, source_id: str) -> VideoChannel:
+        channel = VideoChannel.objects.filter(project=self.project, vchan_refid=source_id).first()
+        if channel is None:
+            raise NotFound(_("no video source %(id)s") % {"id": source_id}, field="id")
+        return channel
+
+
+class SourceCreate(SourceViewMixin):
+    @extend_schema(request=s.VideoSourceIn, responses=OpenApiTypes.OBJECT, summary="v2: add a video source")
+    def post(self, request: Request, project_id: str) -> Response:
+        spec = self.parse(s.VideoSourceIn).to_spec()
+        spec.setdefault("vchan_refid", new_id())
+        return Response(s.source_out(services.create_vchan(self.project, spec)))
+
+
+class SourceDetail(SourceViewMixin):
+    @extend_schema(
+        request=s.VideoSourceUpdateIn, responses=OpenApiTypes.OBJECT, summary="v2: change a video source"
+    )
+    def put(self, request: Request, project_id: str, source_id: str) -> Response:
+        channel = self.get_channel(source_id)
+        spec = self.parse(s.VideoSourceUpdateIn).to_spec()
+        return Response(s.source_out(services.update_vchan(channel, spec)))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: delete a video source no task uses")
+    def delete(self, request: Request, project_id: str, source_id: str) -> Response:
+        services.delete_vchan(self.get_channel(source_id))
+        return Response({})
+
+
+class SourceCollection(SourceViewMixin):
+    request_path_of = staticmethod(str)
+
+    @extend_schema(
+        parameters=[s.SourceListIn], responses=OpenApiTypes.OBJECT, summary="v2: list video sources"
+    )
+    def get(self, request: Request, project_id: str) -> Response:
+        query = self.query(s.SourceListIn)
+        channels = VideoChannel.objects.filter(project=self.project)
+        if "name" in query:
+            channels = channels.filter(name__icontains=query["name"])
+        total = channels.count()
+        items = self.page_of(channels.order_by("vchan_refid"), query["page"], query["page_size"])
+        sources = [s.source_out(channel) for channel in items]
+        return Response(
+            {
+                "count": len(sources),
+                "total": total,
+                "video_sources": sources,
+                "page": query["page"],
+                "page_size": query["page_size"],
+            }
+        )
+
+
+class SourceShow(SourceViewMixin):
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: show a video source")
+    def get(self, request: Request, project_id: str, source_id: str) -> Response:
+        return Response(s.source_out(self.get_channel(source_id)))

@@ -1,0 +1,133 @@
+"""Shared pieces of the VIAS v2 tests (no tests here): paths, valid bodies, the error shape."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from django_q.models import Schedule
+
+from subtasks.models import Subtask
+from tasks.models import BatchTask, Task, VideoChannel
+from tests.conftest import Actor
+
+WEBHOOK = "https://93.184.216.34/hook"
+ERROR_KEYS = {"error_code", "error_msg", "detail", "params", "reason", "advice"}
+DELETE = object()
+
+
+def v2(actor: Actor, rest: str = "") -> str:
+    return f"/v2/{actor.project.project_id}{rest}"
+
+
+def add_sources(actor: Actor, count: int, prefix: str = "cam") -> list[str]:
+    """`count` video sources of the actor's project, made through the v2 API."""
+    ids = []
+    for i in range(count):
+        body = {
+            "id": f"{prefix}-{i}",
+            "name": f"{prefix} camera {i}",
+            "url": f"rtsp://10.0.{i // 250}.{i % 250 + 1}/live",
+        }
+        ids.append(v2_ok(actor.post(v2(actor, "/source"), body))["id"])
+    return ids
+
+
+def output(**extra: Any) -> dict[str, Any]:
+    return {"webhook": {"url": WEBHOOK, "headers": {"a": "a"}}, **extra}
+
+
+def task_body(sources: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """A v2 create-task body over video sources managed here."""
+    return {
+        "name": "door_watch",
+        "description": "front door",
+        "service_version": "1.0",
+        "input": {"type": "video_source", "data": [{"video_source_id": s} for s in (sources or ["cam-0"])]},
+        "output": output(),
+        "config": {"common": {"fire_detection_sw": 1}},
+        **extra,
+    }
+
+
+def batch_body(sources: list[str], groups: int = 1, **extra: Any) -> dict[str, Any]:
+    """The seed's add-batch-task body, the sources spread over `groups` groups."""
+    return {
+        "name": "wdwd",
+        "service_name": "smoke_fire",
+        "service_version": "1.0",
+        "manufacturer": "VIAS",
+        "is_saved_as_template": False,
+        "description": "",
+        "priority": "low",
+        "batch_input": {
+            "video_source_group": [
+                {
+                    "video_source_group_id": f"group-{g}",
+                    "video_source_list": [{"video_source_id": s} for s in sources[g::groups]],
+                }
+                for g in range(groups)
+            ]
+        },
+        "output": output(),
+        "config": {"common": {"render_result_sw": 1, "fire_detection_sw": 1, "smoke_detection_sw": 1}},
+        **extra,
+    }
+
+
+def create_task(actor: Actor, service: str = "face", **body: Any) -> dict[str, Any]:
+    return v2_ok(actor.post(v2(actor, f"/services/{service}/tasks"), task_body(**body)))
+
+
+def v2_ok(response) -> Any:
+    body = response.json()
+    assert response.status_code == 200, body
+    assert "error_code" not in body, body
+    return body
+
+
+def v2_refused(response, status: int, code: str | None = None, *fragments: str) -> dict[str, Any]:
+    """The v2 error body, with the status and error code expected, mentioning each fragment."""
+    body = response.json()
+    assert response.status_code == status, body
+    assert set(body) == ERROR_KEYS, body
+    assert body["error_code"].startswith("VIAS.000100"), body
+    if code:
+        assert body["error_code"] == code, body
+    assert isinstance(body["error_msg"], str) and body["error_msg"], body
+    assert isinstance(body["params"], list) and len(body["params"]) <= 1, body
+    text = body["error_msg"] + " " + body["detail"]
+    for fragment in fragments:
+        assert fragment in text, body
+    return body
+
+
+def snapshot() -> dict[str, Any]:
+    """Everything a v2 request could write."""
+    return {
+        "tasks": list(Task.objects.order_by("pk").values()),
+        "subtasks": list(Subtask.objects.order_by("pk").values()),
+        "vchans": list(VideoChannel.objects.order_by("pk").values()),
+        "batches": list(BatchTask.objects.order_by("pk").values()),
+        "schedules": list(Schedule.objects.order_by("pk").values()),
+    }
+
+
+def edit(path: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A change to a valid body: `path` is dotted ("input.data.0.video_source_id"); DELETE removes."""
+
+    def apply(body: dict[str, Any]) -> dict[str, Any]:
+        body = copy.deepcopy(body)
+        *parents, last = path.split(".")
+        target: Any = body
+        for key in parents:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        key = int(last) if isinstance(target, list) else last
+        if value is DELETE:
+            del target[key]
+        else:
+            target[key] = value
+        return body
+
+    return apply
