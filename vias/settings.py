@@ -95,7 +95,12 @@ USE_BUNDLED_REDIS = not envstr("REDIS_URL", "")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": envstr("VIAS_CHANNEL_PREFIX", "vias")},
+        # redis-py 8 reads with a 5 s socket timeout by default, the length of channels_redis's
+        # blocking BRPOP: idle receivers would fail at random with TimeoutError. Give reads room.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "prefix": envstr("VIAS_CHANNEL_PREFIX", "vias"),
+        },
     }
 }
 
