@@ -67,7 +67,11 @@ def fetch(subtask) -> Subtask:
 def test_a_started_task_runs_on_a_node_to_the_end(alice, store, node_process):
     node = node_process(capacity=1)
     _task, subtask = started_task(alice, "bikes.mp4")
-    wait_for(lambda: fetch(subtask).state == State.SUCCEEDED, timeout=90, what=lambda: f"SUCCEEDED\n{node.output()}")
+    wait_for(
+        lambda: fetch(subtask).state == State.SUCCEEDED,
+        timeout=90,
+        what=lambda: f"SUCCEEDED\n{node.output()}",
+    )
     done = fetch(subtask)
     assert done.node.name == node.name and done.progress == 100.0
     assert Event.objects.filter(subtask=subtask, rule="intrusion").count() == 1
@@ -80,7 +84,9 @@ def test_a_worker_killed_mid_subtask_is_noticed_and_the_subtask_dispatched_again
     pid = wait_for(lambda: control.live_pid(subtask.pk), timeout=60, what="the job to start")
     wait_for(lambda: fetch(subtask).progress > 2, timeout=60, what="some progress")
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: fetch(subtask).attempts >= 2, timeout=60, what=lambda: f"a second attempt\n{node.output()}")
+    wait_for(
+        lambda: fetch(subtask).attempts >= 2, timeout=60, what=lambda: f"a second attempt\n{node.output()}"
+    )
     wait_for(
         lambda: fetch(subtask).state in (State.SUCCEEDED, State.FAILED),
         timeout=120,
