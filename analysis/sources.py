@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,9 @@ class VideoSource:
         fps = capture.get(cv2.CAP_PROP_FPS)
         self.native_fps = float(fps) if fps and 0 < fps < 1000 else 0.0
         count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        self.frame_count = int(count) if not self.stream and count and count > 0 else 0
+        # A file served over http(s) has a length; live streams (rtsp, HLS, MJPEG) report none.
+        finite = not self.stream or urlsplit(self.url).scheme.lower() in ("http", "https")
+        self.frame_count = int(count) if finite and count and 0 < count < 1e9 else 0
         self.width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         if self.start_frame and not self.stream:
@@ -240,6 +242,9 @@ class VideoSource:
                 yield Frame(index, index / fps, image)
 
     def _ended(self, index: int, decoded_any: bool, elapsed: float) -> None:
+        slack = max(2, int(self.frame_count * TRUNCATION_SLACK))
+        if self.stream and self.frame_count and index >= self.frame_count - slack:
+            return  # a file served over http(s) that ended
         if self.stream:
             raise SourceUnavailable(
                 f"the stream {_redact(self.url)} stopped after frame {index} ({elapsed:.0f} s): "
@@ -247,7 +252,6 @@ class VideoSource:
             )
         if not decoded_any and index == self.start_frame:
             raise SourceCorrupt(f"no frame of {self.url} can be decoded (from frame {index})")
-        slack = max(2, int(self.frame_count * TRUNCATION_SLACK))
         if self.frame_count and index < self.frame_count - slack:
             raise SourceCorrupt(f"decoding {self.url} stopped at frame {index} of {self.frame_count}")
 
@@ -294,12 +298,24 @@ def _redact(url: str) -> str:
 
 class Prefetcher:
     """Runs an iterator (decoding) in a thread, `size` items ahead, so that decoding overlaps
-    inference. Exceptions reach the consumer in order; close() stops the thread promptly."""
+    inference. Exceptions reach the consumer in order; close() stops the thread promptly.
+
+    `on_wait`, when given, is called every `wait_s` seconds while the consumer waits for the next
+    item (a stalled stream blocks a read for up to its read timeout): a job polls its commands
+    there, so a stop still takes effect at once; an exception it raises ends the iteration."""
 
     _END = object()
 
-    def __init__(self, items: Iterable[Any], size: int = PREFETCH) -> None:
+    def __init__(
+        self,
+        items: Iterable[Any],
+        size: int = PREFETCH,
+        on_wait: Callable[[], None] | None = None,
+        wait_s: float = 0.25,
+    ) -> None:
         self._items = items
+        self._on_wait = on_wait
+        self._wait_s = wait_s
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, size))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="decode-ahead", daemon=True)
@@ -327,7 +343,7 @@ class Prefetcher:
     def __iter__(self) -> Iterator[Any]:
         try:
             while True:
-                item = self._queue.get()
+                item = self._next()
                 if item is self._END:
                     return
                 if isinstance(item, _Raised):
@@ -335,6 +351,15 @@ class Prefetcher:
                 yield item
         finally:
             self.close()
+
+    def _next(self) -> Any:
+        if self._on_wait is None:
+            return self._queue.get()
+        while True:
+            try:
+                return self._queue.get(timeout=self._wait_s)
+            except queue.Empty:
+                self._on_wait()
 
     def close(self) -> None:
         self._stop.set()

@@ -1,0 +1,55 @@
+"""The per-frame pipeline (analysis/pipeline.py): batches, and the snapshots of findings."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from analysis.detect import ClassSpec, DetectorSpec, YoloDetector
+from analysis.pipeline import Pipeline, render_snapshot
+from analysis.rules import INTRUSION, Finding, RuleEngine
+from tests.onnx_models import build_model, yolov8_output
+
+
+@pytest.fixture
+def detector(tmp_path):
+    output = yolov8_output([(32, 32, 16, 16, [0.9])], classes=1)
+    path = build_model(tmp_path / "p.onnx", output, batch=None, scale_by_mean=False)
+    return YoloDetector(DetectorSpec("p", str(path), classes=((0, ClassSpec("person", "body")),)))
+
+
+def test_a_batch_gives_what_frame_by_frame_gives(detector):
+    frames = [np.full((64, 64, 3), v, np.uint8) for v in (0, 80, 160, 240)]
+    one = Pipeline([detector], RuleEngine("2", fps=5))
+    batch = Pipeline([detector], RuleEngine("2", fps=5))
+    single = [one.process(f, i, i / 5) for i, f in enumerate(frames)]
+    assert batch.process_batch(frames, [0, 1, 2, 3], [0, 0.2, 0.4, 0.6]) == single
+    assert [f.rule for f in sum(single, [])] == [INTRUSION] and batch.frames == 4
+
+
+def finding(**extra) -> Finding:
+    values = dict(
+        rule="intrusion", category="body", zone="yard", box=(10.0, 20.0, 50.0, 60.0), score=0.9,
+        track_id=3, attributes={}, key="k", frame_index=0, offset_s=0.0,
+    )  # fmt: skip
+    values.update(extra)
+    return Finding(**values)
+
+
+def test_a_snapshot_is_the_frame_with_the_box_drawn():
+    frame = np.zeros((100, 200, 3), np.uint8)
+    jpeg = render_snapshot(frame, finding())
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (100, 200, 3)
+    blue, green, red = (int(c) for c in image[40, 10])  # on the box's left edge
+    assert red > 150 and blue < 100 and green < 100
+    assert frame.max() == 0  # the frame itself is not drawn on
+
+
+def test_a_face_snapshot_is_its_best_crop():
+    crop = np.full((30, 20, 3), 200, np.uint8)
+    jpeg = render_snapshot(None, finding(rule="face_capture", crop=crop))
+    assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (30, 20, 3)
+    with pytest.raises(ValueError):
+        render_snapshot(None, finding())
