@@ -34,8 +34,6 @@ DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
     AlgoType.ILLEGAL_PARKING: (DetectorModel.MOTOR,),
     AlgoType.FACE: (DetectorModel.FACE,),
 }
-# OpenCV's bundled Haar cascade finds faces when no face ONNX model is registered.
-BUILT_IN_CATEGORIES = frozenset({DetectorModel.FACE})
 # Subtasks a node is busy with (counted against its capacity).
 BUSY_STATES = (State.STARTING, State.RUNNING, State.RECOVERING, State.ABNORMAL, State.STOPPING)
 WAITING_REASON = "waiting for a free analysis node"
@@ -49,10 +47,18 @@ def missing_categories(task: Task) -> list[str]:
     """Categories the task asks for that no enabled registered detector provides."""
     from analysis.models import Detector
 
-    provided = set(BUILT_IN_CATEGORIES)
+    provided = set(built_in_categories())
     for classes in Detector.objects.filter(enabled=True).values_list("classes", flat=True):
         provided.update(spec.get("category") for spec in classes.values())
     return [category for category in required_categories(task) if category not in provided]
+
+
+def built_in_categories() -> set[str]:
+    """OpenCV's Haar cascade finds faces without a registered model, where this OpenCV build has
+    it (the pinned opencv-python-headless 5 does not: then face needs a registered model)."""
+    from analysis.detect.face import available
+
+    return {DetectorModel.FACE} if available() else set()
 
 
 def node_is_live(last_heartbeat: datetime | None, now: datetime | None = None) -> bool:

@@ -9,6 +9,7 @@ database and for its node draining (docs/analysis-engine.md).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -111,7 +112,6 @@ class Progress:
     done: int = 0
     total: int = 0
     last_frame: int = 0
-    last_offset: float = 0.0
 
     @property
     def percent(self) -> float:
@@ -168,7 +168,7 @@ class SubtaskRun:
         else:
             self._run_video(resume_frame)
         for finding in self.pipeline.flush():  # what waited for its track to end (face captures)
-            self._store(finding, None, self.progress.last_frame, self.progress.last_offset, "")
+            self._store(finding, None, "")
         self._finish(State.SUCCEEDED, "")
         return "succeeded"
 
@@ -194,7 +194,8 @@ class SubtaskRun:
                     if self.subtask.state != State.RUNNING:
                         self._move(State.RUNNING, "")
                     backoff = BACKOFF_FIRST
-                    with Prefetcher(video.frames()) as frames:
+                    # While a stalled stream blocks a read, keep heartbeating and obeying commands.
+                    with Prefetcher(video.frames(), on_wait=self._tick) as frames:
                         for frame in frames:
                             self._analyse(frame.image, frame.index, frame.offset_s)
                     return
@@ -242,17 +243,17 @@ class SubtaskRun:
     def _analyse(self, frame: Any, frame_index: int, offset_s: float, picture: str = "") -> None:
         findings = self.pipeline.process(frame, frame_index, offset_s)
         for finding in findings:
-            self._store(finding, frame, frame_index, offset_s, picture)
+            self._store(finding, frame, picture)
         self.progress.done += 1
         self.progress.last_frame = frame_index
-        self.progress.last_offset = offset_s
         self._tick()
 
-    def _store(self, finding: Any, frame: Any, frame_index: int, offset_s: float, picture: str) -> None:
+    def _store(self, finding: Any, frame: Any, picture: str) -> None:
         from analysis.outputs import publish
         from analysis.pipeline import render_snapshot
 
-        snapshot = f"events/{self.task.task_id}/{self.subtask.pk}/{frame_index}-{abs(hash(finding.key))}.jpg"
+        digest = hashlib.sha1(finding.key.encode()).hexdigest()[:12]
+        snapshot = f"events/{self.task.task_id}/{self.subtask.pk}/{finding.frame_index}-{digest}.jpg"
         attributes = dict(finding.attributes, **({"picture": picture} if picture else {}))
         try:
             with transaction.atomic():
@@ -260,9 +261,10 @@ class SubtaskRun:
                     subtask=self.subtask,
                     task=self.task,
                     key=finding.key[:200],
-                    occurred_at=self._occurred_at(offset_s),
-                    offset_s=offset_s,
-                    frame_index=frame_index,
+                    # A face capture's best frame may be earlier than the frame that ended its track.
+                    occurred_at=self._occurred_at(finding.offset_s),
+                    offset_s=finding.offset_s,
+                    frame_index=finding.frame_index,
                     category=finding.category,
                     rule=finding.rule,
                     zone=finding.zone,
