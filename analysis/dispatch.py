@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from subtasks.choices import State
 from subtasks.models import Node, Subtask
@@ -36,7 +37,7 @@ DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
 }
 # Subtasks a node is busy with (counted against its capacity).
 BUSY_STATES = (State.STARTING, State.RUNNING, State.RECOVERING, State.ABNORMAL, State.STOPPING)
-WAITING_REASON = "waiting for a free analysis node"
+WAITING_REASON = gettext_noop("waiting for a free analysis node")
 
 
 def required_categories(task: Task) -> list[str]:
