@@ -115,13 +115,21 @@ def get_task(project: Project, task_id: str) -> Task:
     return task
 
 
-def get_store_conf(project: Project, unid: str | None) -> StoreConf | None:
+def get_store_conf(project: Project, unid: str | None, field: str = "store_conf_unid") -> StoreConf | None:
+    """The project's storage config `unid` (None for no unid); NotFound names `field`."""
     if not unid:
         return None
     conf = StoreConf.objects.filter(project=project, unid=unid).first()
     if conf is None:
-        raise NotFound(_("no storage config %(unid)s") % {"unid": unid}, field="store_conf_unid")
+        raise NotFound(_("no storage config %(unid)s") % {"unid": unid}, field=field)
     return conf
+
+
+def get_vchan(project: Project, refid: str) -> VideoChannel:
+    channel = VideoChannel.objects.filter(project=project, vchan_refid=refid).first()
+    if channel is None:
+        raise NotFound(_("no video channel %(r)s") % {"r": refid}, field="vchan_refid")
+    return channel
 
 
 @transaction.atomic

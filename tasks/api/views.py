@@ -105,10 +105,7 @@ class StoreConfCollection(NativeAPIView):
 
 class StoreConfDetail(NativeAPIView):
     def get_conf(self, unid: str) -> StoreConf:
-        conf = StoreConf.objects.filter(project=self.project, unid=unid).first()
-        if conf is None:
-            raise NotFound(_("no storage config %(unid)s") % {"unid": unid}, field="unid")
-        return conf
+        return services.get_store_conf(self.project, unid, field="unid")
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Show a storage config")
     def get(self, request: Request, unid: str) -> Response:
@@ -145,10 +142,7 @@ class VchanCollection(NativeAPIView):
 
 class VchanDetail(NativeAPIView):
     def get_channel(self, refid: str) -> VideoChannel:
-        channel = VideoChannel.objects.filter(project=self.project, vchan_refid=refid).first()
-        if channel is None:
-            raise NotFound(_("no video channel %(r)s") % {"r": refid}, field="vchan_refid")
-        return channel
+        return services.get_vchan(self.project, refid)
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Show a video channel")
     def get(self, request: Request, vchan_refid: str) -> Response:

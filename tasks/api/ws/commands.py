@@ -256,10 +256,7 @@ def stop_subtask(ctx: Context, params: dict[str, Any]) -> Body:
 
 def _store_conf(ctx: Context, params: dict[str, Any]) -> StoreConf:
     unid = parse(StoreConfRef, params).validated_data["unid"]
-    conf = StoreConf.objects.filter(project=ctx.project, unid=unid).first()
-    if conf is None:
-        raise NotFound(_("no storage config %(unid)s") % {"unid": unid}, field="unid")
-    return conf
+    return services.get_store_conf(ctx.project, unid, field="unid")
 
 
 @command("get", "store_confs")
@@ -300,10 +297,7 @@ def delete_store_confs(ctx: Context, params: dict[str, Any]) -> Body:
 
 def _vchan(ctx: Context, params: dict[str, Any]) -> VideoChannel:
     refid = parse(VchanRef, params).validated_data["vchan_refid"]
-    channel = VideoChannel.objects.filter(project=ctx.project, vchan_refid=refid).first()
-    if channel is None:
-        raise NotFound(_("no video channel %(r)s") % {"r": refid}, field="vchan_refid")
-    return channel
+    return services.get_vchan(ctx.project, refid)
 
 
 @command("get", "vchans")
