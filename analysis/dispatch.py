@@ -56,7 +56,7 @@ def missing_categories(task: Task) -> list[str]:
 
 def built_in_categories() -> set[str]:
     """OpenCV's Haar cascade finds faces without a registered model, where this OpenCV build has
-    it (the pinned opencv-python-headless 5 does not: then face needs a registered model)."""
+    it (the pinned opencv-python-headless 4.14 does; OpenCV 5 wheels do not)."""
     from analysis.detect.face import available
 
     return {DetectorModel.FACE} if available() else set()

@@ -1,9 +1,9 @@
 """The face fallback: OpenCV's frontal-face Haar cascade, used while no face ONNX model is
 registered. Much weaker than a neural detector, but needs nothing beyond OpenCV.
 
-OpenCV 4 wheels bundle the cascade (cv2.data.haarcascades) and its classifier. OpenCV 5's main
-wheels (opencv-python-headless 5.x, pinned here) dropped both: there the fallback is unavailable
-unless `cv2.CascadeClassifier` exists (the contrib wheel) and the cascade file is found in
+OpenCV 4 wheels (opencv-python-headless 4.14, pinned for this reason) bundle the cascade
+(cv2.data.haarcascades) and its classifier. OpenCV 5's wheels dropped both: with one, the fallback
+is unavailable unless `cv2.CascadeClassifier` exists and the cascade file is found in
 cv2.data.haarcascades or the models directory; `available()` says which.
 """
 
