@@ -105,6 +105,15 @@ def dispatch(subtask_id: int, count_attempt: bool = True) -> Node | None:
 
 
 def enqueue(subtask_id: int, node_name: str, resume_frame: int = 0) -> None:
+    """To a worker of that node already hosting subtasks, if one has room (analysis/hosting.py);
+    otherwise onto the node's django-q2 queue."""
+    from analysis.hosting import try_adopt
+
+    if not try_adopt(subtask_id, node_name, resume_frame):
+        enqueue_to_queue(subtask_id, node_name, resume_frame)
+
+
+def enqueue_to_queue(subtask_id: int, node_name: str, resume_frame: int = 0) -> None:
     from django_q.brokers import get_broker
     from django_q.tasks import async_task
 

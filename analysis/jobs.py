@@ -59,6 +59,16 @@ class SegmentEnd(Exception):
 
 
 def run_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> str:
+    """The django-q2 job. With VIAS_SUBTASKS_PER_WORKER > 1 this worker hosts several subtasks
+    in threads (analysis/hosting.py); otherwise it runs this one."""
+    from analysis import hosting
+
+    if hosting.per_worker() > 1:
+        return hosting.host((subtask_id, node_name, resume_frame), run_one_subtask)
+    return run_one_subtask(subtask_id, node_name, resume_frame)
+
+
+def run_one_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> str:
     if not transaction.get_connection().in_atomic_block:  # a worker: drop a connection gone stale
         close_old_connections()
     subtask = (
@@ -81,7 +91,7 @@ def run_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> str:
 
 def build_pipeline(subtask: Subtask):
     """Detectors for the categories the task asks for, and its algorithm type's rules."""
-    from analysis.detect.registry import detectors_for
+    from analysis.hosting import shared_detectors
     from analysis.pipeline import Pipeline
     from analysis.rules.engine import RuleEngine
 
@@ -93,7 +103,7 @@ def build_pipeline(subtask: Subtask):
         algo_args=subtask.algo_args,
         categories=categories,
     )
-    return Pipeline(detectors_for(categories), engine)
+    return Pipeline(shared_detectors(categories), engine)
 
 
 def update_pipeline(pipeline, subtask: Subtask, detectors: bool = False) -> None:
@@ -102,9 +112,9 @@ def update_pipeline(pipeline, subtask: Subtask, detectors: bool = False) -> None
         rois=subtask.rois, calibration_xml=subtask.calibration_xml, algo_args=subtask.algo_args
     )
     if detectors:
-        from analysis.detect.registry import detectors_for
+        from analysis.hosting import shared_detectors
 
-        pipeline.detectors = detectors_for(required_categories(subtask.task))
+        pipeline.detectors = shared_detectors(required_categories(subtask.task))
 
 
 @dataclass

@@ -117,3 +117,29 @@ def test_sigterm_drains_the_node_hands_subtasks_back_and_leaves_no_process(alice
     assert handed_back.state == State.STARTING and handed_back.node is None
     assert "shutting down" in handed_back.status_reason or "waiting" in handed_back.status_reason
     assert Node.objects.get(name=node.name).draining
+
+
+def test_with_hosting_on_a_second_subtask_runs_in_the_same_worker_sharing_its_session(
+    alice, store, node_process
+):
+    long_video(store / "long.mp4", loops=8)
+    node = node_process(capacity=2, VIAS_SUBTASKS_PER_WORKER="4")
+    task = ready_task(alice, vchans=2, algo_type="2")
+    first, second = task.subtasks.order_by("position")
+    for subtask in (first, second):
+        Subtask.objects.filter(pk=subtask.pk).update(source_url="long.mp4")
+        subtask_services.configure_subtask(subtask, {"rois": [WHOLE_FRAME], "algo_args": {"fps": 10}})
+    subtask_services.start_subtask(first)
+    host_pid = wait_for(
+        lambda: control.live_pid(first.pk), timeout=60, what=lambda: f"a host\n{node.output()}"
+    )
+    subtask_services.start_subtask(second)
+    wait_for(
+        lambda: control.live_pid(second.pk), timeout=60, what=lambda: f"the second subtask\n{node.output()}"
+    )
+    assert control.live_pid(second.pk) == host_pid  # adopted by the host, not another worker
+    wait_for(lambda: fetch(second).progress > 0, timeout=60, what="progress of the second subtask")
+    subtask_services.stop_task(task)
+    wait_for(
+        lambda: {fetch(first).state, fetch(second).state} == {State.STOPPED}, timeout=30, what="both STOPPED"
+    )

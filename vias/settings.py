@@ -219,6 +219,9 @@ VIAS_DEFAULT_FPS = envint("VIAS_DEFAULT_FPS", 5)
 # Seconds OpenCV may take to open a stream, and to read one frame, before it counts as lost.
 VIAS_SOURCE_OPEN_TIMEOUT = envint("VIAS_SOURCE_OPEN_TIMEOUT", 10)
 VIAS_SOURCE_READ_TIMEOUT = envint("VIAS_SOURCE_READ_TIMEOUT", 10)
+# Subtasks one worker process runs at once (threads sharing one onnxruntime session per model,
+# frames batched across them: for GPU nodes, docs/analysis-engine.md). 1: one per process.
+VIAS_SUBTASKS_PER_WORKER = envint("VIAS_SUBTASKS_PER_WORKER", 1)
 # Where fetched and registered ONNX models live.
 VIAS_MODELS_DIR = DATA_DIR / "models"
 # Webhook hosts allowed even though they resolve to private / loopback addresses.
