@@ -35,7 +35,7 @@ import redis
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from analysis.models import Delivery, Event
@@ -127,6 +127,7 @@ def max_attempts() -> int:
     return 1 + max(0, int(settings.VIAS_WEBHOOK_RETRIES))
 
 
+@translation.override("en")  # delivery records are for operators: one language
 def deliver_webhook(event_id: int, attempt: int = 1) -> bool:
     """django-q2 task: POST the event to its task's webhook once, record the attempt, and schedule
     the next one when this one failed in a way that may pass later. Returns whether it succeeded.
@@ -248,6 +249,7 @@ def dis_stream_key(stream_name: object) -> str:
     return f"{DIS_PREFIX}{stream_name}"
 
 
+@translation.override("en")  # delivery records are for operators: one language
 def deliver_dis(event: Event, spec: Any) -> Delivery:
     """XADD the event to its stream, {"event_id", "task_id", "event": <JSON message>}, keeping
     about VIAS_DIS_MAXLEN entries."""
@@ -302,6 +304,7 @@ def obs_dir(bucket: object, path: object) -> Path:
     return target
 
 
+@translation.override("en")  # delivery records are for operators: one language
 def deliver_obs(event: Event, spec: Any) -> Delivery:
     """Append the event as one JSON line to <obs_dir>/<task_id>.jsonl and copy its snapshot there
     as <task_id>-<event_id>.jpg (named in the line as "snapshot_file")."""

@@ -54,6 +54,15 @@ def make_actor(username: str, project_id: str) -> Actor:
 
 
 @pytest.fixture(autouse=True)
+def default_language():
+    # A test that answers in Chinese must not leave the next test's thread speaking it.
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # The actors' users get passwords; the default hasher costs half a second per user.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

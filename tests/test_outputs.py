@@ -452,6 +452,16 @@ def test_obs_with_a_traversing_path_writes_nothing_and_records_the_failure(proje
     assert not list(tmp_path.rglob("*.jsonl"))
 
 
+@needs_output
+def test_delivery_records_are_english_whatever_language_the_worker_thread_had(project):
+    from django.utils import translation
+
+    event = make_event(make_task(project, {"obs": {"bucket": "bkt", "path": "../x"}}))
+    with translation.override("zh-hans"):
+        delivery = outputs.deliver_obs(event, {"bucket": "bkt", "path": "../x"})
+    assert "not a safe place" in delivery.error
+
+
 # -- channel layer, and publish with nothing configured ---------------------------------------
 
 
