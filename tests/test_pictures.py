@@ -94,3 +94,42 @@ def test_a_full_queue_answers_503_instead_of_growing(alice, settings):
 def test_another_project_cannot_push_to_the_task(alice, bob):
     task_id = picture_task(alice)
     error(push(bob, task_id, jpeg()), 404)
+
+
+def test_a_picture_tasks_algorithm_combination_changes_over_http_and_reaches_its_devices(alice):
+    from analysis.control import Inbox
+    from tests.test_control import answer_in_thread
+
+    task_id = picture_task(alice)
+    subtask_id = Subtask.objects.get(task_id=task_id).pk
+    with Inbox(subtask_id) as inbox:
+        thread, received = answer_in_thread(inbox)
+        body = ok(alice.post(f"/tasks/{task_id}/pic_task_config", {"detector_models": ["face", "body"]}))
+        thread.join()
+    from tasks.models import Task
+
+    assert body["data"]["task_id"] == task_id
+    assert Task.objects.get(pk=task_id).detector_models == ["face", "body"]
+    assert [a["status"] for a in body["subtasks"]] == ["acknowledged"]
+    assert received[0].op == "update"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "detector_models"),
+        ({"detector_models": ["cat"]}, "detector_models"),
+        ({"detector_models": "face"}, "detector_models"),
+    ],
+)
+def test_a_bad_algorithm_combination_is_refused_and_nothing_changes(alice, body, field):
+    task_id = picture_task(alice)
+    assert field in error(alice.post(f"/tasks/{task_id}/pic_task_config", body), 400)["errors"]
+    from tasks.models import Task
+
+    assert Task.objects.get(pk=task_id).detector_models == []
+
+
+def test_a_video_task_takes_no_picture_task_config(alice):
+    task_id = ok(alice.post("/tasks", task_body()), 201)["data"]["task_id"]
+    error(alice.post(f"/tasks/{task_id}/pic_task_config", {"detector_models": ["face"]}), 400)

@@ -342,3 +342,22 @@ def vchan_out(channel) -> dict[str, Any]:
         "height": channel.height,
         "create_dt": format_dt(channel.created_at),
     }
+
+
+class PicTaskConfigIn(serializers.Serializer):
+    """The algorithm combination of a picture task: `detector_models` (or the seed's `algo_comb`),
+    a list of face / body / motor / no_motor. The names are checked by the model's validator."""
+
+    detector_models = serializers.JSONField(required=False)
+    algo_comb = serializers.JSONField(required=False)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if "detector_models" not in data and "algo_comb" not in data:
+            raise serializers.ValidationError({"detector_models": [_("This field is required.")]})
+        if "detector_models" in data and "algo_comb" in data and data["detector_models"] != data["algo_comb"]:
+            raise serializers.ValidationError({"algo_comb": [_("differs from detector_models; send one")]})
+        return data
+
+    @property
+    def models(self) -> Any:
+        return self.validated_data.get("detector_models", self.validated_data.get("algo_comb"))

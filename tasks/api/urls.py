@@ -8,6 +8,9 @@ urlpatterns = [
     re_path(r"^tasks/(?P<task_id>[^/]+)/?$", views.TaskDetail.as_view(), name="task"),
     re_path(r"^tasks/(?P<task_id>[^/]+)/start/?$", views.TaskStart.as_view(), name="task-start"),
     re_path(r"^tasks/(?P<task_id>[^/]+)/stop/?$", views.TaskStop.as_view(), name="task-stop"),
+    re_path(
+        r"^tasks/(?P<task_id>[^/]+)/pic_task_config/?$", views.TaskPicConfig.as_view(), name="task-pic-config"
+    ),
     re_path(r"^tasks/(?P<task_id>[^/]+)/subtasks/?$", views.TaskSubtasks.as_view(), name="task-subtasks"),
     re_path(r"^store_confs/?$", views.StoreConfCollection.as_view(), name="store-confs"),
     re_path(r"^store_confs/(?P<unid>[^/]+)/?$", views.StoreConfDetail.as_view(), name="store-conf"),

@@ -81,6 +81,19 @@ class TaskStop(NativeAPIView):
         return self.ok(subtasks=[o.as_dict() for o in outcomes])
 
 
+class TaskPicConfig(NativeAPIView):
+    @extend_schema(
+        request=s.PicTaskConfigIn,
+        responses=OpenApiTypes.OBJECT,
+        summary="Change a picture task's algorithm combination and send it to its devices",
+    )
+    def post(self, request: Request, task_id: str) -> Response:
+        task = services.get_task(self.project, task_id)
+        acks = subtask_services.set_pic_task_models(task, self.parse(s.PicTaskConfigIn).models)
+        rows = queries.task_documents(Task.objects.filter(pk=task.pk))
+        return self.ok(data=s.task_out(rows[0]), subtasks=[ack.as_dict() for ack in acks])
+
+
 class TaskSubtasks(NativeAPIView):
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="A task's subtasks")
     def get(self, request: Request, task_id: str) -> Response:

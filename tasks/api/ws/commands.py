@@ -80,23 +80,8 @@ class VchanRef(serializers.Serializer):
     vchan_refid = serializers.CharField(max_length=64)
 
 
-class PicTaskConfigIn(TaskRef):
-    """The algorithm combination of a picture task: `detector_models` (or the seed's `algo_comb`),
-    a list of face / body / motor / no_motor. The names are checked by the model's validator."""
-
-    detector_models = serializers.JSONField(required=False)
-    algo_comb = serializers.JSONField(required=False)
-
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        if "detector_models" not in data and "algo_comb" not in data:
-            raise serializers.ValidationError({"detector_models": [_("This field is required.")]})
-        if "detector_models" in data and "algo_comb" in data and data["detector_models"] != data["algo_comb"]:
-            raise serializers.ValidationError({"algo_comb": [_("differs from detector_models; send one")]})
-        return data
-
-    @property
-    def models(self) -> Any:
-        return self.validated_data.get("detector_models", self.validated_data.get("algo_comb"))
+class PicTaskConfigIn(TaskRef, s.PicTaskConfigIn):
+    """The HTTP body of POST /tasks/{task_id}/pic_task_config, plus the task's id."""
 
 
 def _has(params: dict[str, Any], key: str) -> bool:
