@@ -70,6 +70,13 @@ class ProjectAPIView(APIView):
         # An id from the path with a NUL names nothing; PostgreSQL would refuse the lookup with a 500.
         if any("\x00" in str(value) for value in kwargs.values()):
             raise exceptions.NotFound()
+        # PostgreSQL refuses NUL in any string it is given: a query parameter with one is refused
+        # here, once for every filter of every dialect, rather than as a 500 deep in a query.
+        for name, values in request.query_params.lists():
+            if any("\x00" in value for value in values) or "\x00" in name:
+                raise exceptions.ValidationError(
+                    {name.replace("\x00", "\\x00"): [_("null characters are not allowed")]}
+                )
 
     def parse(self, serializer_class: type[serializers.Serializer], data: Any | None = None) -> Any:
         """A validated serializer of the request body (or `data`); ValidationError otherwise."""
