@@ -41,5 +41,7 @@ ZH = {
     "dispatched again": "已重新分派",
     "waiting for a free analysis node": "正在等待空闲的分析节点",
     "stopped": "已停止",
+    "no project %(p)s of yours": "您没有项目 %(p)s",
+    "null characters are not allowed": "不允许空字符",
     "this user belongs to no project; create a token with `manage.py create_token`": "该用户不属于任何项目;请用 `manage.py create_token` 创建令牌",
 }

@@ -77,6 +77,47 @@ async def test_admin_session_cookie_authenticates(alice_t):
     await sync_to_async(close_all_connections)()
 
 
+async def session_socket(username: str, query: str = ""):
+    def login() -> str:
+        client = Client()
+        assert client.login(username=username, password=f"{username}-password-123")
+        return client.cookies["sessionid"].value
+
+    session = await in_sync_thread(login)()
+    ws = communicator(headers=[(b"cookie", f"sessionid={session}".encode())], query=query)
+    connected, _ = await ws.connect(timeout=5)
+    assert connected
+    return ws
+
+
+@pytest.mark.parametrize(
+    ("who", "project", "allowed"),
+    [
+        ("alice", "proj-alice", True),  # a member picks the project
+        ("alice", "proj-bob", False),  # not hers
+        ("root", "proj-bob", True),  # a superuser operates every project (the admin's live pages)
+        ("root", "no-such-project", False),
+    ],
+)
+async def test_a_session_user_may_pick_a_project_they_may_act_in(alice_t, who, project, allowed):
+    def setup() -> None:
+        from django.contrib.auth import get_user_model
+
+        make_actor("bob", "proj-bob")
+        get_user_model().objects.create_superuser("root", "", "root-password-123")
+
+    await in_sync_thread(setup)()
+    ws = await session_socket(who, f"project={project}")
+    if allowed:
+        body = await ask(ws, cmd("get", "tasks"))
+        assert body["ecode"] == 200
+    else:
+        message = await ws.receive_json_from(timeout=5)
+        assert message["push"] == "auth" and message["ecode"] == 403 and project in message["enote"]
+    await ws.disconnect()
+    await sync_to_async(close_all_connections)()
+
+
 def close_all_connections() -> None:
     from django.db import connections
 

@@ -90,6 +90,7 @@
   function connect(root) {
     var status = document.querySelector("[data-live-status]");
     var task = root.dataset.liveTask;
+    var project = root.dataset.project;
     var delay = 1000;
     function setStatus(on) {
       if (!status) return;
@@ -99,6 +100,8 @@
     }
     function open() {
       var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/wsapi/v1/devconf_fx";
+      // The task's own project: a superuser operates every project, not only their first.
+      if (project) url += "?project=" + encodeURIComponent(project);
       var socket;
       try {
         socket = new WebSocket(url);

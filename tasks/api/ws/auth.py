@@ -47,6 +47,25 @@ def language_of(headers: CaseInsensitiveMapping) -> str:
     return settings.LANGUAGE_CODE
 
 
+def session_project(user: Any, wanted: str | None) -> Any:
+    """A logged-in user's project: the one asked for with `?project=` (a member's, or any for a
+    superuser, who operates every project in the admin), else their first."""
+    from tasks.models import Project
+
+    if wanted:
+        projects = Project.objects.all() if user.is_superuser else user.vias_projects.all()
+        project = projects.filter(project_id=wanted).first()
+        if project is None:
+            raise exceptions.PermissionDenied(_("no project %(p)s of yours") % {"p": wanted})
+        return project
+    project = user.vias_projects.order_by("id").first()
+    if project is None:
+        raise exceptions.PermissionDenied(
+            _("this user belongs to no project; create a token with `manage.py create_token`")
+        )
+    return project
+
+
 def authenticate(headers: CaseInsensitiveMapping, query: dict[str, str], user: Any) -> tuple[Any, Any]:
     """(project, user) of a handshake; a DRF AuthenticationFailed / NotAuthenticated otherwise."""
     try:
@@ -57,10 +76,5 @@ def authenticate(headers: CaseInsensitiveMapping, query: dict[str, str], user: A
         token = token_for(raw)
         return token.project, token.user
     if user is not None and getattr(user, "is_authenticated", False) and user.is_active:
-        project = user.vias_projects.order_by("id").first()
-        if project is None:
-            raise exceptions.PermissionDenied(
-                _("this user belongs to no project; create a token with `manage.py create_token`")
-            )
-        return project, user
+        return session_project(user, query.get("project")), user
     raise exceptions.NotAuthenticated()
