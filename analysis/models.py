@@ -139,7 +139,8 @@ class Event(models.Model):
 
     @property
     def snapshot_url(self) -> str:
-        return f"{settings.MEDIA_URL}{self.snapshot}" if self.snapshot else ""
+        """Where an API client fetches the JPEG (with its token: GET /events/{id}/snapshot)."""
+        return f"/events/{self.pk}/snapshot" if self.snapshot else ""
 
     def as_message(self) -> dict[str, Any]:
         """The event as every output sends it (webhook body, stream entry, websocket push)."""
@@ -157,7 +158,7 @@ class Event(models.Model):
             "score": round(self.score, 4),
             "track_id": self.track_id,
             "attributes": self.attributes,
-            "snapshot_url": "/" + self.snapshot_url.lstrip("/") if self.snapshot else "",
+            "snapshot_url": self.snapshot_url,
         }
 
 

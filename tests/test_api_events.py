@@ -79,3 +79,27 @@ def test_another_projects_events_are_not_shown(alice, bob):
     task = ready_task(alice)
     add_events(task, 1)
     error(bob.get(f"/tasks/{task.pk}/events"), 404)
+
+
+def test_an_events_snapshot_is_served_to_its_project_only(alice, bob, settings):
+    from pathlib import Path
+
+    task = ready_task(alice)
+    add_events(task, 1)
+    event = Event.objects.get(task=task)
+    event.snapshot = f"events/{task.pk}/1.jpg"
+    event.save()
+    path = Path(settings.MEDIA_ROOT) / event.snapshot
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xff\xd8\xff\xe0fake-but-bytes")
+    url = ok(alice.get(f"/tasks/{task.pk}/events"))["list_data"][0]["snapshot_url"]
+    assert url == f"/events/{event.pk}/snapshot"
+    answer = alice.client.get(url, **alice.headers())
+    assert answer.status_code == 200 and answer["Content-Type"] == "image/jpeg"
+    assert b"".join(answer.streaming_content) == path.read_bytes()
+    error(bob.get(url), 404)
+
+
+@pytest.mark.parametrize("event_id", ["0", "abc", "9" * 30, "12"])
+def test_a_missing_snapshot_is_a_404(alice, event_id):
+    error(alice.get(f"/events/{event_id}/snapshot"), 404)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from django.conf import settings
+from django.http import FileResponse
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -15,7 +19,7 @@ from analysis.pictures import queue_picture
 from tasks import services
 from tasks.api.serializers import PageIn
 from vias.lib.api import NativeAPIView
-from vias.lib.errors import Invalid
+from vias.lib.errors import Invalid, NotFound
 
 EVENT_FILTERS = ("subtask_id", "category", "rule", "zone")
 
@@ -49,6 +53,18 @@ class TaskPictures(NativeAPIView):
                 raise Invalid(_("the multipart body has no file field `picture`"), field="picture")
             return upload.read()
         return django_request.body
+
+
+class EventSnapshot(NativeAPIView):
+    @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY}, summary="An event's snapshot (JPEG)")
+    def get(self, request: Request, event_id: str) -> FileResponse:
+        event = Event.objects.filter(
+            pk=int(event_id) if event_id.isdigit() else 0, task__project=self.project
+        ).first()
+        path = Path(settings.MEDIA_ROOT) / event.snapshot if event is not None and event.snapshot else None
+        if path is None or not path.is_file():
+            raise NotFound(_("no snapshot of event %(id)s") % {"id": event_id}, field="event_id")
+        return FileResponse(path.open("rb"), content_type="image/jpeg")
 
 
 class TaskEvents(NativeAPIView):
