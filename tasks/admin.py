@@ -740,7 +740,7 @@ class MTaskChoiceField(forms.ModelChoiceField):
 
 
 @admin.register(Scene)
-class SceneAdmin(XmlFieldsMixin, admin.ModelAdmin):
+class SceneAdmin(ServiceChangeMixin, XmlFieldsMixin, admin.ModelAdmin):
     """A scene's page holds its ROI documents (Django has no nested inlines; the task page links here)."""
 
     list_display = (
@@ -783,6 +783,21 @@ class SceneAdmin(XmlFieldsMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(roi_total=Count("rois"))
+
+    def save_model(self, request, obj, form, change):
+        pass  # saved with its ROI documents in save_related, by the service
+
+    def save_related(self, request, form, formsets, change):
+        """The scene and its ROIs through tasks.services.save_scene: one validation, one announcement."""
+        rois = []
+        for formset in formsets:
+            kept = [
+                f.cleaned_data for f in formset.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")
+            ]
+            rois += [data["xml"] for data in sorted(kept, key=lambda data: data.get("position") or 0)]
+            # Nothing is saved by the formsets themselves; the admin's history reads these.
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        task_services.save_scene(form.instance, rois=rois)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "mtask":

@@ -238,6 +238,25 @@ def _relink_scenes(task: Task, scenes: list[Scene]) -> None:
 
 
 @transaction.atomic
+def save_scene(scene: Scene, rois: list[str] | None = None) -> Scene:
+    """Add or change one scene of a task and, when `rois` is given, replace its ROI documents in
+    that order. Validated by the models; refused while the task runs (as update_task is)."""
+    task = Task.objects.select_for_update().select_related("project").get(pk=scene.mtask.task_id)
+    if task.subtasks.active().exists():
+        raise Conflict(_("stop the task before changing it: some of its subtasks are running"))
+    clean(scene, "")  # the model checks algo_type against its task's
+    scene.save()
+    if rois is not None:
+        documents = [SceneRoi(scene=scene, position=i, xml=xml) for i, xml in enumerate(rois)]
+        for index, roi in enumerate(documents):
+            clean(roi, f"rois[{index}]", exclude=["scene"])
+        SceneRoi.objects.filter(scene=scene).delete()
+        SceneRoi.objects.bulk_create(documents)
+    announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
+    return scene
+
+
+@transaction.atomic
 def delete_task(task: Task) -> None:
     """Delete a big task. Refused while it has subtasks (the seed's rule): delete those first."""
     count = task.subtasks.count()

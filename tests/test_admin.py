@@ -576,3 +576,35 @@ def test_tasks_filter_by_their_derived_state(staff, project):
     assert f'data-task-id="{running.pk}"' in page and f'data-task-id="{idle.pk}"' not in page
     page = staff.get(url + "?state=PENDING").content.decode()
     assert f'data-task-id="{idle.pk}"' in page and f'data-task-id="{running.pk}"' not in page
+
+
+def test_a_scene_and_its_rois_are_saved_through_the_service_in_order(staff, task):
+    scene = Scene.objects.get(mtask__task=task)
+    data = scene_form_data(scene, name="gate")
+    count = int(data["rois-TOTAL_FORMS"])
+    line = (
+        '<root><line name="l%d" direction="both"><point x="0" y="0.5"/><point x="1" y="0.5"/></line></root>'
+    )
+    data.update({"rois-TOTAL_FORMS": count + 1, f"rois-{count}-position": 0, f"rois-{count}-xml": line % 9})
+    for i in range(count):
+        data[f"rois-{i}-position"] = i + 1
+    answer = staff.post(reverse("admin:tasks_scene_change", args=[scene.pk]), data)
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    scene.refresh_from_db()
+    assert scene.name == "gate"
+    xmls = list(scene.rois.order_by("position").values_list("xml", flat=True))
+    assert len(xmls) == count + 1 and 'name="l9"' in xmls[0]
+
+
+def test_a_scene_of_a_running_task_is_not_changed_and_the_admin_says_why(staff, task):
+    from subtasks.choices import State
+    from subtasks.models import Subtask
+
+    scene = Scene.objects.get(mtask__task=task)
+    Subtask.objects.filter(task=task).update(state=State.RUNNING)
+    answer = staff.post(
+        reverse("admin:tasks_scene_change", args=[scene.pk]), scene_form_data(scene, name="x"), follow=True
+    )
+    page = answer.content.decode()
+    assert "Stop the task before changing it" in page  # the admin's message, capitalised
+    assert Scene.objects.get(pk=scene.pk).name != "x"
