@@ -268,7 +268,7 @@ def test_slow_webhook_is_bounded_by_the_timeout_and_retried_later(project, recei
     assert outputs.deliver_webhook(event.pk, 1) is False
     elapsed = time.monotonic() - started
 
-    assert elapsed < 3  # VIAS_WEBHOOK_TIMEOUT is 1 s; the receiver would take 10
+    assert elapsed < 8  # a hang guard: VIAS_WEBHOOK_TIMEOUT is 1 s; the receiver would take 10
     [delivery] = deliveries(event)
     assert delivery.status_code is None
     assert "1 s" in delivery.error and "Timeout" in delivery.error
@@ -313,8 +313,8 @@ def test_publish_returns_at_once_and_queues_the_delivery(
     started = time.monotonic()
     with django_capture_on_commit_callbacks(execute=True):
         outputs.publish(event)
-    assert time.monotonic() - started < 0.5
     assert hook.requests == [] and deliveries(event) == []  # nothing waited for the receiver
+    assert time.monotonic() - started < 8  # a hang guard: waiting would take the receiver's 10 s
 
     # What the analysis job queued is a plain task: function by dotted path, the event's id.
     assert private_queue.queue_size() == 1
@@ -324,7 +324,7 @@ def test_publish_returns_at_once_and_queues_the_delivery(
     # The worker that runs it is held for at most the timeout.
     started = time.monotonic()
     outputs.deliver_webhook(*package["args"])
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 8  # a hang guard (timeout 1 s, receiver 10 s)
     assert len(hook.requests) == 1 and not deliveries(event)[0].ok
 
 

@@ -248,7 +248,7 @@ def test_billion_laughs_is_refused_quickly(levels):
     problem = check_xml(document)
     elapsed = time.perf_counter() - started
     assert problem is not None
-    assert elapsed < 1.0
+    assert elapsed < 5.0  # a hang guard: expanding 10**30 entities would never finish
     assert "lollollol" not in problem.message
 
 
