@@ -570,7 +570,7 @@ class TaskAdmin(ServiceChangeMixin, admin.ModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         if change:
-            return super().save_related(request, form, formsets, change)
+            return self._save_mtask_changes(form, formsets)
         spec = self._spec(form, [n for n in form.cleaned_data if n not in ("project", "vchans")])
         spec["vchans"] = [{"vchan_refid": c.vchan_refid} for c in form.cleaned_data.get("vchans") or []]
         items = []
@@ -591,6 +591,25 @@ class TaskAdmin(ServiceChangeMixin, admin.ModelAdmin):
             _("The task was split into %(n)d subtasks; configure them, then mark them config-complete.")
             % {"n": count},
         )
+
+    def _save_mtask_changes(self, form, formsets) -> None:
+        """The mtask inline through tasks.services.save_mtasks (the subtask inline is read-only)."""
+        changed, deleted = [], []
+        for formset in formsets:
+            # The admin's change history reads these; nothing is saved by the formsets themselves.
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+            if formset.model is not MTask:
+                continue  # the subtask inline is read-only
+            for item in formset.forms:
+                if not item.has_changed() and not (item.cleaned_data or {}).get("DELETE"):
+                    continue
+                if item.cleaned_data.get("DELETE"):
+                    if item.instance.pk:
+                        deleted.append(item.instance)
+                else:
+                    changed.append(item.save(commit=False))
+        if changed or deleted:
+            task_services.save_mtasks(form.instance, changed, deleted)
 
     def delete_model(self, request, obj):
         task_services.delete_task(obj)

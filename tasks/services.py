@@ -237,13 +237,37 @@ def _relink_scenes(task: Task, scenes: list[Scene]) -> None:
             Subtask.objects.filter(pk=subtask.pk).update(scene=scene)
 
 
+def _lock_idle_task(task_id: str) -> Task:
+    task = Task.objects.select_for_update().select_related("project").get(pk=task_id)
+    if task.subtasks.active().exists():
+        raise Conflict(_("stop the task before changing it: some of its subtasks are running"))
+    return task
+
+
+def _announce_changed(task: Task) -> None:
+    announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
+
+
+@transaction.atomic
+def save_mtasks(task: Task, changed: list[MTask], deleted: list[MTask]) -> None:
+    """Add, change and delete some of a task's mtasks (the rest of its tree stays). Validated by
+    the models; refused while the task runs, as update_task is."""
+    task = _lock_idle_task(task.pk)
+    for index, mtask in enumerate(changed):
+        mtask.task = task
+        clean(mtask, f"mtasks[{index}]")
+        mtask.save()
+    for mtask in deleted:
+        Subtask.objects.filter(scene__mtask=mtask).update(scene=None)
+        mtask.delete()
+    _announce_changed(task)
+
+
 @transaction.atomic
 def save_scene(scene: Scene, rois: list[str] | None = None) -> Scene:
     """Add or change one scene of a task and, when `rois` is given, replace its ROI documents in
     that order. Validated by the models; refused while the task runs (as update_task is)."""
-    task = Task.objects.select_for_update().select_related("project").get(pk=scene.mtask.task_id)
-    if task.subtasks.active().exists():
-        raise Conflict(_("stop the task before changing it: some of its subtasks are running"))
+    task = _lock_idle_task(scene.mtask.task_id)
     clean(scene, "")  # the model checks algo_type against its task's
     scene.save()
     if rois is not None:
@@ -252,7 +276,7 @@ def save_scene(scene: Scene, rois: list[str] | None = None) -> Scene:
             clean(roi, f"rois[{index}]", exclude=["scene"])
         SceneRoi.objects.filter(scene=scene).delete()
         SceneRoi.objects.bulk_create(documents)
-    announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
+    _announce_changed(task)
     return scene
 
 

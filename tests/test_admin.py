@@ -235,15 +235,15 @@ def test_adding_a_task_splits_it_through_create_task(staff, project):
     assert any("2 subtasks" in t for t in texts(answer))
 
 
-def test_changing_a_running_task_is_refused_by_update_task(staff, task):
-    Subtask.objects.filter(task=task).update(state=State.RUNNING)
+def task_change_data(staff, task, **changes) -> dict:
+    """The task change page's form as the browser would post it back, with `changes`."""
     page = staff.get(reverse("admin:tasks_task_change", args=[task.pk]))
     form = page.context["adminform"].form
     data = {k: v for k, v in form.initial.items() if v is not None and k in form.fields}
-    data.update({"task_name": "renamed", "run_dt_0": "2026-01-02", "run_dt_1": "10:00:00"})
+    data.update({"run_dt_0": "2026-01-02", "run_dt_1": "10:00:00"})
     data.update({"detector_models": "[]", "output": "{}", "schedule": "{}", "config": "{}", "store_conf": ""})
     for prefix, formset in (("mtasks", MTask), ("subtasks", Subtask)):
-        rows = list(formset.objects.filter(task=task))
+        rows = list(formset.objects.filter(task=task).order_by("position"))
         data.update({f"{prefix}-TOTAL_FORMS": len(rows), f"{prefix}-INITIAL_FORMS": len(rows)})
         for i, row in enumerate(rows):
             data[f"{prefix}-{i}-id"] = row.pk
@@ -255,6 +255,13 @@ def test_changing_a_running_task_is_refused_by_update_task(staff, task):
                         for f in ("position", "mtask_unid", "name", "type", "time_interval")
                     }
                 )
+    data.update(changes)
+    return data
+
+
+def test_changing_a_running_task_is_refused_by_update_task(staff, task):
+    Subtask.objects.filter(task=task).update(state=State.RUNNING)
+    data = task_change_data(staff, task, task_name="renamed")
     answer = staff.post(reverse("admin:tasks_task_change", args=[task.pk]), data, follow=True)
     assert any("stop the task" in t for t in texts(answer)), texts(answer)
     assert Task.objects.get(pk=task.pk).task_name == "front door"
@@ -608,3 +615,23 @@ def test_a_scene_of_a_running_task_is_not_changed_and_the_admin_says_why(staff, 
     page = answer.content.decode()
     assert "Stop the task before changing it" in page  # the admin's message, capitalised
     assert Scene.objects.get(pk=scene.pk).name != "x"
+
+
+def test_the_mtask_inline_is_saved_through_the_service(staff, task):
+    first = task.mtasks.order_by("position").first()
+    data = task_change_data(staff, task, **{"mtasks-0-name": "evening"})
+    answer = staff.post(reverse("admin:tasks_task_change", args=[task.pk]), data, follow=True)
+    assert answer.status_code == 200
+    assert MTask.objects.get(pk=first.pk).name == "evening"
+    data = task_change_data(staff, task, **{"mtasks-0-DELETE": "on"})
+    staff.post(reverse("admin:tasks_task_change", args=[task.pk]), data, follow=True)
+    assert not MTask.objects.filter(pk=first.pk).exists()
+
+
+def test_the_mtask_inline_of_a_running_task_is_refused(staff, task):
+    first = task.mtasks.order_by("position").first()
+    data = task_change_data(staff, task, **{"mtasks-0-name": "evening"})
+    Subtask.objects.filter(task=task).update(state=State.RUNNING)
+    answer = staff.post(reverse("admin:tasks_task_change", args=[task.pk]), data, follow=True)
+    assert any("stop the task" in t for t in texts(answer)), texts(answer)
+    assert MTask.objects.get(pk=first.pk).name != "evening"
