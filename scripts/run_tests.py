@@ -5,7 +5,8 @@ DATABASE_URL unset and PostgreSQL on localhost:5432 -> postgres://USER@localhost
   (Django creates and drops test_vias itself).
 REDIS_URL unset and Redis on localhost:6379 -> redis://localhost:6379/9 (flushed; db 9 keeps
   other data safe).
-Otherwise the embedded default: SQLite in memory and the bundled Redis (started by conftest.py).
+Otherwise the embedded default: SQLite (a test database file under the temporary VIAS_DATA_DIR, so
+that the nodes the analysis tests start can share it) and the bundled Redis (started by conftest.py).
 VIAS_TEST_EMBEDDED=1 skips the probing. Arguments go to pytest unchanged.
 
 First `manage.py fetch_models --download-only` puts the real person model into the cache
@@ -79,7 +80,7 @@ def choose_infrastructure(env: dict[str, str]) -> None:
 
 
 def describe(env: dict[str, str]) -> str:
-    database = env.get("DATABASE_URL") or "SQLite (in memory, embedded default)"
+    database = env.get("DATABASE_URL") or "SQLite (a file in the test data directory, embedded default)"
     redis_url = env.get("REDIS_URL") or "bundled redis-server on a temporary unix socket (embedded default)"
     return f"Test suite: database {_redact(database)}; Redis {_redact(redis_url)}"
 
