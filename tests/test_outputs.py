@@ -38,10 +38,6 @@ from tasks import services
 from tasks.models import Project, Task
 from vias.lib.announce import task_group
 
-HAS_OUTPUT = any(f.name == "output" for f in Task._meta.get_fields())
-needs_output = pytest.mark.skipif(not HAS_OUTPUT, reason="Task.output is not on the model yet")
-
-
 # -- a real webhook receiver -------------------------------------------------------------------
 
 
@@ -175,8 +171,6 @@ def output_settings(settings, tmp_path: Path):
 
 
 def webhook_task(project: Project, url: str, headers: dict[str, str] | None = None) -> Task:
-    if not HAS_OUTPUT:
-        pytest.skip("Task.output is not on the model yet")
     return make_task(project, {"webhook": {"url": url, "headers": headers or {"X-Token": "s3cret"}}})
 
 
@@ -362,7 +356,6 @@ def test_webhook_of_a_task_whose_output_was_removed_is_dropped(project, receiver
 # -- Redis stream (dis) ------------------------------------------------------------------------
 
 
-@needs_output
 def test_dis_adds_the_event_to_a_redis_stream(project, django_capture_on_commit_callbacks):
     name = f"cam-{uuid.uuid4().hex[:8]}"
     event = make_event(make_task(project, {"dis": {"stream_name": name}}))
@@ -380,7 +373,6 @@ def test_dis_adds_the_event_to_a_redis_stream(project, django_capture_on_commit_
     assert (delivery.output, delivery.ok, delivery.target) == ("dis", True, f"vias:dis:{name}")
 
 
-@needs_output
 def test_dis_with_a_bad_stream_name_is_a_failed_delivery(project):
     event = make_event(make_task(project, {"dis": {"stream_name": "a b*"}}))
     delivery = outputs.deliver_dis(event, {"stream_name": "a b*"})
@@ -390,7 +382,6 @@ def test_dis_with_a_bad_stream_name_is_a_failed_delivery(project):
 # -- result file (obs) -------------------------------------------------------------------------
 
 
-@needs_output
 def test_obs_appends_one_json_line_per_event_and_copies_the_snapshot(
     project, settings, django_capture_on_commit_callbacks
 ):
@@ -444,7 +435,6 @@ def test_obs_refuses_a_symlink_out_of_the_results_directory(settings, tmp_path):
     assert outputs.obs_dir("bkt2", "a/b") == root.resolve() / "bkt2" / "a" / "b"
 
 
-@needs_output
 def test_obs_with_a_traversing_path_writes_nothing_and_records_the_failure(project, settings, tmp_path):
     event = make_event(make_task(project, {"obs": {"bucket": "bkt", "path": "../../../x"}}))
     delivery = outputs.deliver_obs(event, {"bucket": "bkt", "path": "../../../x"})
@@ -452,7 +442,6 @@ def test_obs_with_a_traversing_path_writes_nothing_and_records_the_failure(proje
     assert not list(tmp_path.rglob("*.jsonl"))
 
 
-@needs_output
 def test_delivery_records_are_english_whatever_language_the_worker_thread_had(project):
     from django.utils import translation
 

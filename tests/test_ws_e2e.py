@@ -22,8 +22,8 @@ import psutil
 import pytest
 import websockets
 from channels.layers import get_channel_layer
-from django.conf import settings
 
+from tests.nodes import database_url
 from tests.ws_helpers import WS_PATH, FakeDevice, cmd, in_sync_thread, private_redis  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,16 +36,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def database_url() -> str | None:
-    """The test database as a DATABASE_URL for the server process; None when it cannot share it."""
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        name = str(db["NAME"])
-        return None if "memory" in name or name == "" else f"sqlite:///{name}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db.get('HOST') or 'localhost'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
 class Server:
@@ -114,8 +104,6 @@ class Server:
 
 @pytest.fixture
 def server(private_redis):
-    if database_url() is None:
-        pytest.skip("the server process must share the test database (SQLite in memory is private)")
     running = Server(private_redis.url, VIAS_WS_STALL_TIMEOUT="3")
     running.start()
     yield running

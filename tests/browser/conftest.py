@@ -113,15 +113,13 @@ def free_port() -> int:
 def asgi_server(admin_user):
     """The whole ASGI app (HTTP and websockets) under daphne, on the test database and Redis."""
     from django.contrib.auth.hashers import PBKDF2PasswordHasher
-    from django.db import connection
 
-    db = connection.settings_dict
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("the websocket test needs PostgreSQL: the server process shares the test database")
-    credentials = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    from tests.nodes import database_url
+
     env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{credentials}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}",
+        # The test database (PostgreSQL, or the embedded default's SQLite file): the server shares it.
+        "DATABASE_URL": database_url(),
         "VIAS_DATA_DIR": str(settings.DATA_DIR),
         "DJANGO_SETTINGS_MODULE": "vias.settings",
     }
