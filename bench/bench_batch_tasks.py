@@ -21,10 +21,8 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -32,20 +30,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.bench_tasks_api import (  # noqa: E402 - one copy of the infrastructure
-    PG_HOST,
-    PG_PORT,
-    PG_USER,
-    REDIS_DB,
-    REDIS_HOST,
-    REDIS_PORT,
     capture,
-    create_pg_database,
-    drop_pg_database,
     insert_table,
-    redis_answers,
     summary,
     task_payload,
     test_helpers,
+    throwaway_site,
     timed,
 )
 
@@ -207,39 +197,8 @@ def print_table(result: dict[str, Any]) -> None:
 
 def main() -> int:
     args = parse_args()
-    data_dir = tempfile.mkdtemp(prefix="vias-bench-")
-    pg_name = None if args.sqlite else create_pg_database()
-    if pg_name:
-        os.environ["DATABASE_URL"] = f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{pg_name}"
-        db_label = f"PostgreSQL, throwaway database {pg_name} on {PG_HOST}:{PG_PORT}"
-    else:
-        os.environ["DATABASE_URL"] = f"sqlite:///{data_dir}/bench.sqlite3"
-        db_label = "SQLite, temporary file"
-    use_redis = redis_answers()
-    if use_redis:
-        os.environ["REDIS_URL"] = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
-        os.environ["VIAS_CHANNEL_PREFIX"] = f"vias-bench-{os.getpid()}"  # nobody listens
-    os.environ["VIAS_DATA_DIR"] = data_dir
-    os.environ["DEBUG"] = "0"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "vias.settings"
-    print(f"database: {db_label}; data dir: {data_dir}")
-
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.db import connections
-
-    if not use_redis:
-        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    try:
+    with throwaway_site(args.sqlite) as db_label:
         result = run(args, db_label)
-    finally:
-        connections.close_all()
-        if pg_name:
-            drop_pg_database(pg_name)
-        shutil.rmtree(data_dir, ignore_errors=True)
     print_table(result)
     print("BENCH_JSON " + json.dumps(result, sort_keys=True))
     return 0

@@ -31,7 +31,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -606,10 +607,13 @@ def print_table(result: dict[str, Any]) -> None:
     )
 
 
-def main() -> int:
-    args = parse_args()
+@contextmanager
+def throwaway_site(sqlite: bool) -> Iterator[str]:
+    """Django set up on a throwaway database (PostgreSQL when it answers, else a SQLite file) and a
+    temporary data directory, announcing to Redis when it answers; everything removed after.
+    Yields a description of the database. Shared by the benchmarks that drive the API."""
     data_dir = tempfile.mkdtemp(prefix="vias-bench-")
-    pg_name = None if args.sqlite else create_pg_database()
+    pg_name = None if sqlite else create_pg_database()
     if pg_name:
         os.environ["DATABASE_URL"] = f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{pg_name}"
         db_label = f"PostgreSQL, throwaway database {pg_name} on {PG_HOST}:{PG_PORT}"
@@ -639,12 +643,18 @@ def main() -> int:
         settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
         print(f"Redis not reachable on {REDIS_HOST}:{REDIS_PORT}: announcing to an in-memory channel layer")
     try:
-        result = run(args, db_label)
+        yield db_label
     finally:
         connections.close_all()
         if pg_name:
             drop_pg_database(pg_name)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main() -> int:
+    args = parse_args()
+    with throwaway_site(args.sqlite) as db_label:
+        result = run(args, db_label)
     result["checks"] = checks(result)
     print_table(result)
     print("BENCH_JSON " + json.dumps(result, sort_keys=True))

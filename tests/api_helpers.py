@@ -1,7 +1,9 @@
-"""Assertions on the native envelope shared by the API tests."""
+"""Assertions on the native envelope, and body edits, shared by the API tests."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Any
 
 
@@ -20,3 +22,26 @@ def error(response, status: int) -> dict[str, Any]:
     assert body["ecode"] == status
     assert isinstance(body["enote"], str) and body["enote"] and body["enote"] != "OK"
     return body
+
+
+# A value for `edit` that removes the key instead of setting it.
+DELETE = object()
+
+
+def edit(path: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A change to a valid body: `path` is dotted ("datasources.devices.0.videoId"); DELETE removes."""
+
+    def apply(body: dict[str, Any]) -> dict[str, Any]:
+        body = copy.deepcopy(body)
+        *parents, last = path.split(".")
+        target: Any = body
+        for key in parents:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        key = int(last) if isinstance(target, list) else last
+        if value is DELETE:
+            del target[key]
+        else:
+            target[key] = value
+        return body
+
+    return apply

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from typing import Any
 
 from django_q.models import Schedule
 
 from subtasks.models import Subtask
 from tasks.models import BatchTask, Task, VideoChannel
+from tests.api_helpers import DELETE, edit  # noqa: F401 - the v2 tests import them from here
 from tests.conftest import Actor
 
 WEBHOOK = "https://93.184.216.34/hook"
 ERROR_KEYS = {"error_code", "error_msg", "detail", "params", "reason", "advice"}
-DELETE = object()
 
 
 def v2(actor: Actor, rest: str = "") -> str:
@@ -112,22 +110,3 @@ def snapshot() -> dict[str, Any]:
         "batches": list(BatchTask.objects.order_by("pk").values()),
         "schedules": list(Schedule.objects.order_by("pk").values()),
     }
-
-
-def edit(path: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A change to a valid body: `path` is dotted ("input.data.0.video_source_id"); DELETE removes."""
-
-    def apply(body: dict[str, Any]) -> dict[str, Any]:
-        body = copy.deepcopy(body)
-        *parents, last = path.split(".")
-        target: Any = body
-        for key in parents:
-            target = target[int(key)] if isinstance(target, list) else target[key]
-        key = int(last) if isinstance(target, list) else last
-        if value is DELETE:
-            del target[key]
-        else:
-            target[key] = value
-        return body
-
-    return apply

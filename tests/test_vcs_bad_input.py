@@ -3,15 +3,13 @@ string, Message naming the problem in VCS words) and leaves the database as it w
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.test import Client
 
+from tests.api_helpers import DELETE, edit
 from tests.conftest import Actor
 from tests.vcs_helpers import (
     CREATE,
@@ -29,8 +27,6 @@ from tests.vcs_helpers import (
 
 pytestmark = pytest.mark.django_db
 
-DELETE = object()
-
 
 @pytest.fixture(autouse=True)
 def videos(settings, tmp_path: Path) -> Path:
@@ -42,25 +38,6 @@ def videos(settings, tmp_path: Path) -> Path:
 def task_id(alice: Actor) -> str:
     """An existing compute task the refused requests could damage."""
     return vcs_ok(alice.post(CREATE, compute_body()))["taskId"]
-
-
-def edit(path: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A change to a valid body: `path` is dotted ("datasources.devices.0.videoId"); DELETE removes."""
-
-    def apply(body: dict[str, Any]) -> dict[str, Any]:
-        body = copy.deepcopy(body)
-        *parents, last = path.split(".")
-        target: Any = body
-        for key in parents:
-            target = target[int(key)] if isinstance(target, list) else target[key]
-        key = int(last) if isinstance(target, list) else last
-        if value is DELETE:
-            del target[key]
-        else:
-            target[key] = value
-        return body
-
-    return apply
 
 
 DEV = "datasources.devices.0"

@@ -63,13 +63,7 @@ async def test_every_token_form_authenticates(alice_t, how):
 
 
 async def test_admin_session_cookie_authenticates(alice_t):
-    def login() -> str:
-        client = Client()
-        assert client.login(username="alice", password="alice-password-123")
-        return client.cookies["sessionid"].value
-
-    session = await in_sync_thread(login)()
-    ws = await connect(headers=[(b"cookie", f"sessionid={session}".encode())])
+    ws = await session_socket("alice")
     body = await ask(ws, cmd("get", "tasks"))
     assert body["ecode"] == 200
     await ws.disconnect()
