@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from subtasks.models import Subtask
 from tasks.models import MTask, Scene, SceneRoi, StoreConf, Task, VideoChannel
+from tests.api_helpers import DELETE, edit
 from tests.conftest import Actor, task_body
 
 pytestmark = pytest.mark.django_db
@@ -36,8 +37,6 @@ TWO_POINT_POLYGON = (
 OUTSIDE_FRAME = '<root><polygon name="p"><point x="0.1" y="0.1"/><point x="1.5" y="0.1"/><point x="0.5" y="0.5"/></polygon></root>'
 UNKNOWN_ELEMENT = '<root><circle name="c" r="0.2"/></root>'
 THREE_PAIRS = "<root>" + '<pair><image x="0.1" y="0.1"/><ground x="0" y="0"/></pair>' * 3 + "</root>"
-
-DELETE = object()
 
 
 @pytest.fixture
@@ -80,24 +79,6 @@ def refused(response, status: int, *fragments: str) -> dict[str, Any]:
     for fragment in fragments:
         assert fragment in body["enote"], body
     return body
-
-
-def edit(path: str, value: Any) -> Callable[[dict[str, Any]], Any]:
-    """A change to a valid body: `path` is dotted ("mtasks.0.scenes.0.algo_type"); DELETE removes."""
-
-    def apply(body: dict[str, Any]) -> Any:
-        target: Any = body
-        *parents, last = path.split(".")
-        for key in parents:
-            target = target[int(key)] if key.isdigit() else target[key]
-        key: Any = int(last) if last.isdigit() else last
-        if value is DELETE:
-            del target[key]
-        else:
-            target[key] = value
-        return body
-
-    return apply
 
 
 def whole(value: Any) -> Callable[[dict[str, Any]], Any]:

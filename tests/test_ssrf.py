@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures arrive as parameters named like the imported fixture
 """Server-side request forgery rules for webhook URLs (vias/lib/ssrf.py), when saved and when delivering."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from django_q.models import Schedule
 
 from analysis import outputs
 from analysis.models import Delivery
-from tests.test_outputs import Receiver, make_event, webhook_task
+from tests.test_outputs import make_event, receiver, webhook_task  # noqa: F401 - receiver: a fixture
 from vias.lib.ssrf import address_refusal, check_webhook_url, pinned_request, resolve_for_delivery
 
 REFUSED = [
@@ -143,29 +144,16 @@ def test_the_allow_list_lets_a_listed_host_through(settings):
 
 
 @pytest.fixture
-def hook_server():
-    made: list[Receiver] = []
-
-    def make(**kwargs: Any) -> Receiver:
-        made.append(Receiver(**kwargs))
-        return made[-1]
-
-    yield make
-    for item in made:
-        item.close()
-
-
-@pytest.fixture
 def project(db):
     from tasks.models import Project
 
     return Project.objects.create(project_id="proj-ssrf", name="ssrf")
 
 
-def test_a_redirect_answered_by_the_receiver_is_refused(project, hook_server, settings):
+def test_a_redirect_answered_by_the_receiver_is_refused(project, receiver, settings):
     settings.VIAS_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
-    target = hook_server()
-    hook = hook_server(statuses=302, location=target.url("/internal"))
+    target = receiver()
+    hook = receiver(statuses=302, location=target.url("/internal"))
     event = make_event(webhook_task(project, hook.url()))
 
     assert outputs.deliver_webhook(event.pk, 1) is False
@@ -177,9 +165,9 @@ def test_a_redirect_answered_by_the_receiver_is_refused(project, hook_server, se
     assert not Schedule.objects.exists()  # not retried either
 
 
-def test_a_url_that_became_private_is_refused_when_delivering(project, hook_server, settings):
+def test_a_url_that_became_private_is_refused_when_delivering(project, receiver, settings):
     settings.VIAS_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
-    hook = hook_server()
+    hook = receiver()
     event = make_event(webhook_task(project, hook.url()))  # saved while allowed
     settings.VIAS_WEBHOOK_ALLOWED_HOSTS = []
 
@@ -192,10 +180,10 @@ def test_a_url_that_became_private_is_refused_when_delivering(project, hook_serv
 
 
 def test_delivery_connects_to_the_pinned_address_with_the_host_header(
-    project, hook_server, settings, monkeypatch
+    project, receiver, settings, monkeypatch
 ):
     settings.VIAS_WEBHOOK_ALLOWED_HOSTS = ["hooks.test"]
-    hook = hook_server()
+    hook = receiver()
     dns = FakeDNS(monkeypatch, {"hooks.test": [["127.0.0.1"], ["203.0.113.9"]]})
     event = make_event(webhook_task(project, f"http://hooks.test:{hook.port}/in"))
 
