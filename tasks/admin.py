@@ -418,29 +418,11 @@ class TaskForm(forms.ModelForm):
 
     class Meta:
         model = Task
+        # What create_task / update_task take; the batch and creator are set by the v2 API only.
         fields = (
             "project",
-            "task_name",
-            "algo_type",
-            "run_dt",
-            "play_url",
-            "source_type",
-            "node_count",
-            "pull_source_url",
+            *(name for name in task_services.TASK_FIELDS if name not in ("batch", "creator")),
             "store_conf",
-            "description",
-            "detector_models",
-            "client_name",
-            "output",
-            "schedule",
-            "service_name",
-            "service_version",
-            "resource_order_id",
-            "alg_id",
-            "config",
-            "company",
-            "video_group_id",
-            "target_roi",
         )
 
     def clean(self) -> dict[str, Any]:

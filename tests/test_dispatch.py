@@ -86,12 +86,11 @@ def test_a_task_asking_for_a_category_without_a_model_does_not_start_and_says_wh
     assert set(task.subtasks.values_list("state", flat=True)) == {State.CONFIGURED}
 
 
-def test_face_needs_a_registered_model_unless_opencv_has_its_haar_cascade(alice):
-    from analysis.detect.face import available
-
+def test_face_needs_no_registered_model_with_the_bundled_haar_cascade(alice):
     task = ready_task(alice, algo_type="4")
     Detector.objects.all().delete()
-    assert dispatch.missing_categories(task) == ([] if available() else ["face"])
+    assert dispatch.missing_categories(task) == []
+    assert dispatch.missing_categories(ready_task(alice, algo_type="2")) == ["body"]
 
 
 def running_on(node_obj, task):

@@ -6,10 +6,10 @@ from typing import Any
 
 from django_q.models import Schedule
 
-from subtasks.models import Subtask
-from tasks.models import BatchTask, Task, VideoChannel
+from tasks.models import BatchTask
 from tests.api_helpers import DELETE, edit  # noqa: F401 - the v2 tests import them from here
 from tests.conftest import Actor
+from tests.vcs_helpers import snapshot as vcs_snapshot
 
 WEBHOOK = "https://93.184.216.34/hook"
 ERROR_KEYS = {"error_code", "error_msg", "detail", "params", "reason", "advice"}
@@ -102,11 +102,9 @@ def v2_refused(response, status: int, code: str | None = None, *fragments: str) 
 
 
 def snapshot() -> dict[str, Any]:
-    """Everything a v2 request could write."""
+    """Everything a v2 request could write: what a VCS one could, plus batches and schedules."""
     return {
-        "tasks": list(Task.objects.order_by("pk").values()),
-        "subtasks": list(Subtask.objects.order_by("pk").values()),
-        "vchans": list(VideoChannel.objects.order_by("pk").values()),
+        **vcs_snapshot(),
         "batches": list(BatchTask.objects.order_by("pk").values()),
         "schedules": list(Schedule.objects.order_by("pk").values()),
     }
