@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import cv2
 import numpy as np
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -34,16 +33,19 @@ def _key(subtask_id: int) -> str:
 
 
 def decode_picture(data: bytes) -> np.ndarray:
-    """The picture as a BGR frame, or Invalid when it is not an image OpenCV can read."""
+    """The picture as a BGR frame (analysis.sources decodes it); the API's errors otherwise."""
+    from analysis.sources import NotAnImage
+    from analysis.sources import decode_picture as decode
+
     if len(data) > settings.VIAS_MAX_PICTURE_BYTES:
         raise TooLarge(
             _("a picture may be at most %(n)d bytes") % {"n": settings.VIAS_MAX_PICTURE_BYTES},
             field="picture",
         )
-    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if frame is None:
-        raise Invalid(_("not an image (JPEG, PNG, BMP or WebP expected)"), field="picture")
-    return frame
+    try:
+        return decode(data, settings.VIAS_MAX_PICTURE_BYTES)
+    except NotAnImage:
+        raise Invalid(_("not an image (JPEG, PNG, BMP or WebP expected)"), field="picture") from None
 
 
 def queue_picture(task: Task, data: bytes) -> dict[str, Any]:
