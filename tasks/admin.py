@@ -259,7 +259,7 @@ class StoreConfAdmin(ServiceChangeMixin, admin.ModelAdmin):
             conf = task_services.create_store_conf(form.cleaned_data["project"], spec)
         else:
             # Replacing reaches every running subtask of every task using it (control channel).
-            conf, acks = subtask_services.replace_store_conf_and_push(obj, spec)
+            conf, acks = task_services.replace_store_conf_and_push(obj, spec)
             report_outcomes(request, _("storage config replaced"), acks)
         obj.pk, obj.version, obj.content = conf.pk, conf.version, conf.content
         obj._state.adding = False

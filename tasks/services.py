@@ -17,7 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from subtasks import services as subtask_services
 from subtasks.choices import State
+from subtasks.engine import Ack, engine
 from subtasks.models import Subtask
 from tasks import constants, schedules
 from tasks.choices import AlgoType, DetectorModel, SourceType
@@ -30,6 +32,7 @@ from vias.lib.errors import (
     NotFound,
     ServiceError,
     TooLarge,
+    clean,
     flatten_errors,
     prefix_validation_error,
     summary,
@@ -91,14 +94,6 @@ SCENE_FIELDS = (
 SUBTASK_CONFIG_FIELDS = ("calibration_xml", "config_xml", "algo_args")
 # Fields a `vchans` item may carry about its source, kept on that channel's subtask (a recorded file).
 SUBTASK_SOURCE_FIELDS = ("video_time_length", "video_begin_time")
-
-
-def clean(instance: Any, path: str, exclude: list[str] | None = None) -> None:
-    """Model validation without per-row queries; errors carry where in the request they are."""
-    try:
-        instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
-    except ValidationError as exc:
-        raise prefix_validation_error(exc, path) if path else exc from None
 
 
 def _pick(spec: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
@@ -468,6 +463,15 @@ def replace_store_conf(conf: StoreConf, spec: dict[str, Any]) -> StoreConf:
     return conf
 
 
+def replace_store_conf_and_push(
+    conf: StoreConf, spec: dict[str, Any], timeout: float | None = None
+) -> tuple[StoreConf, list[Ack]]:
+    """Replace a storage config, then send it to every running subtask of every task using it
+    and wait for their acknowledgements. The old file is not kept, so delivery is what counts."""
+    conf = replace_store_conf(conf, spec)
+    return conf, engine().push_store_conf(conf, timeout)
+
+
 @transaction.atomic
 def delete_store_conf(conf: StoreConf) -> None:
     used = conf.tasks.count()
@@ -799,9 +803,9 @@ def delete_batch(batch: BatchTask) -> BatchResult:
 
 
 def run_batch(batch: BatchTask, action: str) -> BatchResult:
-    """Start or stop every task of a batch (tasks.schedules.start / stop); a task that cannot is
-    counted and listed, the others go on."""
-    act = schedules.start if action == schedules.START else schedules.stop
+    """Start or stop every task of a batch (the core start_task / stop_task); a task that cannot
+    is counted and listed, the others go on."""
+    act = subtask_services.start_task if action == schedules.START else subtask_services.stop_task
     tasks = list(Task.objects.filter(batch=batch).select_related("project").order_by("task_name", "task_id"))
     result = BatchResult(batch, total=len(tasks))
     for task in tasks:

@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from subtasks import services as subtask_services
 from tasks import queries, schedules, services
 from tasks.api.v2 import serializers as s
 from tasks.api.v2.envelope import V2, v2_exception_handler
@@ -130,9 +131,9 @@ class TaskAction(V2APIView):
     def put(self, request: Request, project_id: str, task_id: str, action: str) -> Response:
         task = services.get_task(self.project, task_id)
         if action == schedules.START:
-            schedules.start(task)
+            subtask_services.start_task(task)
         else:
-            schedules.stop(task)
+            subtask_services.stop_task(task)
         return Response(self.task_answer(task_id))
 
 
