@@ -164,6 +164,19 @@ class BatchTask(models.Model):
     Its tasks carry `batch`; the settings below are copied onto each of them (docs/dialects.md).
     """
 
+    # What a batch copies onto each of its tasks (at creation, and again when it changes).
+    TASK_FIELDS = (
+        "description",
+        "schedule",
+        "output",
+        "config",
+        "service_name",
+        "service_version",
+        "resource_order_id",
+        "company",
+        "creator",
+    )
+
     batch_id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batch_tasks")
     name = models.CharField(max_length=constants.V2_MAX_NAME_LENGTH, validators=[validate_v2_name])
