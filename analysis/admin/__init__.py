@@ -85,7 +85,9 @@ class RuleFilter(admin.SimpleListFilter):
     parameter_name = "rule"
 
     def lookups(self, request, model_admin):
-        rules = Event.objects.order_by("rule").values_list("rule", flat=True).distinct()
+        rules = (
+            Event.objects.visible_to(request.user).order_by("rule").values_list("rule", flat=True).distinct()
+        )
         return [(rule, rule) for rule in rules]
 
     def queryset(self, request, queryset):

@@ -110,7 +110,9 @@ class SceneAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.Mod
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "mtask":
-            return MTaskChoiceField(queryset=MTask.objects.select_related("task"), label=_("Mtask"))
+            return MTaskChoiceField(
+                queryset=MTask.objects.visible_to(request.user).select_related("task"), label=_("Mtask")
+            )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -120,7 +122,7 @@ class SceneAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.Mod
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
-        mtask = MTask.objects.select_related("task").filter(pk=initial.get("mtask") or 0).first()
+        mtask = MTask.objects.visible_to(request.user).filter(pk=initial.get("mtask") or 0).first()
         if mtask is not None:
             initial.setdefault("algo_type", mtask.task.algo_type)
             initial.setdefault("position", mtask.scenes.count())

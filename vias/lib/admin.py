@@ -7,6 +7,7 @@ subtasks/widgets.py (state badges).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
@@ -208,6 +209,15 @@ class TenantAdminMixin:
             queryset = db_field.remote_field.model._default_manager.using(db)
         return visible(queryset, request)
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)  # type: ignore[misc]
+        return limit_choices(form, request)
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)  # type: ignore[misc]
+        formset.form = limit_choices(formset.form, request)
+        return formset
+
     def get_list_filter(self, request: HttpRequest) -> Any:
         filters = super().get_list_filter(request)  # type: ignore[misc]
         if request.user.is_superuser:
@@ -220,6 +230,18 @@ class TenantAdminMixin:
         if obj is None and not request.user.is_superuser:
             raise Http404  # not "does not exist": another project's row is simply not there
         return obj
+
+
+def limit_choices(form_class: Any, request: HttpRequest) -> Any:
+    """Model choices a form declares itself (not made by the admin from the model) limited the same
+    way; the fields are copied first, as a form class shares its declared fields."""
+    for name, field in list(form_class.base_fields.items()):
+        queryset = getattr(field, "queryset", None)
+        if queryset is not None and hasattr(queryset, "visible_to") and not request.user.is_superuser:
+            limited = copy.deepcopy(field)
+            limited.queryset = queryset.visible_to(request.user)
+            form_class.base_fields[name] = limited
+    return form_class
 
 
 def visible(queryset: QuerySet[Any], request: HttpRequest) -> QuerySet[Any]:
