@@ -95,10 +95,10 @@ class TaskBuilder:
         self.project = project
         refids = {vchan["vchan_refid"] for spec in specs for vchan in spec.get("vchans") or []}
         self.channels = {
-            c.vchan_refid: c for c in VideoChannel.objects.filter(project=project, vchan_refid__in=refids)
+            c.vchan_refid: c for c in VideoChannel.objects.for_project(project).filter(vchan_refid__in=refids)
         }
         unids = {spec["store_conf_unid"] for spec in specs if spec.get("store_conf_unid")}
-        self.confs = {c.unid: c for c in StoreConf.objects.filter(project=project, unid__in=unids)}
+        self.confs = {c.unid: c for c in StoreConf.objects.for_project(project).filter(unid__in=unids)}
 
     def build(self, spec: dict[str, Any], validated: tuple[str, ...] = ()) -> Built:
         """The rows of one task, validated (except the `validated` fields, checked by the caller)."""

@@ -47,7 +47,7 @@ from vias.lib.errors import (
 
 
 def get_task(project: Project, task_id: str) -> Task:
-    task = Task.objects.select_related("store_conf").filter(project=project, task_id=task_id).first()
+    task = Task.objects.for_project(project).select_related("store_conf").filter(task_id=task_id).first()
     if task is None:
         raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
     return task
@@ -57,14 +57,14 @@ def get_store_conf(project: Project, unid: str | None, field: str = "store_conf_
     """The project's storage config `unid` (None for no unid); NotFound names `field`."""
     if not unid:
         return None
-    conf = StoreConf.objects.filter(project=project, unid=unid).first()
+    conf = StoreConf.objects.for_project(project).filter(unid=unid).first()
     if conf is None:
         raise NotFound(_("no storage config %(unid)s") % {"unid": unid}, field=field)
     return conf
 
 
 def get_vchan(project: Project, refid: str) -> VideoChannel:
-    channel = VideoChannel.objects.filter(project=project, vchan_refid=refid).first()
+    channel = VideoChannel.objects.for_project(project).filter(vchan_refid=refid).first()
     if channel is None:
         raise NotFound(_("no video channel %(r)s") % {"r": refid}, field="vchan_refid")
     return channel
@@ -256,7 +256,7 @@ def _store_conf_from(project: Project, spec: dict[str, Any], conf: StoreConf | N
 
 @transaction.atomic
 def create_store_conf(project: Project, spec: dict[str, Any]) -> StoreConf:
-    if StoreConf.objects.filter(project=project, unid=spec.get("unid")).exists():
+    if StoreConf.objects.for_project(project).filter(unid=spec.get("unid")).exists():
         raise Conflict(_("storage config %(u)s already exists") % {"u": spec.get("unid")}, field="unid")
     conf = _store_conf_from(project, spec)
     conf.save()
@@ -302,7 +302,7 @@ def delete_store_conf(conf: StoreConf) -> None:
 
 @transaction.atomic
 def create_vchan(project: Project, spec: dict[str, Any]) -> VideoChannel:
-    if VideoChannel.objects.filter(project=project, vchan_refid=spec.get("vchan_refid")).exists():
+    if VideoChannel.objects.for_project(project).filter(vchan_refid=spec.get("vchan_refid")).exists():
         raise Conflict(
             _("video channel %(r)s already exists") % {"r": spec.get("vchan_refid")}, field="vchan_refid"
         )

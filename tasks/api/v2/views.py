@@ -59,7 +59,7 @@ class V2APIView(ProjectAPIView):
         return queryset[(page - 1) * size : page * size]
 
     def task_answer(self, task_id: str) -> dict[str, Any]:
-        tasks = Task.objects.filter(project=self.project, task_id=task_id)
+        tasks = Task.objects.for_project(self.project).filter(task_id=task_id)
         rows = queries.task_rows(tasks, s.V2_COLUMNS)
         if not rows:
             raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
@@ -76,7 +76,7 @@ class TaskCollection(V2APIView):
     @extend_schema(parameters=[s.TaskListIn], responses=OpenApiTypes.OBJECT, summary="v2: list tasks")
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(s.TaskListIn)
-        tasks = Task.objects.filter(s.task_filter(query), project=self.project)
+        tasks = Task.objects.for_project(self.project).filter(s.task_filter(query))
         order = "create_dt" if query["sort_dir"] == "asc" else "-create_dt"
         total = tasks.count()
         page = self.page_of(tasks.order_by(order, "task_id"), query["page"], query["page_size"])
@@ -147,7 +147,7 @@ class BatchCollection(V2APIView):
     @extend_schema(parameters=[s.BatchListIn], responses=OpenApiTypes.OBJECT, summary="v2: list batch tasks")
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(s.BatchListIn)
-        batches = BatchTask.objects.filter(project=self.project)
+        batches = BatchTask.objects.for_project(self.project)
         if "name" in query:
             batches = batches.filter(name__icontains=query["name"])
         if "task_state" in query:
@@ -205,7 +205,7 @@ class BatchAction(V2APIView):
 
 class SourceViewMixin(V2APIView):
     def get_channel(self, source_id: str) -> VideoChannel:
-        channel = VideoChannel.objects.filter(project=self.project, vchan_refid=source_id).first()
+        channel = VideoChannel.objects.for_project(self.project).filter(vchan_refid=source_id).first()
         if channel is None:
             raise NotFound(_("no video source %(id)s") % {"id": source_id}, field="id")
         return channel
@@ -242,7 +242,7 @@ class SourceCollection(SourceViewMixin):
     )
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(s.SourceListIn)
-        channels = VideoChannel.objects.filter(project=self.project)
+        channels = VideoChannel.objects.for_project(self.project)
         if "name" in query:
             channels = channels.filter(name__icontains=query["name"])
         total = channels.count()
