@@ -301,7 +301,7 @@ class NodeAdmin(TenantAdminMixin, admin.ModelAdmin):
         return bool(obj.last_heartbeat and timezone.now() - obj.last_heartbeat < timedelta(seconds=timeout))
 
     @admin.display(description=gettext_lazy("active subtasks"), ordering="busy")
-    def load(self, obj: Node) -> str:
+    def load(self, obj: Any) -> str:
         return f"{obj.busy} / {obj.capacity}"
 
     @admin.display(description=gettext_lazy("providers"))

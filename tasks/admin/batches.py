@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import Count
 from django.utils.translation import gettext_lazy
@@ -32,7 +34,7 @@ class BatchTaskAdmin(TenantAdminMixin, admin.ModelAdmin):
         return super().get_queryset(request).annotate(task_n=Count("tasks"))
 
     @admin.display(description=gettext_lazy("tasks"), ordering="task_n")
-    def task_total(self, obj: BatchTask) -> int:
+    def task_total(self, obj: Any) -> int:
         return obj.task_n
 
     def has_add_permission(self, request):

@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied
 from django.db.models import Avg, Count, Prefetch
 from django.http import Http404, HttpResponseRedirect
@@ -112,7 +113,7 @@ class TaskForm(forms.ModelForm):
             "one subtask per channel (pull_video_stream); none: the play URL is the one source. "
             "Fixed once the task is created."
         ),
-        widget=admin.widgets.FilteredSelectMultiple(gettext_lazy("video channels"), is_stacked=False),
+        widget=FilteredSelectMultiple(gettext_lazy("video channels"), is_stacked=False),
     )
 
     class Meta:
@@ -125,7 +126,7 @@ class TaskForm(forms.ModelForm):
         )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         project = data.get("project")
         for channel in data.get("vchans") or []:
             if project and channel.project_id != project.pk:
@@ -224,15 +225,15 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         )
 
     @admin.display(description=gettext_lazy("subtasks by state"))
-    def counts_column(self, obj: Task):
+    def counts_column(self, obj: Any):
         return format_html('<span data-task-counts="{}">{}</span>', obj.pk, counts_badges(counts_of(obj)))
 
     @admin.display(description=gettext_lazy("progress"), ordering="progress_avg")
-    def progress_column(self, obj: Task):
+    def progress_column(self, obj: Any):
         return progress_bar(obj.progress_avg)
 
     @admin.display(description=gettext_lazy("subtasks"), ordering="subtask_n")
-    def subtask_total(self, obj: Task) -> int:
+    def subtask_total(self, obj: Any) -> int:
         return obj.subtask_n
 
     # -- saving through the services --
@@ -303,7 +304,7 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
             extra_context = {**(extra_context or {}), **self.panel_context(request, task)}
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def panel_context(self, request, task: Task) -> dict[str, Any]:
+    def panel_context(self, request, task: Any) -> dict[str, Any]:
         from analysis.models import Event
 
         counts = counts_of(task)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -33,11 +33,11 @@ class ProjectAdmin(TenantAdminMixin, admin.ModelAdmin):
         )
 
     @admin.display(description=gettext_lazy("tasks"), ordering="task_total")
-    def task_count(self, obj: Project) -> int:
+    def task_count(self, obj: Any) -> int:
         return obj.task_total
 
     @admin.display(description=gettext_lazy("members"), ordering="member_total")
-    def member_count(self, obj: Project) -> int:
+    def member_count(self, obj: Any) -> int:
         return obj.member_total
 
 
@@ -63,7 +63,7 @@ class ApiTokenAdmin(TenantAdminMixin, admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "user" and not request.user.is_superuser:
-            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+            kwargs["queryset"] = get_user_model().objects.filter(pk=cast(int, request.user.pk))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_fields(self, request, obj=None):

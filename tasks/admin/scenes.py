@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -134,7 +136,7 @@ class SceneAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.Mod
         return format_html('<a href="{}">{}</a>', reverse("admin:tasks_task_change", args=[task.pk]), task)
 
     @admin.display(description=gettext_lazy("ROIs"), ordering="roi_total")
-    def roi_count(self, obj: Scene) -> int:
+    def roi_count(self, obj: Any) -> int:
         return obj.roi_total
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

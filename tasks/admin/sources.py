@@ -78,7 +78,7 @@ class StoreConfForm(forms.ModelForm):
         return None
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if not self.instance.pk and not data.get("upload") and not (data.get("text") or "").strip():
             self.add_error("text", _("give the file's content or upload it"))
         upload = data.get("upload")
@@ -118,11 +118,11 @@ class StoreConfAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         return actions
 
     @admin.display(description=gettext_lazy("bytes"), ordering="size_bytes")
-    def size(self, obj: StoreConf) -> int:
+    def size(self, obj: Any) -> int:
         return obj.size_bytes
 
     @admin.display(description=gettext_lazy("tasks"), ordering="task_total")
-    def task_count(self, obj: StoreConf) -> int:
+    def task_count(self, obj: Any) -> int:
         return obj.task_total
 
     def save_model(self, request, obj, form, change):
@@ -190,11 +190,11 @@ class VideoChannelAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         return f"{obj.width}×{obj.height}" if obj.width and obj.height else "—"
 
     @admin.display(description=gettext_lazy("subtasks"), ordering="subtask_total")
-    def subtask_count(self, obj: VideoChannel) -> int:
+    def subtask_count(self, obj: Any) -> int:
         return obj.subtask_total
 
     @admin.display(description=gettext_lazy("active"), ordering="active_total")
-    def active_count(self, obj: VideoChannel) -> int:
+    def active_count(self, obj: Any) -> int:
         return obj.active_total
 
     @admin.display(description=gettext_lazy("frame"))
