@@ -22,7 +22,7 @@ class ProjectAdmin(TenantAdminMixin, admin.ModelAdmin):
     search_fields = ("project_id", "name")
     filter_horizontal = ("members",)
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return (
             super()
             .get_queryset(request)
@@ -66,12 +66,12 @@ class ApiTokenAdmin(TenantAdminMixin, admin.ModelAdmin):
             kwargs["queryset"] = get_user_model().objects.filter(pk=cast(int, request.user.pk))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def get_fields(self, request, obj=None):
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return (
             ("user", "project", "name") if obj is None else ("user", "project", "name", *self.readonly_fields)
         )
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if change:
             return super().save_model(request, obj, form, change)
         # ApiToken.issue is what `manage.py create_token` calls: the raw key is shown once, never stored.
