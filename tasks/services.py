@@ -371,7 +371,7 @@ def _failure(exc: ServiceError | ValidationError) -> str:
     return f"{exc.field}: {exc.message}" if exc.field else exc.message
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside a batch's transaction: no savepoint of its own
 def create_tasks(
     project: Project, specs: list[dict[str, Any]], validated: tuple[str, ...] = ()
 ) -> BulkResult:

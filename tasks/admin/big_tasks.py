@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from analysis.models import Event
 from subtasks import services as subtask_services
 from subtasks.choices import State, derive_task_state
 from subtasks.models import Subtask
@@ -312,8 +313,6 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def panel_context(self, request, task: Any) -> dict[str, Any]:
-        from analysis.models import Event
-
         counts = counts_of(task)
         mtasks = task.mtasks.prefetch_related(
             Prefetch("scenes", queryset=Scene.objects.annotate(roi_total=Count("rois")).order_by("position"))

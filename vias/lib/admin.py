@@ -16,7 +16,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Min, QuerySet
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
 from django.db.models.functions.datetime import TruncBase
 from django.forms.renderers import TemplatesSetting
@@ -97,8 +97,6 @@ CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 720, 160, 28
 def events_chart(queryset: QuerySet, *, title: str = "") -> SafeString:
     """Events of `queryset` per minute, hour or day (by the span they cover) as an inline SVG bar chart:
     two queries (the span, then the counts per bucket)."""
-    from django.db.models import Count, Max, Min
-
     span = queryset.order_by().aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
     if not span["first"]:
         return format_html('<p class="vias-chart-empty">{}</p>', _("No events yet."))

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
+from analysis.dispatch import node_is_live
 from subtasks import services as subtask_services
 from subtasks.choices import ACTIVE_STATES
 from subtasks.models import Node, Subtask
@@ -318,8 +319,6 @@ def delete_vchans(ctx: Context, params: dict[str, Any]) -> Body:
 
 def node_out(node: Any, now: datetime) -> dict[str, Any]:  # node annotated with its load
     """A node with its state, load (running subtasks / capacity) and capabilities."""
-    from analysis.dispatch import node_is_live
-
     if not node_is_live(node.last_heartbeat, now):
         state = "offline"
     else:
