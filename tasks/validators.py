@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy
 
 from tasks.choices import AlgoType, DetectorModel
 from tasks.xmlformats import parse_calibration, parse_roi
+from vias.lib.ssrf import check_source_url
 from vias.lib.xmlsafe import parse_xml
 
 validate_unid = RegexValidator(
@@ -51,7 +52,8 @@ def videos_dir() -> Path:
 
 
 def validate_source_url(value: str) -> None:
-    """A stream URL (rtsp, rtsps, http, https) or a file path inside the video store.
+    """A stream URL (rtsp, rtsps, http, https) whose host vias.lib.ssrf.check_source_url accepts,
+    or a file path inside the video store.
 
     Everything else (file:, concat:, subfile:, pipe:, data:, absolute paths, ..) is refused:
     these strings reach FFmpeg through OpenCV, which would otherwise read any local file.
@@ -71,6 +73,8 @@ def validate_source_url(value: str) -> None:
             )
         if not urlsplit(value).hostname:
             raise ValidationError(_("the URL %(url)s has no host") % {"url": value})
+        # Not this machine, link-local / cloud metadata, multicast (SSRF); checked again when opened.
+        check_source_url(value)
         return
     if ":" in value.split("/")[0]:
         raise ValidationError(_("the protocol in %(url)s is not allowed") % {"url": value})

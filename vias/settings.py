@@ -224,6 +224,11 @@ VIAS_SOURCE_READ_TIMEOUT = envint("VIAS_SOURCE_READ_TIMEOUT", 10)
 VIAS_SUBTASKS_PER_WORKER = envint("VIAS_SUBTASKS_PER_WORKER", 1)
 # Where fetched and registered ONNX models live.
 VIAS_MODELS_DIR = DATA_DIR / "models"
+# Video and picture sources (vias/lib/ssrf.py, docs/outputs.md): private (LAN) addresses are
+# allowed unless this is false; this machine, link-local / metadata and multicast never are, except
+# for the hosts, addresses or CIDR networks listed in VIAS_SOURCE_ALLOWED_HOSTS.
+VIAS_SOURCE_ALLOW_PRIVATE = envbool("VIAS_SOURCE_ALLOW_PRIVATE", True)
+VIAS_SOURCE_ALLOWED_HOSTS = envlist("VIAS_SOURCE_ALLOWED_HOSTS", [])
 # Webhook hosts allowed even though they resolve to private / loopback addresses.
 VIAS_WEBHOOK_ALLOWED_HOSTS = envlist("VIAS_WEBHOOK_ALLOWED_HOSTS", [])
 VIAS_WEBHOOK_TIMEOUT = envint("VIAS_WEBHOOK_TIMEOUT", 5)
