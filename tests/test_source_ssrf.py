@@ -213,3 +213,49 @@ def test_a_redirect_into_loopback_is_not_followed(redirector, listener):
     with pytest.raises(SourceRefused, match="127.0.0.1"):
         list(iter_pictures(redirector, timeout_s=3))
     assert listener.accepted == 0
+
+
+# -- webhooks whose host does not resolve when saved ------------------------------------------
+
+
+def unresolvable(host: str, port: int) -> list[str]:
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def test_a_webhook_host_that_does_not_resolve_is_saved_with_a_warning(alice):
+    body = task_body(vchans=0, output={"webhook": {"url": "http://test/hook", "headers": {"a": "a"}}})
+    with ssrf.using_resolver(unresolvable):
+        created = alice.post("/tasks", body).json()
+        changed = alice.put(f"/tasks/{created['data']['task_id']}", {"task_name": "renamed"}).json()
+    assert created["ecode"] == 200, created
+    assert created["data"]["output"]["webhook"]["url"] == "http://test/hook"
+    [warning] = created["warnings"]
+    assert "test" in warning and "checked again at each delivery" in warning
+    assert changed["ecode"] == 200 and changed["warnings"] == created["warnings"]
+
+
+def test_a_v2_batch_with_the_seeds_webhook_host_is_saved_with_a_warning(alice):
+    from tests.test_v2_helpers import add_sources, batch_body
+
+    body = batch_body(
+        add_sources(alice, 1), output={"webhook": {"url": "http://test", "headers": {"a": "a"}}}
+    )
+    with ssrf.using_resolver(unresolvable):
+        answer = alice.post(v2(alice, "/batch-tasks"), body)
+    assert answer.status_code == 200, answer.json()
+    assert answer.json()["succeed_count"] == 1 and len(answer.json()["warnings"]) == 1
+
+
+def test_a_webhook_host_that_resolves_to_loopback_is_still_refused_when_saved(alice):
+    body = task_body(vchans=0, output={"webhook": {"url": "http://hooks.test/in", "headers": {"a": "a"}}})
+    with ssrf.using_resolver(lambda host, port: ["127.0.0.1"]):
+        answer = alice.post("/tasks", body).json()
+    assert answer["ecode"] == 400 and "loopback" in answer["enote"]
+    assert Task.objects.count() == 0
+
+
+def test_a_resolvable_webhook_gets_no_warning(alice):
+    body = task_body(vchans=0, output={"webhook": {"url": "https://hooks.test/in", "headers": {"a": "a"}}})
+    with ssrf.using_resolver(lambda host, port: ["93.184.215.14"]):
+        answer = alice.post("/tasks", body).json()
+    assert answer["ecode"] == 200 and "warnings" not in answer

@@ -23,11 +23,14 @@ PAGE_PARAMS = [
 ]
 
 
-def _task_response(view: NativeAPIView, task_id: str, status: int = 200) -> Response:
+def _task_response(
+    view: NativeAPIView, task_id: str, status: int = 200, warnings: list[str] = ()
+) -> Response:
     rows = queries.task_documents(Task.objects.filter(project=view.project, task_id=task_id))
     if not rows:
         raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
-    return view.ok(status=status, data=s.task_out(rows[0]))
+    extra = {"warnings": list(warnings)} if warnings else {}
+    return view.ok(status=status, data=s.task_out(rows[0]), **extra)
 
 
 class TaskCollection(NativeAPIView):
@@ -45,7 +48,7 @@ class TaskCollection(NativeAPIView):
     )
     def post(self, request: Request) -> Response:
         task = services.create_task(self.project, self.parse(s.TaskIn).to_spec())
-        return _task_response(self, task.task_id, status=201)
+        return _task_response(self, task.task_id, status=201, warnings=task.output_warnings())
 
 
 class TaskDetail(NativeAPIView):
@@ -57,7 +60,8 @@ class TaskDetail(NativeAPIView):
     def put(self, request: Request, task_id: str) -> Response:
         task = services.get_task(self.project, task_id)
         services.update_task(task, self.parse(s.TaskUpdateIn).to_spec())
-        return _task_response(self, task_id)
+        task.refresh_from_db(fields=["output"])
+        return _task_response(self, task_id, warnings=task.output_warnings())
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Delete a task that has no subtasks left")
     def delete(self, request: Request, task_id: str) -> Response:

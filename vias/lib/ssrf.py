@@ -208,6 +208,22 @@ def check_webhook_url(url: str) -> None:
     _check(url)
 
 
+def check_webhook_url_when_saved(url: str) -> str | None:
+    """`check_webhook_url` for a URL being saved: a host that does not resolve now is accepted
+    (a name of the receiver's network; the seed's batch example uses http://test) and the warning
+    to show is returned; delivery checks it again (`resolve_for_delivery`). None when all is well."""
+    try:
+        _check(url)
+    except ValidationError as exc:
+        if exc.code != UNRESOLVED:
+            raise
+        return _(
+            "the webhook host %(host)s does not resolve now; it is accepted and checked again at each "
+            "delivery, which fails (and is retried) while it does not resolve to a public address"
+        ) % {"host": _parse(url).host}
+    return None
+
+
 def resolve_for_delivery(url: str) -> Pinned:
     """Check `url` again, resolving its host once, and return (url, ip): the address to connect to.
     Connect to that address (see `pinned_request`); never look the host up a second time."""
