@@ -16,10 +16,12 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from analysis.sources import SourceRefused, SourceUnavailable, VideoSource, iter_pictures
+from subtasks.models import Subtask
 from tasks import frames
 from tasks.models import Task, VideoChannel
 from tasks.validators import validate_source_url
 from tests.conftest import task_body
+from tests.test_jobs import person_model  # noqa: F401 - a fixture
 from tests.test_v2_helpers import task_body as v2_task_body
 from tests.test_v2_helpers import v2, v2_refused
 from vias.lib import ssrf
@@ -259,3 +261,17 @@ def test_a_resolvable_webhook_gets_no_warning(alice):
     with ssrf.using_resolver(lambda host, port: ["93.184.215.14"]):
         answer = alice.post("/tasks", body).json()
     assert answer["ecode"] == 200 and "warnings" not in answer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_node_fails_a_subtask_whose_source_is_refused_without_connecting(alice, listener, person_model):  # noqa: F811
+    """A source saved before the policy (written straight into the row, as an old database has it)
+    is refused by the node's job when it opens it: FAILED with the reason, no retry, no connection."""
+    from tests.test_jobs import in_thread, security_task, state_of
+
+    _task, subtask, node = security_task(alice, f"http://127.0.0.1:{listener.port}/live.mp4")
+    thread, result = in_thread(subtask, node)
+    thread.join(60)
+    assert result == ["failed"] and state_of(subtask) == "FAILED"
+    assert "SourceRefused" in Subtask.objects.get(pk=subtask.pk).status_reason
+    assert listener.accepted == 0
