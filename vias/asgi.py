@@ -13,8 +13,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from vias.lib import framing  # noqa: E402
 from vias.lib.ws_origin import WebsocketOriginPolicy  # noqa: E402
 from vias.routing import websocket_urlpatterns  # noqa: E402
+
+# 431 for oversized headers and 1009 for oversized websocket frames, not dropped connections.
+framing.install()
 
 # One process serves the whole system on the embedded default, so it serves static files too.
 http_app = ASGIStaticFilesHandler(django_http) if settings.STATIC_URL else django_http
