@@ -59,3 +59,21 @@ def _too_large(request: HttpRequest, size: int, cap: int) -> HttpResponse:
         "cap": cap,
     }
     return error_response(dialect_for_path(request.path), 413, message)
+
+
+class SecureCookiesOverHttps:
+    """Mark the session and CSRF cookies Secure on answers to https requests (request.is_secure(),
+    which honours SECURE_PROXY_SSL_HEADER), so a browser never sends them back over plain http,
+    while the embedded default keeps working on http://127.0.0.1. Sits above the session and CSRF
+    middleware, so it sees the cookies they set."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.is_secure():
+            for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
+                if name in response.cookies:
+                    response.cookies[name]["secure"] = True
+        return response
