@@ -88,7 +88,9 @@ def test_a_chunked_json_body_is_read(server, alice):
     assert status == 201, body
     answer = json.loads(body)
     assert answer["ecode"] == 200 and answer["data"]["task_name"] == "chunked task", answer
-    listing = f"GET /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {alice.token}\r\nConnection: close\r\n\r\n"
+    listing = (
+        f"GET /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {alice.token}\r\nConnection: close\r\n\r\n"
+    )
     _status, _h, listed = exchange(server.port, listing.encode())
     assert [t["task_name"] for t in json.loads(listed)["list_data"]] == ["chunked task"]
 
@@ -113,7 +115,9 @@ def test_one_60_kB_header_answers_431_in_the_dialects_envelope(server, path, key
 
 def test_many_headers_adding_up_to_60_kB_answer_431(server):
     many = "".join(f"X-H{i}: {'b' * 1000}\r\n" for i in range(60))
-    status, _headers, body = exchange(server.port, f"GET /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}\r\n".encode())
+    status, _headers, body = exchange(
+        server.port, f"GET /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}\r\n".encode()
+    )
     assert status == 431 and json.loads(body)["ecode"] == 431
 
 
@@ -131,3 +135,17 @@ async def test_a_websocket_frame_over_the_cap_is_closed_with_1009_and_a_reason(s
     assert closed.value.rcvd is not None, "dropped without a close frame"
     assert closed.value.rcvd.code == 1009
     assert str(FRAME_CAP) in closed.value.rcvd.reason
+
+
+@pytest.mark.parametrize(("path", "key"), [("/tasks/0/pictures", "ecode"), ("/v2/proj/source", "error_code")])
+def test_a_multipart_body_the_server_cannot_parse_is_400_in_the_envelope(server, alice, path, key):
+    """Twisted parses multipart bodies itself and used to answer a bare 400 with no body."""
+    boundary = "c637e12e2b1a998d80d1b087531af51c"
+    body = f"--{boundary}--\r\n".encode()
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {alice.token}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    status, headers, answer = exchange(server.port, request)
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert key in json.loads(answer), answer

@@ -44,7 +44,7 @@ class TaskCollection(NativeAPIView):
         return self.page(request, total, offset, [s.task_out(row) for row in rows])
 
     @extend_schema(
-        request=s.TaskIn, responses=OpenApiTypes.OBJECT, summary="Add a task (split into subtasks)"
+        request=s.TaskIn, responses={201: OpenApiTypes.OBJECT}, summary="Add a task (split into subtasks)"
     )
     def post(self, request: Request) -> Response:
         task = services.create_task(self.project, self.parse(s.TaskIn).to_spec())
@@ -114,7 +114,9 @@ class StoreConfCollection(NativeAPIView):
         items = confs[page["offset"] : page["offset"] + page["limit"]]
         return self.page(request, confs.count(), page["offset"], [s.store_conf_out(c) for c in items])
 
-    @extend_schema(request=s.StoreConfIn, responses=OpenApiTypes.OBJECT, summary="Add a storage config")
+    @extend_schema(
+        request=s.StoreConfIn, responses={201: OpenApiTypes.OBJECT}, summary="Add a storage config"
+    )
     def post(self, request: Request) -> Response:
         conf = services.create_store_conf(self.project, self.parse(s.StoreConfIn).validated_data)
         return self.ok(status=201, data=s.store_conf_out(conf))
@@ -151,7 +153,7 @@ class VchanCollection(NativeAPIView):
         items = channels[page["offset"] : page["offset"] + page["limit"]]
         return self.page(request, channels.count(), page["offset"], [s.vchan_out(c) for c in items])
 
-    @extend_schema(request=s.VchanIn, responses=OpenApiTypes.OBJECT, summary="Add a video channel")
+    @extend_schema(request=s.VchanIn, responses={201: OpenApiTypes.OBJECT}, summary="Add a video channel")
     def post(self, request: Request) -> Response:
         channel = services.create_vchan(self.project, self.parse(s.VchanIn).validated_data)
         return self.ok(status=201, data=s.vchan_out(channel))

@@ -5,6 +5,8 @@ Three things the server does on its own, below Django, that a client cannot tell
 - A header line longer than Twisted's line limit (16 KiB) makes `LineReceiver` drop the TCP
   connection with no answer; headers over the total limit get a bare "400 Bad Request". Both now
   answer **431 Request Header Fields Too Large** with the dialect's error envelope, then close.
+  Twisted's other bare 400s (a malformed request line or header, a multipart body it cannot
+  parse) answer 400 in the envelope.
 - A websocket frame or message over the size cap makes autobahn drop the TCP connection
   (`failByDrop`, its default). Now it sends the close frame: **1009** (message too big) with the
   reason, as RFC 6455 says.
@@ -24,17 +26,25 @@ HEADER_LINE_LIMIT = 16384  # Twisted's LineReceiver.MAX_LENGTH for HTTPChannel
 _installed = False
 
 
-def too_large_answer(path: bytes | None) -> bytes:
-    """The whole HTTP/1.1 431 answer, its body in the envelope of the dialect `path` belongs to."""
+REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
+
+
+def error_answer(path: bytes | None, status: int) -> bytes:
+    """A whole HTTP/1.1 error answer, its body in the envelope of the dialect `path` belongs to."""
     from django.utils.translation import gettext as _
 
     from vias.lib.envelopes import dialect_for_path, error_body
 
-    text_path = path.decode("latin-1", "replace") if path else "/"
-    message = _("the request headers are too large (at most %(n)d bytes in all)") % {"n": HEADER_LINE_LIMIT}
-    body = json.dumps(error_body(dialect_for_path(text_path), 431, message), ensure_ascii=False).encode()
+    text_path = path.decode("latin-1", "replace").split("?", 1)[0] if path else "/"
+    if status == 431:
+        message = _("the request headers are too large (at most %(n)d bytes in all)") % {
+            "n": HEADER_LINE_LIMIT
+        }
+    else:
+        message = _("the request is malformed (request line, a header or a multipart body)")
+    body = json.dumps(error_body(dialect_for_path(text_path), status, message), ensure_ascii=False).encode()
     head = (
-        "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        f"HTTP/1.1 {status} {REASONS[status]}\r\n"
         "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
         "Connection: close\r\n\r\n"
@@ -42,8 +52,16 @@ def too_large_answer(path: bytes | None) -> bytes:
     return head + body
 
 
-def _answer_431(channel: Any) -> None:
-    channel.transport.write(too_large_answer(getattr(channel, "_path", None)))
+def _path_of(channel: Any) -> bytes | None:
+    """The request's path: the channel's while it reads headers, the request's once it has them."""
+    path = getattr(channel, "_path", None)
+    if path is None and getattr(channel, "requests", None):
+        path = getattr(channel.requests[-1], "uri", None)
+    return path
+
+
+def _answer(channel: Any, status: int) -> None:
+    channel.transport.write(error_answer(_path_of(channel), status))
     channel.loseConnection()
 
 
@@ -53,16 +71,22 @@ def _patch_http_channel() -> None:
     original_line_received = http.HTTPChannel.lineReceived
 
     def lineLengthExceeded(self: Any, line: bytes) -> None:  # noqa: N802 - Twisted's name
-        _answer_431(self)
+        _answer(self, 431)
+
+    def _respondToBadRequestAndDisconnect(self: Any) -> None:  # noqa: N802 - Twisted's name
+        # Twisted's bare "400 Bad Request" (no Content-Type, no body), e.g. for a multipart body
+        # it cannot parse before the request reaches Django: the same 400 in the envelope.
+        _answer(self, 400)
 
     def lineReceived(self: Any, line: bytes) -> None:  # noqa: N802 - Twisted's name
         # Twisted answers a bare 400 when the headers add up to more than totalHeadersSize.
         if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
-            _answer_431(self)
+            _answer(self, 431)
             return
         original_line_received(self, line)
 
     http.HTTPChannel.lineLengthExceeded = lineLengthExceeded
+    http.HTTPChannel._respondToBadRequestAndDisconnect = _respondToBadRequestAndDisconnect
     http.HTTPChannel.lineReceived = lineReceived
 
 
