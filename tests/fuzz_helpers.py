@@ -78,7 +78,11 @@ def seed_objects(base: str, token: str, project_id: str, data_dir: Path) -> dict
         )
         v2_task = _ok(client.post(f"{v2}/services/face/tasks", json=v2_task_body([source["id"]])))
         batch = _ok(client.post(f"{v2}/batch-tasks", json=batch_body([source["id"]])))
-        vcs = _ok(client.post("/vcs/console/task/createComputeTask", json=compute_body(devices=[device("fuzz-vcs-cam")])))
+        vcs = _ok(
+            client.post(
+                "/vcs/console/task/createComputeTask", json=compute_body(devices=[device("fuzz-vcs-cam")])
+            )
+        )
     return {
         "task_id": [task["task_id"], v2_task["id"], vcs["Data"]["taskId"]],
         "subtask_id": [str(s["subtask_id"]) for s in subtasks],
