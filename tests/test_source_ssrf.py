@@ -275,3 +275,14 @@ def test_a_node_fails_a_subtask_whose_source_is_refused_without_connecting(alice
     assert result == ["failed"] and state_of(subtask) == "FAILED"
     assert "SourceRefused" in Subtask.objects.get(pk=subtask.pk).status_reason
     assert listener.accepted == 0
+
+
+@pytest.mark.parametrize("host", ["metadata.google.internal", "localhost", "cam.localhost", "instance-data"])
+def test_a_webhook_to_a_metadata_or_local_name_is_refused_even_when_it_does_not_resolve(alice, host):
+    """Found by bench/bench_hostile.py: such names did not resolve here and were saved with a warning."""
+    body = task_body(vchans=0, output={"webhook": {"url": f"http://{host}/hook", "headers": {"a": "a"}}})
+    with ssrf.using_resolver(unresolvable):
+        answer = alice.post("/tasks", body).json()
+    kind = "(loopback)" if "localhost" in host else "(cloud metadata)"
+    assert answer["ecode"] == 400 and kind in answer["enote"], answer
+    assert Task.objects.count() == 0

@@ -187,6 +187,21 @@ def _resolve(host: str, port: int, what: str = "webhook") -> list[IPAddress]:
 
 def _check(url: object) -> tuple[_Parsed, IPAddress]:
     parsed = _parse(url)
+    if is_refused_name(parsed.host) and not _is_allowed_host(parsed.host):
+        # Before any lookup: a name that does not resolve here would otherwise be saved.
+        kind = (
+            _("cloud metadata")
+            if "metadata" in parsed.host or "instance-data" in parsed.host
+            else _("loopback")
+        )
+        raise ValidationError(
+            _(
+                "the webhook host %(host)s is refused (%(kind)s); only public addresses are allowed "
+                "unless the host is listed in VIAS_WEBHOOK_ALLOWED_HOSTS"
+            )
+            % {"host": parsed.host, "kind": kind},
+            code="ssrf",
+        )
     addresses = _resolve(parsed.host, parsed.port)
     if not _is_allowed_host(parsed.host):
         for address in addresses:
@@ -357,11 +372,16 @@ def _refused(host: str, detail: str) -> ValidationError:
     )
 
 
+def is_refused_name(host: str) -> bool:
+    """A name that means this machine or a cloud metadata service whatever DNS answers."""
+    return host in REFUSED_SOURCE_NAMES or host.endswith(".localhost")
+
+
 def _check_source_host(host: str, port: int) -> None:
     names, networks = _allow_list()
     if host in names:
         return
-    if host in REFUSED_SOURCE_NAMES or host.endswith(".localhost"):
+    if is_refused_name(host):
         raise _refused(host, _("a name of this machine or of a metadata service"))
     for address in _resolve(host, port, "source"):
         if str(address) in names or any(address in network for network in networks):
