@@ -159,23 +159,35 @@ def hostile_requests(
                 )
                 for method in codes:
                     body = {} if method in ("post", "put") else None
-                    answer = client.request(method, path, json=body, headers={"Authorization": bob})
                     aimed = alice_project in path or any(value in path for value in first.values())
-                    tally.record(method.upper(), path, answer.status_code, answer.text, cross_project=aimed)
-        # Malformed tokens on each dialect.
+                    # Each way a token travels: both headers and the query parameter.
+                    for headers, query in (
+                        ({"Authorization": bob}, {}),
+                        ({"X-Auth-Token": bob}, {}),
+                        ({}, {"token": bob}),
+                    ):
+                        answer = client.request(method, path, json=body, headers=headers, params=query)
+                        tally.record(
+                            method.upper(), path, answer.status_code, answer.text, cross_project=aimed
+                        )
+        # Malformed tokens on every operation.
         for token in BAD_TOKENS:
-            for method, path in (
-                ("GET", "/tasks"),
-                ("GET", f"/v2/{alice_project}/tasks"),
-                ("POST", "/vcs/console/task/getComputeTasks"),
-            ):
-                try:
-                    answer = client.request(
-                        method, path, headers={"Authorization": token}, json={} if method == "POST" else None
-                    )
-                except (httpx.LocalProtocolError, UnicodeEncodeError):
-                    continue  # the client itself refuses to send it
-                tally.record(method, path, answer.status_code, answer.text)
+            for _pattern, template, codes in tally.documented.routes:
+                path = substitute(
+                    template,
+                    {**first, "project_id": alice_project, "action": "start", "service_name": "face"},
+                )
+                for method in codes:
+                    body = {} if method in ("post", "put") else None
+                    try:
+                        answer = client.request(method, path, headers={"Authorization": token}, json=body)
+                    except (httpx.LocalProtocolError, UnicodeEncodeError):
+                        continue  # the client itself refuses to send it
+                    tally.record(method.upper(), path, answer.status_code, answer.text)
+                    if answer.status_code != 401:
+                        tally.findings.append(
+                            f"bad token {token[:20]!r} answered {answer.status_code} at {method} {path}"
+                        )
         # XML attacks in every XML field of a task.
         for document in XML_ATTACKS:
             scene_xml = {
