@@ -86,6 +86,11 @@ def parse_args() -> argparse.Namespace:
         "--workers", type=int, default=0, help="schemathesis workers (0: 2 on PostgreSQL, 1 on SQLite)"
     )
     parser.add_argument("--sqlite", action="store_true", help="use SQLite even when PostgreSQL answers")
+    parser.add_argument(
+        "--agreement",
+        action="store_true",
+        help="also count valid-by-schema requests refused and invalid ones accepted (schemathesis ST202/ST201)",
+    )
     return parser.parse_args()
 
 
@@ -289,7 +294,7 @@ def main() -> None:
         from django.core.management import call_command
         from django.db import connections
 
-        from tests.fuzz_helpers import run_schemathesis, seed_objects, write_config
+        from tests.fuzz_helpers import AGREEMENT_CHECKS, run_schemathesis, seed_objects, write_config
 
         call_command("migrate", verbosity=0)
         alice, bob, alice_project, bob_project = setup_tokens()
@@ -332,6 +337,7 @@ def main() -> None:
             phases="examples,coverage,fuzzing",
             workers=workers,
             timeout_s=3600,
+            extra_checks=AGREEMENT_CHECKS if args.agreement else "",
         )
         print(f"schemathesis: {fuzz.as_dict()}")
         for line in tally.findings[:40] + fuzz.messages[:10]:
