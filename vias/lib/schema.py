@@ -25,10 +25,12 @@ from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
+from rest_framework import serializers
 
 from vias.lib.envelopes import NATIVE
 
 JSON = "application/json"
+NO_NUL = "^[^\\x00]*$"
 STATUS_DESCRIPTIONS = {
     "400": "invalid input",
     "401": "no, malformed or unknown API token",
@@ -134,6 +136,21 @@ class DialectAutoSchema(AutoSchema):
         dialect = getattr(self.view, "dialect", NATIVE)
         name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(self.view).__name__).lower()
         return f"{dialect}_{name}_{self.method.lower()}"
+
+    def _map_serializer_field(self, field: Any, direction: str, bypass_extensions: bool = False) -> Any:
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request" and isinstance(schema, dict):
+            # What the validators refuse, said in the schema (else fuzzers call them valid):
+            # an empty list where allow_empty=False, and NUL characters in any string
+            # (ProjectAPIView.parse refuses them: PostgreSQL cannot store them).
+            if (
+                isinstance(field, serializers.ListSerializer | serializers.ListField)
+                and not field.allow_empty
+            ):
+                schema.setdefault("minItems", 1)
+            if schema.get("type") == "string" and "enum" not in schema and "format" not in schema:
+                schema.setdefault("pattern", NO_NUL)
+        return schema
 
     def _component(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
         component = ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, object=name, schema=schema)
