@@ -3,6 +3,8 @@ service, shape the answer."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -24,7 +26,7 @@ PAGE_PARAMS = [
 
 
 def _task_response(
-    view: NativeAPIView, task_id: str, status: int = 200, warnings: list[str] = ()
+    view: NativeAPIView, task_id: str, status: int = 200, warnings: Sequence[str] = ()
 ) -> Response:
     rows = queries.task_documents(Task.objects.for_project(view.project).filter(task_id=task_id))
     if not rows:

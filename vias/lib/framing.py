@@ -85,9 +85,9 @@ def _patch_http_channel() -> None:
             return
         original_line_received(self, line)
 
-    http.HTTPChannel.lineLengthExceeded = lineLengthExceeded
-    http.HTTPChannel._respondToBadRequestAndDisconnect = _respondToBadRequestAndDisconnect
-    http.HTTPChannel.lineReceived = lineReceived
+    http.HTTPChannel.lineLengthExceeded = lineLengthExceeded  # type: ignore[method-assign]
+    http.HTTPChannel._respondToBadRequestAndDisconnect = _respondToBadRequestAndDisconnect  # type: ignore[method-assign]
+    http.HTTPChannel.lineReceived = lineReceived  # type: ignore[method-assign]
 
 
 def _patch_websocket_factory() -> None:

@@ -50,7 +50,7 @@ def _use_body(request: HttpRequest, body: bytes) -> None:
     request.META["CONTENT_LENGTH"] = str(len(body))
     request._body = body  # what request.body answers from now on
     request._stream = io.BytesIO(body)  # and what request.read() / DRF's parser read
-    request._read_started = False
+    request._read_started = False  # type: ignore[attr-defined]  # Django's own flag, set by read()
 
 
 def _too_large(request: HttpRequest, size: int, cap: int) -> HttpResponse:

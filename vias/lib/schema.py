@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
@@ -29,6 +29,7 @@ from rest_framework import serializers
 
 from vias.lib.envelopes import NATIVE
 
+Direction = Literal["request", "response"]
 JSON = "application/json"
 NO_NUL = "^[^\\x00]*$"
 STATUS_DESCRIPTIONS = {
@@ -127,7 +128,7 @@ class DialectAutoSchema(AutoSchema):
     def dialect(self) -> DialectSchema:
         return _DIALECTS.get(getattr(self.view, "dialect", NATIVE), _DIALECTS[NATIVE])
 
-    def get_serializer_name(self, serializer: Any, direction: str) -> str:
+    def get_serializer_name(self, serializer: Any, direction: Direction) -> str:
         name = super().get_serializer_name(serializer, direction)
         prefix = _DIALECTS[dialect_of_serializer(serializer)].prefix
         return name if not prefix or name.startswith(prefix) else prefix + name
@@ -137,7 +138,7 @@ class DialectAutoSchema(AutoSchema):
         name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(self.view).__name__).lower()
         return f"{dialect}_{name}_{self.method.lower()}"
 
-    def _map_serializer_field(self, field: Any, direction: str, bypass_extensions: bool = False) -> Any:
+    def _map_serializer_field(self, field: Any, direction: Direction, bypass_extensions: bool = False) -> Any:
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if direction == "request" and isinstance(schema, dict):
             # What the validators refuse, said in the schema (else fuzzers call them valid):
@@ -157,7 +158,7 @@ class DialectAutoSchema(AutoSchema):
         self.registry.register_on_missing(component)
         return component.ref
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         dialect = self.dialect()
         if self.method == "DELETE" and set(responses) == {"204"}:
