@@ -18,6 +18,7 @@ from tasks import constants
 from tasks.choices import PICTURE_SOURCES, AlgoType, MTaskType, SourceType
 from tasks.validators import (
     has_output_mode,
+    output_warnings,
     validate_alg_id,
     validate_algo_args,
     validate_calibration_xml,
@@ -210,6 +211,10 @@ class BatchTask(models.Model):
                 {"output": _("configure at least one output mode (obs, dis, webhook, event_center)")}
             )
 
+    def output_warnings(self) -> list[str]:
+        """Accepted, but worth telling the client (a webhook host that does not resolve yet)."""
+        return output_warnings(self.output)
+
 
 class Task(models.Model):
     """A big (logical) task: what operators see. It never runs itself; its subtasks do."""
@@ -284,6 +289,10 @@ class Task(models.Model):
     @property
     def is_picture_task(self) -> bool:
         return self.source_type in PICTURE_SOURCES
+
+    def output_warnings(self) -> list[str]:
+        """Accepted, but worth telling the client (a webhook host that does not resolve yet)."""
+        return output_warnings(self.output)
 
     def clean(self) -> None:
         if self.source_type == SourceType.PULL_PIC_FILES and not self.pull_source_url:

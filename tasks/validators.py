@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy
 
 from tasks.choices import AlgoType, DetectorModel
 from tasks.xmlformats import parse_calibration, parse_roi
+from vias.lib.ssrf import check_source_url, check_webhook_url_when_saved
 from vias.lib.xmlsafe import parse_xml
 
 validate_unid = RegexValidator(
@@ -51,7 +52,8 @@ def videos_dir() -> Path:
 
 
 def validate_source_url(value: str) -> None:
-    """A stream URL (rtsp, rtsps, http, https) or a file path inside the video store.
+    """A stream URL (rtsp, rtsps, http, https) whose host vias.lib.ssrf.check_source_url accepts,
+    or a file path inside the video store.
 
     Everything else (file:, concat:, subfile:, pipe:, data:, absolute paths, ..) is refused:
     these strings reach FFmpeg through OpenCV, which would otherwise read any local file.
@@ -71,6 +73,8 @@ def validate_source_url(value: str) -> None:
             )
         if not urlsplit(value).hostname:
             raise ValidationError(_("the URL %(url)s has no host") % {"url": value})
+        # Not this machine, link-local / cloud metadata, multicast (SSRF); checked again when opened.
+        check_source_url(value)
         return
     if ":" in value.split("/")[0]:
         raise ValidationError(_("the protocol in %(url)s is not allowed") % {"url": value})
@@ -258,11 +262,23 @@ def validate_webhook_url(url: Any) -> None:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValidationError(_("webhook.url must be an http or https URL with a host"))
-    try:  # the SSRF rules are shared with every other place that calls out (vias/lib/ssrf.py)
-        from vias.lib.ssrf import check_webhook_url
-    except ImportError:  # pragma: no cover - the module lands with the webhook sender
-        return
-    check_webhook_url(url)
+    # The SSRF rules are shared with every other place that calls out (vias/lib/ssrf.py). A host that
+    # does not resolve now passes (output_warnings tells the client); delivery checks it again.
+    check_webhook_url_when_saved(url)
+
+
+def output_warnings(output: Any) -> list[str]:
+    """What a client should hear about a saved `output` that was accepted: a webhook host that
+    does not resolve yet."""
+    hook = output.get("webhook") if isinstance(output, dict) else None
+    url = hook.get("url") if isinstance(hook, dict) else None
+    if not isinstance(url, str):
+        return []
+    try:
+        warning = check_webhook_url_when_saved(url)
+    except ValidationError:
+        return []  # refused URLs are never saved; nothing to warn about
+    return [warning] if warning else []
 
 
 def _validate_webhook(value: Any) -> None:

@@ -3,6 +3,8 @@ service, shape the answer."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -23,11 +25,14 @@ PAGE_PARAMS = [
 ]
 
 
-def _task_response(view: NativeAPIView, task_id: str, status: int = 200) -> Response:
+def _task_response(
+    view: NativeAPIView, task_id: str, status: int = 200, warnings: Sequence[str] = ()
+) -> Response:
     rows = queries.task_documents(Task.objects.for_project(view.project).filter(task_id=task_id))
     if not rows:
         raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
-    return view.ok(status=status, data=s.task_out(rows[0]))
+    extra = {"warnings": list(warnings)} if warnings else {}
+    return view.ok(status=status, data=s.task_out(rows[0]), **extra)
 
 
 class TaskCollection(NativeAPIView):
@@ -41,11 +46,11 @@ class TaskCollection(NativeAPIView):
         return self.page(request, total, offset, [s.task_out(row) for row in rows])
 
     @extend_schema(
-        request=s.TaskIn, responses=OpenApiTypes.OBJECT, summary="Add a task (split into subtasks)"
+        request=s.TaskIn, responses={201: OpenApiTypes.OBJECT}, summary="Add a task (split into subtasks)"
     )
     def post(self, request: Request) -> Response:
         task = services.create_task(self.project, self.parse(s.TaskIn).to_spec())
-        return _task_response(self, task.task_id, status=201)
+        return _task_response(self, task.task_id, status=201, warnings=task.output_warnings())
 
 
 class TaskDetail(NativeAPIView):
@@ -57,7 +62,8 @@ class TaskDetail(NativeAPIView):
     def put(self, request: Request, task_id: str) -> Response:
         task = services.get_task(self.project, task_id)
         services.update_task(task, self.parse(s.TaskUpdateIn).to_spec())
-        return _task_response(self, task_id)
+        task.refresh_from_db(fields=["output"])
+        return _task_response(self, task_id, warnings=task.output_warnings())
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Delete a task that has no subtasks left")
     def delete(self, request: Request, task_id: str) -> Response:
@@ -110,7 +116,9 @@ class StoreConfCollection(NativeAPIView):
         items = confs[page["offset"] : page["offset"] + page["limit"]]
         return self.page(request, confs.count(), page["offset"], [s.store_conf_out(c) for c in items])
 
-    @extend_schema(request=s.StoreConfIn, responses=OpenApiTypes.OBJECT, summary="Add a storage config")
+    @extend_schema(
+        request=s.StoreConfIn, responses={201: OpenApiTypes.OBJECT}, summary="Add a storage config"
+    )
     def post(self, request: Request) -> Response:
         conf = services.create_store_conf(self.project, self.parse(s.StoreConfIn).validated_data)
         return self.ok(status=201, data=s.store_conf_out(conf))
@@ -147,7 +155,7 @@ class VchanCollection(NativeAPIView):
         items = channels[page["offset"] : page["offset"] + page["limit"]]
         return self.page(request, channels.count(), page["offset"], [s.vchan_out(c) for c in items])
 
-    @extend_schema(request=s.VchanIn, responses=OpenApiTypes.OBJECT, summary="Add a video channel")
+    @extend_schema(request=s.VchanIn, responses={201: OpenApiTypes.OBJECT}, summary="Add a video channel")
     def post(self, request: Request) -> Response:
         channel = services.create_vchan(self.project, self.parse(s.VchanIn).validated_data)
         return self.ok(status=201, data=s.vchan_out(channel))

@@ -153,6 +153,10 @@ class InputIn(serializers.Serializer):
     data = InputDataIn(many=True, allow_empty=False, max_length=constants.V2_MAX_INPUTS)  # type: ignore[assignment]  # the v2 body's own `data`
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A partial update (PUT) skips required fields, but an input given there is given whole.
+        missing = [name for name in ("type", "data") if name not in attrs]
+        if missing:
+            raise serializers.ValidationError({name: [_("This field is required.")] for name in missing})
         key = "video_source_id" if attrs["type"] == "video_source" else "url"
         for index, item in enumerate(attrs["data"]):
             if not item.get(key):

@@ -45,6 +45,11 @@ def v2_path(path: str) -> str:
     return CORE_TO_V2.get(head, head) + dot + rest
 
 
+def with_warnings(answer: dict, warnings: list[str]) -> dict:
+    """The answer with `warnings` (accepted, but the client should know) when there are any."""
+    return {**answer, "warnings": warnings} if warnings else answer
+
+
 class V2APIView(ProjectAPIView):
     """The v2 dialect: `project_id` in the path must be the token's project; errors are the v2 body."""
 
@@ -104,7 +109,7 @@ class ServiceTasks(V2APIView):
     def post(self, request: Request, project_id: str, service_name: str) -> Response:
         spec = self.parse(s.TaskIn).to_create_spec(service_name, request.user)
         task = services.create_task(self.project, spec)
-        return Response(self.task_answer(task.task_id))
+        return Response(with_warnings(self.task_answer(task.task_id), task.output_warnings()))
 
 
 class TaskDetail(V2APIView):
@@ -180,7 +185,7 @@ class BatchCollection(V2APIView):
         result = batches.create_batch(
             self.project, spec, body.sources(), service_spec(body.validated_data["service_name"])
         )
-        return Response(s.batch_result(result))
+        return Response(with_warnings(s.batch_result(result), result.batch.output_warnings()))
 
 
 class BatchDetail(V2APIView):

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from vias.lib.envelopes import register_dialect
+from vias.lib.schema import DialectSchema, register_error_schema
 
 VCS = "vcs"
 PATH_PREFIX = "/vcs/"
@@ -70,3 +71,34 @@ def vcs_path(path: str) -> str:
 
 
 register_dialect(VCS, PATH_PREFIX, vcs_error_body)
+register_error_schema(
+    VCS,
+    "tasks.api.vcs",
+    DialectSchema(
+        prefix="Vcs",
+        error_name="VcsError",
+        error={
+            "type": "object",
+            "properties": {
+                "Code": {"type": "string", "description": "the HTTP status, as a string"},
+                "Message": {"type": "string"},
+                "Errors": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "required": ["Code", "Message"],
+        },
+        statuses=(400, 401, 403, 404, 405, 406, 409, 413, 415, 429),
+        success_name="VcsOk",
+        success={
+            "type": "object",
+            "properties": {
+                "Code": {"type": "string", "enum": ["0"]},
+                "Message": {"type": "string"},
+                "Data": {},
+            },
+            "required": ["Code", "Message"],
+        },
+    ),
+)
