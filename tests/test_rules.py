@@ -123,7 +123,9 @@ def test_traffic_counts_each_class_per_direction():
 
 def test_passenger_flow_and_security_ignore_vehicles():
     for algo_type in (AlgoType.PASSENGER_FLOW, AlgoType.SECURITY):
-        engine = RuleEngine(algo_type, rois=[roi(line("door", (0, 0.5), (1, 0.5)))], categories=["body", "motor"], fps=FPS)
+        engine = RuleEngine(
+            algo_type, rois=[roi(line("door", (0, 0.5), (1, 0.5)))], categories=["body", "motor"], fps=FPS
+        )
         findings = run(engine, walk("motor", 300, 300, 700, 10))
         assert {f.rule for f in findings} <= {APPEAR}  # a vehicle only "appears"
         people = run(engine, walk("body", 300, 300, 700, 10), start=20)

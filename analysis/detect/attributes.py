@@ -19,7 +19,9 @@ from analysis.detect.runtime import Detection, YoloDetector
 CROP_MARGIN = 0.15  # of the box's width and height, on each side
 
 
-def crop(frame: np.ndarray, box: tuple[float, float, float, float], margin: float = CROP_MARGIN) -> np.ndarray:
+def crop(
+    frame: np.ndarray, box: tuple[float, float, float, float], margin: float = CROP_MARGIN
+) -> np.ndarray:
     x1, y1, x2, y2 = box
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
     height, width = frame.shape[:2]
@@ -46,7 +48,8 @@ class AttributeStage:
             (f, d)
             for f, found in enumerate(detections)
             for d, detection in enumerate(found)
-            if detection.category == self.category and detection.box[2] > detection.box[0] + 1
+            if detection.category == self.category
+            and detection.box[2] > detection.box[0] + 1
             and detection.box[3] > detection.box[1] + 1
         ]
         if not wanted:

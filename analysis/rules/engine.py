@@ -300,6 +300,9 @@ class RuleEngine:
             },
             "occupancy": dict(self._occupancy),
             "tracks": len(self._ids),
+            "tracks_by_category": {
+                category: sum(1 for c, _local in self._ids if c == category) for category in self.categories
+            },
         }
 
     def _track_category(self, category: str, detections: list[Detection], offset_s: float) -> list[_Row]:

@@ -93,8 +93,6 @@ def inspect(path: str | Path) -> ModelInfo:
         raise UnsupportedModel(f"{len(outputs)} outputs ({described}); a detection head has one")
     names = parse_names(metadata.get("names", ""))
     head, classes = _head(list(outputs[0].shape), len(names), metadata.get("head", ""))
-    if names and len(names) != classes:
-        raise UnsupportedModel(f"the metadata names {len(names)} classes, the output has {classes}")
     height, width = (v if isinstance(v, int) and v > 0 else None for v in shape[2:])
     batch = shape[0]
     return ModelInfo(

