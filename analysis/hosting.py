@@ -19,10 +19,12 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection
+from django_q.brokers import get_broker
+from django_q.tasks import async_task
 
 from analysis import control
 
@@ -86,8 +88,8 @@ def try_adopt(subtask_id: int, node_name: str, resume_frame: int) -> bool:
     own setting decides whether it hosts; the dispatcher only looks for advertised slots.)"""
     redis_client = control.client()
     job = json.dumps([subtask_id, node_name, resume_frame])
-    for pid in redis_client.hkeys(_hosts_key(node_name)):
-        pid = pid.decode()
+    for raw_pid in redis_client.hkeys(_hosts_key(node_name)):
+        pid = cast(bytes, raw_pid).decode()  # the client answers bytes
         keys = [_hosts_key(node_name), _adopt_key(node_name, pid)]
         if redis_client.eval(ADOPT, 2, *keys, pid, job):
             return True
@@ -131,8 +133,19 @@ def _start(job: tuple, run_one: Callable[[int, str, int], str], results: list[st
 
 def _give_back(redis_client, adopt_key: str) -> None:
     """Jobs queued on this host after it stopped looking: back to their node's queue."""
-    from analysis.dispatch import enqueue_to_queue
-
     while (item := redis_client.lpop(adopt_key)) is not None:
         subtask_id, node_name, resume_frame = json.loads(item)
         enqueue_to_queue(subtask_id, node_name, resume_frame)
+
+
+def enqueue_to_queue(subtask_id: int, node_name: str, resume_frame: int = 0) -> None:
+    """Onto the node's own django-q2 queue, for whichever of its workers is free first."""
+    async_task(
+        "analysis.jobs.run_subtask",
+        subtask_id,
+        node_name,
+        resume_frame,
+        broker=get_broker(node_name),
+        task_name=f"subtask-{subtask_id}",
+        timeout=settings.Q_CLUSTER["timeout"],
+    )

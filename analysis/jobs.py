@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
@@ -29,7 +29,7 @@ from analysis.models import Event
 from subtasks.choices import State
 from subtasks.models import Subtask
 from tasks.choices import PICTURE_SOURCES, SourceType
-from tasks.models import MTask
+from tasks.models import MTask, Scene
 from tasks.validators import resolve_video_path
 from vias.lib.announce import announce
 
@@ -140,7 +140,7 @@ class SubtaskRun:
     def __post_init__(self) -> None:
         self.attempt = self.subtask.attempts
         self.task = self.subtask.task
-        self.inbox: control.Inbox | None = None
+        self.inbox: control.Inbox  # set when run() opens it
         self.pipeline: Any = None
 
     # -- the run --------------------------------------------------------------------------------
@@ -323,7 +323,7 @@ class SubtaskRun:
         )
         if not owned.update(heartbeat_at=timezone.now(), progress=percent):
             raise LostOwnership
-        state = Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
+        state = cast(str, Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first())
         self.subtask.progress = percent
         self._write_mtask_progress()
         announce(
@@ -344,7 +344,7 @@ class SubtaskRun:
         """The mtask's progress: the mean of its subtasks' (one aggregate query and one UPDATE)."""
         if self.subtask.scene_id is None:
             return
-        mtask_id = self.subtask.scene.mtask_id
+        mtask_id = cast(Scene, self.subtask.scene).mtask_id  # scene_id is set
         mean = Subtask.objects.filter(scene__mtask_id=mtask_id).aggregate(p=Avg("progress"))["p"] or 0
         MTask.objects.filter(pk=mtask_id).update(progress=int(mean))
 
@@ -415,6 +415,6 @@ class SubtaskRun:
         dispatch(self.subtask.pk, count_attempt=False)
 
     def _refresh_state(self) -> None:
-        self.subtask.state = (
-            Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
+        self.subtask.state = cast(
+            str, Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
         )

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from tasks import constants
 from tasks.choices import DetectorModel as Category
 from vias.lib import onnx_heads
+from vias.lib.tenancy import TenantQuerySet
 
 
 class Head(models.TextChoices):
@@ -151,6 +152,10 @@ class Detector(models.Model):
             )
 
 
+class EventQuerySet(TenantQuerySet):
+    project_path = "task__project"
+
+
 class Event(models.Model):
     """Something a rule found: who, where, when, how sure, and the picture."""
 
@@ -171,6 +176,8 @@ class Event(models.Model):
     attributes = models.JSONField(default=dict, blank=True)
     snapshot = models.CharField(max_length=255, blank=True, help_text=_("JPEG under MEDIA_ROOT"))
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-occurred_at", "-pk"]
@@ -205,6 +212,10 @@ class Event(models.Model):
         }
 
 
+class DeliveryQuerySet(TenantQuerySet):
+    project_path = "event__task__project"
+
+
 class Delivery(models.Model):
     """One attempt to send one event to one output (webhook POST, Redis stream, result file)."""
 
@@ -222,6 +233,8 @@ class Delivery(models.Model):
     error = models.CharField(max_length=1024, blank=True)
     duration_ms = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = DeliveryQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]

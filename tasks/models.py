@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
@@ -35,11 +36,16 @@ from tasks.validators import (
     validate_v2_name,
     validate_xml,
 )
+from vias.lib.tenancy import TenantQuerySet
 
 
 def new_id() -> str:
     """32 hex digits: the shape the VCS API shows for task ids."""
     return uuid.uuid4().hex
+
+
+class ProjectQuerySet(TenantQuerySet):
+    project_path = ""  # a project is its own tenant
 
 
 class Project(models.Model):
@@ -50,6 +56,8 @@ class Project(models.Model):
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="vias_projects", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ProjectQuerySet.as_manager()
+
     class Meta:
         ordering = ["project_id"]
 
@@ -57,7 +65,7 @@ class Project(models.Model):
         return self.project_id
 
 
-class ApiTokenQuerySet(models.QuerySet):
+class ApiTokenQuerySet(TenantQuerySet):
     def for_key(self, raw: str) -> ApiToken | None:
         return self.select_related("user", "project").filter(key_hash=ApiToken.hash_key(raw)).first()
 
@@ -104,6 +112,8 @@ class StoreConf(models.Model):
     version = models.PositiveIntegerField(default=1, help_text=_("increases on every replace"))
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = TenantQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "unid"], name="store_conf_unid_per_project")
@@ -137,6 +147,8 @@ class VideoChannel(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True, help_text=_("frame height, when known"))
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = TenantQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "vchan_refid"], name="vchan_refid_per_project")
@@ -152,6 +164,19 @@ class BatchTask(models.Model):
 
     Its tasks carry `batch`; the settings below are copied onto each of them (docs/dialects.md).
     """
+
+    # What a batch copies onto each of its tasks (at creation, and again when it changes).
+    TASK_FIELDS = (
+        "description",
+        "schedule",
+        "output",
+        "config",
+        "service_name",
+        "service_version",
+        "resource_order_id",
+        "company",
+        "creator",
+    )
 
     batch_id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batch_tasks")
@@ -171,6 +196,8 @@ class BatchTask(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = TenantQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -182,11 +209,6 @@ class BatchTask(models.Model):
             raise ValidationError(
                 {"output": _("configure at least one output mode (obs, dis, webhook, event_center)")}
             )
-
-
-class TaskQuerySet(models.QuerySet):
-    def for_project(self, project: Project) -> TaskQuerySet:
-        return self.filter(project=project)
 
 
 class Task(models.Model):
@@ -250,7 +272,7 @@ class Task(models.Model):
     create_dt = models.DateTimeField(auto_now_add=True, db_index=True)
     update_dt = models.DateTimeField(auto_now=True)
 
-    objects = TaskQuerySet.as_manager()
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         ordering = ["-create_dt"]
@@ -266,14 +288,14 @@ class Task(models.Model):
     def clean(self) -> None:
         if self.source_type == SourceType.PULL_PIC_FILES and not self.pull_source_url:
             raise ValidationError({"pull_source_url": _("pull_pic_files needs pull_source_url")})
-        if self.store_conf_id and self.project_id and self.store_conf.project_id != self.project_id:
+        if self.store_conf is not None and self.project_id and self.store_conf.project_id != self.project_id:
             raise ValidationError({"store_conf_unid": _("unknown storage config")})
         if self.service_name:
             self._clean_v2()
 
     def _clean_v2(self) -> None:
         """A task of a v2 algorithm service keeps the v2 rules, whichever API changes it."""
-        errors: dict[str, list[str]] = {}
+        errors: dict[str, list[Any]] = {}
         try:
             validate_v2_name(self.task_name)
         except ValidationError as exc:
@@ -286,6 +308,10 @@ class Task(models.Model):
             errors["output"] = [_("configure at least one output mode (obs, dis, webhook, event_center)")]
         if errors:
             raise ValidationError(errors)
+
+
+class MTaskQuerySet(TenantQuerySet):
+    project_path = "task__project"
 
 
 class MTask(models.Model):
@@ -303,12 +329,18 @@ class MTask(models.Model):
     end_time = models.TimeField(null=True, blank=True)
     progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
 
+    objects = MTaskQuerySet.as_manager()
+
     class Meta:
         ordering = ["task", "position"]
         constraints = [models.UniqueConstraint(fields=["task", "mtask_unid"], name="mtask_unid_per_task")]
 
     def __str__(self) -> str:
         return self.name or self.mtask_unid
+
+
+class SceneQuerySet(TenantQuerySet):
+    project_path = "mtask__task__project"
 
 
 class Scene(models.Model):
@@ -332,6 +364,8 @@ class Scene(models.Model):
     is_running = models.BooleanField(default=False)
     status_reason = models.CharField(max_length=1024, blank=True)
 
+    objects = SceneQuerySet.as_manager()
+
     class Meta:
         ordering = ["mtask", "position"]
 
@@ -343,7 +377,7 @@ class Scene(models.Model):
             task = self.mtask.task  # also set on unsaved instances while a task is being built
         except ObjectDoesNotExist:
             task = None
-        errors: dict[str, list[str]] = {}
+        errors: dict[str, list[Any]] = {}
         if task is not None and self.algo_type != task.algo_type:
             errors["algo_type"] = [
                 _("must equal the task's algo_type %(expected)s, not %(got)s")
@@ -361,12 +395,18 @@ class Scene(models.Model):
             raise ValidationError(errors)
 
 
+class SceneRoiQuerySet(TenantQuerySet):
+    project_path = "scene__mtask__task__project"
+
+
 class SceneRoi(models.Model):
     """One of a scene's ordered ROI documents."""
 
     scene = models.ForeignKey(Scene, on_delete=models.CASCADE, related_name="rois")
     position = models.PositiveIntegerField(default=0)
     xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_roi_xml])
+
+    objects = SceneRoiQuerySet.as_manager()
 
     class Meta:
         ordering = ["scene", "position"]

@@ -20,7 +20,8 @@ from rest_framework import serializers
 
 from subtasks.choices import ACTIVE_STATES, State
 from subtasks.models import Subtask
-from tasks import constants, queries, services
+from tasks import batches, constants, queries
+from tasks.api.v2.algorithms import service_spec
 from tasks.choices import SourceType
 from tasks.validators import (
     validate_alg_id,
@@ -149,13 +150,14 @@ class InputIn(serializers.Serializer):
         choices=INPUT_TYPES,
         error_messages={"invalid_choice": gettext_lazy("{input} is not supported; use video_source or url")},
     )
-    data = InputDataIn(many=True, allow_empty=False, max_length=constants.V2_MAX_INPUTS)
+    data = InputDataIn(many=True, allow_empty=False, max_length=constants.V2_MAX_INPUTS)  # type: ignore[assignment]  # the v2 body's own `data`
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         key = "video_source_id" if attrs["type"] == "video_source" else "url"
         for index, item in enumerate(attrs["data"]):
             if not item.get(key):
-                raise serializers.ValidationError({"data": {index: {key: [_("This field is required.")]}}})
+                # An int key: the error renders as data[0].<key> (flatten_errors); the stubs only know str keys.
+                raise serializers.ValidationError({"data": {index: {key: [_("This field is required.")]}}})  # type: ignore[dict-item]
         return attrs
 
 
@@ -200,7 +202,7 @@ class TaskIn(serializers.Serializer):
 
     def to_create_spec(self, service_name: str, creator: Any) -> dict[str, Any]:
         return {
-            **services.service_spec(service_name),
+            **service_spec(service_name),
             **self.to_spec(),
             "run_dt": timezone.now(),
             "source_type": SourceType.PULL_VIDEO_STREAM,
@@ -237,6 +239,20 @@ class BatchInputIn(serializers.Serializer):
     video_source_group = VideoSourceGroupIn(many=True, allow_empty=False, max_length=constants.V2_MAX_GROUPS)
 
 
+# The fields of a v2 batch body that are the core's batch fields under the same name.
+BATCH_BODY_FIELDS = (
+    "name",
+    "description",
+    "schedule",
+    "output",
+    "config",
+    "service_name",
+    "service_version",
+    "is_saved_as_template",
+    "resource_order_id",
+)
+
+
 class BatchTaskIn(serializers.Serializer):
     """POST /v2/{project_id}/batch-tasks (the seed's body; `manufacturer` is the vendor)."""
 
@@ -258,7 +274,7 @@ class BatchTaskIn(serializers.Serializer):
 
     def to_spec(self, creator: Any = None) -> dict[str, Any]:
         data = self.validated_data
-        spec = {name: data[name] for name in services.BATCH_FIELDS if name in data}
+        spec = {name: data[name] for name in BATCH_BODY_FIELDS if name in data}
         if "schedule" in data:
             spec["schedule"] = data["schedule"] or {}
         if "manufacturer" in data:
@@ -508,7 +524,7 @@ def batch_info(row: dict[str, Any], sources: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-def batch_result(result: services.BatchResult) -> dict[str, Any]:
+def batch_result(result: batches.BatchResult) -> dict[str, Any]:
     return {
         "total_count": result.total,
         "failed_count": result.failed,
