@@ -148,6 +148,14 @@ MODELS: tuple[Packaged, ...] = (
 )
 
 
+def built_file(name: str, cache: Path | None = None) -> Path:
+    """Where `--download-only` leaves model `name`'s main file in the cache (for benchmarks)."""
+    model = next(m for m in MODELS if m.name == name)
+    return (
+        (cache or default_cache_dir()).resolve() / "built" / f"{model.name}-{model.version}" / model.onnx_file
+    )
+
+
 def default_cache_dir() -> Path:
     configured = os.environ.get("VIAS_MODELS_CACHE", "")
     return Path(configured) if configured else Path(settings.BASE_DIR) / ".cache" / "models"
