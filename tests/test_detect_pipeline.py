@@ -53,3 +53,61 @@ def test_a_face_snapshot_is_its_best_crop():
     assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (30, 20, 3)
     with pytest.raises(ValueError):
         render_snapshot(None, finding())
+
+
+# ---- falls: a second stage on person crops ------------------------------------------------------
+
+
+def fall_model(directory, verdict: int):
+    """A tiny Normal/Fall model that, on a bright crop, gives one box of class `verdict`."""
+    scores = [0.0, 0.0]
+    scores[verdict] = 0.9
+    return build_model(
+        directory / f"fall{verdict}.onnx", yolov8_output([(32, 32, 40, 40, scores)], classes=2), batch=None
+    )
+
+
+def test_a_plain_security_task_has_no_stage_and_needs_no_fall_model(db, detector):
+    pipeline = Pipeline([detector], RuleEngine("2", fps=5))
+    assert pipeline.stages() == []
+    assert "fall" not in {
+        a for f in pipeline.detect([np.full((64, 64, 3), 255, np.uint8)]) for d in f for a in d.attributes
+    }
+
+
+def test_asking_for_falls_without_a_fall_model_does_not_start(db, detector):
+    from analysis.detect import MissingModel
+
+    with pytest.raises(MissingModel, match="attribute fall"):
+        Pipeline([detector], RuleEngine("2", algo_args={"detect_fall": True}, fps=5))
+
+
+@pytest.mark.parametrize("verdict, falls", [(1, ["fall"]), (0, [])])
+def test_the_fall_stage_marks_the_persons_its_model_sees_lying(
+    db, settings, tmp_path, detector, verdict, falls
+):
+    from analysis.models import Detector
+
+    settings.VIAS_MODELS_DIR = tmp_path
+    path = fall_model(tmp_path, verdict)
+    Detector.objects.create(
+        name="fall",
+        onnx_file=path.name,
+        role="attribute",
+        input_width=64,
+        input_height=64,
+        classes={
+            "0": {"label": "Normal", "category": "body"},
+            "1": {"label": "Fall", "category": "body", "attributes": ["fall"]},
+        },
+    )
+    engine = RuleEngine("2", algo_args={"detect_fall": True}, fps=5)
+    pipeline = Pipeline([detector], engine)
+    [stage] = pipeline.stages()
+    frames = [np.full((64, 64, 3), 255, np.uint8)] * 3
+    detections = pipeline.detect(frames)
+    assert [list(d.attributes) for f in detections for d in f] == [falls] * 3
+    findings = [f for i, frame in enumerate(frames) for f in pipeline.process(frame, i, i / 5)]
+    assert ("fall" in {f.rule for f in findings}) == bool(falls)
+    engine.update(algo_args={"detect_fall": False})  # switched off while running: the stage stops
+    assert pipeline.stages() == []
