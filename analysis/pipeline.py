@@ -17,6 +17,7 @@ import numpy as np
 
 from analysis.detect.attributes import AttributeStage
 from analysis.detect.registry import MissingModel, attribute_detector
+from analysis.detect.riders import merge_riders
 from analysis.detect.runtime import Detection, FrameDetector
 from analysis.rules.engine import Finding, RuleEngine
 
@@ -42,6 +43,8 @@ class Pipeline:
         self.detectors = list(detectors)
         self.engine = engine
         self.frames = 0
+        # Bicycles take their riders in when the rules count bicycles and persons are detected.
+        self._riders = "no_motor" in engine.categories and any("body" in d.categories for d in self.detectors)
         self._stages: dict[str, AttributeStage] = {s.attribute: s for s in stages or ()}
         self._registry_stages = stages is None
         if self._registry_stages:
@@ -65,6 +68,7 @@ class Pipeline:
         for detector in self.detectors:
             for found, detections in zip(merged, detector.detect_batch(frames), strict=True):
                 found.extend(detections)
+        merged = [merge_riders(found) if self._riders else found for found in merged]
         for stage in self.stages():
             merged = stage.apply(frames, merged)
         return merged

@@ -110,6 +110,9 @@ def detectors_for(categories: Iterable[str]) -> list[FrameDetector]:
             detectors.append(MtcnnFaceDetector(spec))
         else:
             grouped.setdefault(spec, set()).add(category)
+    for spec, covered in grouped.items():
+        if "no_motor" in covered and "body" in spec.categories():
+            covered.add("body")  # the riders of the bicycles (analysis.detect.riders); rules ignore the rest
     detectors[:0] = [YoloDetector(spec, covered) for spec, covered in grouped.items()]
     return detectors
 
