@@ -33,13 +33,13 @@ class Section:
     kind: str
     options: dict[str, str] = field(default_factory=dict)
 
-    def int(self, key: str, default: int = 0) -> int:
+    def integer(self, key: str, default: int = 0) -> int:
         return int(self.options.get(key, default))
 
-    def float(self, key: str, default: float = 0.0) -> float:
+    def number(self, key: str, default: float = 0.0) -> float:
         return float(self.options.get(key, default))
 
-    def ints(self, key: str) -> list[int]:
+    def integers(self, key: str) -> list[int]:
         return [int(v) for v in re.split(r"\s*,\s*", self.options.get(key, "").strip()) if v]
 
 
@@ -84,7 +84,7 @@ def convert(cfg_text: str, weights: bytes, names: list[str], metadata: dict[str,
     sections = parse_cfg(cfg_text)
     builder = _Builder(_Weights(weights))
     outputs: list[str] = []
-    channels = [sections[0].int("channels", 3)]  # channels of each layer's output, input first
+    channels = [sections[0].integer("channels", 3)]  # channels of each layer's output, input first
     tensors = ["images"]
     strides = [1]
     for index, section in enumerate(sections[1:]):
@@ -116,7 +116,7 @@ def convert(cfg_text: str, weights: bytes, names: list[str], metadata: dict[str,
     properties = {
         "names": repr(dict(enumerate(names))),
         "stride": str(max(strides)),
-        "imgsz": repr([net.int("height", 416), net.int("width", 416)]),
+        "imgsz": repr([net.integer("height", 416), net.integer("width", 416)]),
         "task": "detect",
         "head": "yolov5",
         **(metadata or {}),
@@ -165,11 +165,11 @@ class _Builder:
         if kind == "convolutional":
             return (
                 self.convolution(name, section, previous, chans),
-                section.int("filters"),
-                stride * max(1, section.int("stride", 1)),
+                section.integer("filters"),
+                stride * max(1, section.integer("stride", 1)),
             )
         if kind == "maxpool":
-            size, step = section.int("size", 2), section.int("stride", 2)
+            size, step = section.integer("size", 2), section.integer("stride", 2)
             if step == 1:  # Darknet pads so that the size stays
                 padded = self.node(
                     "Pad",
@@ -190,13 +190,13 @@ class _Builder:
                 stride * step,
             )
         if kind == "upsample":
-            step = section.int("stride", 2)
+            step = section.integer("stride", 2)
             scales = self.const(f"{name}_scales", np.array([1, 1, step, step], np.float32))
             out = self.node("Resize", [previous, "", scales], name, mode="nearest")
             return out, chans, stride // step
         if kind == "route":
-            layers = [ref(v) for v in section.ints("layers")]
-            groups, group = section.int("groups", 1), section.int("group_id", 0)
+            layers = [ref(v) for v in section.integers("layers")]
+            groups, group = section.integer("groups", 1), section.integer("group_id", 0)
             if len(layers) == 1 and groups == 1:
                 return tensors[layers[0]], channels[layers[0]], strides[layers[0]]
             if groups > 1:
@@ -210,7 +210,7 @@ class _Builder:
             out = self.node("Concat", [tensors[i] for i in layers], name, axis=1)
             return out, sum(channels[i] for i in layers), strides[layers[0]]
         if kind == "shortcut":
-            other = ref(section.ints("from")[0])
+            other = ref(section.integers("from")[0])
             if section.options.get("activation", "linear") != "linear":
                 raise DarknetError(f"layer {index}: shortcut activations are not supported")
             return self.node("Add", [previous, tensors[other]], name), chans, stride
@@ -220,11 +220,11 @@ class _Builder:
         raise DarknetError(f"layer {index}: [{kind}] is not supported")
 
     def convolution(self, name: str, section: Section, previous: str, in_channels: int) -> str:
-        filters, size = section.int("filters"), section.int("size", 1)
-        step, groups = section.int("stride", 1), section.int("groups", 1)
-        padding = size // 2 if section.int("pad", 0) else section.int("padding", 0)
+        filters, size = section.integer("filters"), section.integer("size", 1)
+        step, groups = section.integer("stride", 1), section.integer("groups", 1)
+        padding = size // 2 if section.integer("pad", 0) else section.integer("padding", 0)
         count = filters * (in_channels // groups) * size * size
-        if section.int("batch_normalize", 0):
+        if section.integer("batch_normalize", 0):
             bias, scale, mean, var = (self.weights.take(filters) for _ in range(4))
             kernel = self.weights.take(count).reshape(filters, in_channels // groups, size, size)
             factor = scale / np.sqrt(var + BN_EPSILON)
@@ -255,13 +255,13 @@ class _Builder:
 
     def yolo(self, name: str, section: Section, previous: str, stride: int) -> str:
         """Decode one [yolo] layer to (batch, 3·h·w, 5 + classes) in input pixels."""
-        classes = section.int("classes", 80)
+        classes = section.integer("classes", 80)
         if self.classes and classes != self.classes:
             raise DarknetError("[yolo] layers disagree on the number of classes")
         self.classes = classes
-        mask = section.ints("mask")
-        pairs = np.array(section.ints("anchors"), np.float32).reshape(-1, 2)[mask]
-        scale = section.float("scale_x_y", 1.0)
+        mask = section.integers("mask")
+        pairs = np.array(section.integers("anchors"), np.float32).reshape(-1, 2)[mask]
+        scale = section.number("scale_x_y", 1.0)
         depth = 5 + classes
         c = self.const
         shape = self.node("Shape", [previous], f"{name}_shape")

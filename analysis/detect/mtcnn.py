@@ -139,9 +139,9 @@ class MtcnnFaceDetector:
     def _scales(self, height: int, width: int) -> list[float]:
         first = 12.0 / self.min_face
         side = min(height, width) * first
-        scales = []
+        scales: list[float] = []
         while side >= 12:
-            scales.append(first * PYRAMID_FACTOR ** len(scales))
+            scales.append(first * float(np.power(PYRAMID_FACTOR, len(scales))))
             side *= PYRAMID_FACTOR
         return scales
 

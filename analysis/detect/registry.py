@@ -194,10 +194,9 @@ def register_model(
         )
         initial.pop("input_width", None)
         initial.pop("input_height", None)
-    detector = Detector.objects.filter(name=name).first()
-    created = detector is None
-    if created:
-        detector = Detector(name=name, **fields, **initial)
+    existing = Detector.objects.filter(name=name).first()
+    created = existing is None
+    detector = existing if existing is not None else Detector(name=name, **fields, **initial)
     changed = [key for key, value in fields.items() if getattr(detector, key) != value]
     for key in changed:
         setattr(detector, key, fields[key])
