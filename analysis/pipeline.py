@@ -9,13 +9,19 @@ pipeline.flush()                                        # end of the source
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
+from analysis.detect.attributes import AttributeStage
+from analysis.detect.registry import MissingModel, attribute_detector
+from analysis.detect.riders import merge_riders
 from analysis.detect.runtime import Detection, FrameDetector
 from analysis.rules.engine import Finding, RuleEngine
+
+log = logging.getLogger(__name__)
 
 BOX_COLOUR = (0, 0, 255)  # BGR red
 TEXT_COLOUR = (255, 255, 255)
@@ -25,16 +31,46 @@ JPEG_QUALITY = 85
 class Pipeline:
     """Detectors and a rule engine, applied frame by frame (or to a batch of consecutive frames)."""
 
-    def __init__(self, detectors: Sequence[FrameDetector], engine: RuleEngine) -> None:
+    def __init__(
+        self,
+        detectors: Sequence[FrameDetector],
+        engine: RuleEngine,
+        stages: Sequence[AttributeStage] | None = None,
+    ) -> None:
+        """`stages`: second-stage attribute models; by default, those the engine's rules ask for
+        (the fall model when a fall rule is configured), from the registry (MissingModel when
+        one is asked for and none is registered)."""
         self.detectors = list(detectors)
         self.engine = engine
         self.frames = 0
+        # Bicycles take their riders in when the rules count bicycles and persons are detected.
+        self._riders = "no_motor" in engine.categories and any("body" in d.categories for d in self.detectors)
+        self._stages: dict[str, AttributeStage] = {s.attribute: s for s in stages or ()}
+        self._registry_stages = stages is None
+        if self._registry_stages:
+            for attribute in engine.wanted_attributes():
+                self._stages[attribute] = AttributeStage(attribute_detector(attribute), attribute)
+
+    def stages(self) -> list[AttributeStage]:
+        """The attribute stages the rules ask for now (a reconfigured engine may ask for more)."""
+        wanted = self.engine.wanted_attributes()
+        for attribute in wanted - set(self._stages):
+            if not self._registry_stages:
+                continue
+            try:
+                self._stages[attribute] = AttributeStage(attribute_detector(attribute), attribute)
+            except MissingModel as exc:  # a running job keeps going without it
+                log.warning("%s", exc)
+        return [stage for attribute, stage in self._stages.items() if attribute in wanted]
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
         merged: list[list[Detection]] = [[] for _ in frames]
         for detector in self.detectors:
             for found, detections in zip(merged, detector.detect_batch(frames), strict=True):
                 found.extend(detections)
+        merged = [merge_riders(found) if self._riders else found for found in merged]
+        for stage in self.stages():
+            merged = stage.apply(frames, merged)
         return merged
 
     def process(self, frame: np.ndarray, frame_index: int, offset_s: float) -> list[Finding]:
