@@ -150,6 +150,9 @@ VIAS_MAX_XML_BYTES = envint("VIAS_MAX_XML_BYTES", 256 * 1024)
 # A storage configuration file, after base64 decoding.
 VIAS_MAX_STORE_CONF_BYTES = envint("VIAS_MAX_STORE_CONF_BYTES", 1024 * 1024)
 VIAS_MAX_PAGE_SIZE = 1000
+# VIAS v2 quotas (quota_number in the lists): POST /source and /video-group refuse beyond them.
+VIAS_V2_SOURCE_QUOTA = envint("VIAS_V2_SOURCE_QUOTA", 5000)
+VIAS_V2_GROUP_QUOTA = envint("VIAS_V2_GROUP_QUOTA", 1000)
 
 # Websocket command protocol (docs/websocket.md); VIAS_ACK_TIMEOUT is with the analysis engine's.
 # The address GET /wsapi/address answers; empty: ws(s)://<the request's host>/wsapi/v1/devconf_fx.

@@ -290,34 +290,6 @@ class BatchTaskUpdateIn(BatchTaskIn):
         super().__init__(*args, partial=True, **kwargs)
 
 
-class VideoSourceIn(serializers.Serializer):
-    """POST /v2/{project_id}/source: a video source is a video channel (`id` is its vchan_refid)."""
-
-    id = serializers.CharField(required=False, max_length=64)
-    name = serializers.CharField(max_length=constants.MAX_NAME_LENGTH)
-    type = serializers.ChoiceField(
-        choices=["url"],
-        required=False,
-        error_messages={"invalid_choice": gettext_lazy("{input} is not supported; use url")},
-    )
-    url = serializers.CharField(max_length=constants.MAX_URL_LENGTH, trim_whitespace=False)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=500)
-    width = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=16384)
-    height = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=16384)
-
-    def to_spec(self) -> dict[str, Any]:
-        data = self.validated_data
-        spec = {name: data[name] for name in ("name", "url", "width", "height") if name in data}
-        if "id" in data:
-            spec["vchan_refid"] = data["id"]
-        return spec
-
-
-class VideoSourceUpdateIn(VideoSourceIn):
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, partial=True, **kwargs)
-
-
 class PageIn(serializers.Serializer):
     page_size = serializers.IntegerField(required=False, default=10, min_value=5, max_value=1000)
     page = serializers.IntegerField(required=False, default=1, min_value=1, max_value=10**6)
@@ -360,8 +332,10 @@ def task_filter(query: dict[str, Any]) -> Q:
         q &= state_filter(query["task_state"])
     if "batch_id" in query:
         q &= Q(batch_id=query["batch_id"])
-    if "video_group_id" in query:
-        q &= Q(video_group_id__in=_split_list(query["video_group_id"]))
+    if "video_group_id" in query:  # the batch's group, or a video source group holding a source
+        groups = _split_list(query["video_group_id"])
+        members = Subtask.objects.filter(task=OuterRef("pk"), video_channel__groups__group_id__in=groups)
+        q &= Q(video_group_id__in=groups) | Q(Exists(members))
     if "company" in query:
         q &= Q(company__in=_split_list(query["company"]))
     if "alg_id" in query:
@@ -380,10 +354,6 @@ class BatchListIn(serializers.Serializer):
     )
     task_state = serializers.ChoiceField(choices=LIST_STATES, required=False)
     name = serializers.CharField(required=False, max_length=constants.V2_MAX_NAME_LENGTH)
-
-
-class SourceListIn(PageIn):
-    name = serializers.CharField(required=False, max_length=constants.MAX_NAME_LENGTH)
 
 
 # ---- answers -----------------------------------------------------------------------------------------
@@ -515,16 +485,4 @@ def batch_result(result: services.BatchResult) -> dict[str, Any]:
         "succeed_count": result.succeeded,
         "id": result.batch.batch_id,
         "error_list": result.errors,
-    }
-
-
-def source_out(channel: Any) -> dict[str, Any]:
-    return {
-        "id": channel.vchan_refid,
-        "name": channel.name,
-        "type": "url",
-        "url": channel.url,
-        "width": channel.width,
-        "height": channel.height,
-        "created_at": ms(channel.created_at),
     }

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from tasks import queries, schedules, services
 from tasks.api.v2 import serializers as s
 from tasks.api.v2.envelope import V2, v2_exception_handler
-from tasks.models import BatchTask, Task, VideoChannel, new_id
+from tasks.models import BatchTask, Task
 from vias.lib.api import ProjectAPIView
 from vias.lib.errors import Forbidden, NotFound
 
@@ -199,68 +199,3 @@ class BatchAction(V2APIView):
     def put(self, request: Request, project_id: str, batch_id: str, action: str) -> Response:
         batch = services.get_batch(self.project, batch_id)
         return Response(s.batch_result(services.run_batch(batch, action)))
-
-
-# ---- video sources -----------------------------------------------------------------------------------
-
-
-class SourceViewMixin(V2APIView):
-    def get_channel(self, source_id: str) -> VideoChannel:
-        channel = VideoChannel.objects.filter(project=self.project, vchan_refid=source_id).first()
-        if channel is None:
-            raise NotFound(_("no video source %(id)s") % {"id": source_id}, field="id")
-        return channel
-
-
-class SourceCreate(SourceViewMixin):
-    @extend_schema(request=s.VideoSourceIn, responses=OpenApiTypes.OBJECT, summary="v2: add a video source")
-    def post(self, request: Request, project_id: str) -> Response:
-        spec = self.parse(s.VideoSourceIn).to_spec()
-        spec.setdefault("vchan_refid", new_id())
-        return Response(s.source_out(services.create_vchan(self.project, spec)))
-
-
-class SourceDetail(SourceViewMixin):
-    @extend_schema(
-        request=s.VideoSourceUpdateIn, responses=OpenApiTypes.OBJECT, summary="v2: change a video source"
-    )
-    def put(self, request: Request, project_id: str, source_id: str) -> Response:
-        channel = self.get_channel(source_id)
-        spec = self.parse(s.VideoSourceUpdateIn).to_spec()
-        return Response(s.source_out(services.update_vchan(channel, spec)))
-
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: delete a video source no task uses")
-    def delete(self, request: Request, project_id: str, source_id: str) -> Response:
-        services.delete_vchan(self.get_channel(source_id))
-        return Response({})
-
-
-class SourceCollection(SourceViewMixin):
-    request_path_of = staticmethod(str)
-
-    @extend_schema(
-        parameters=[s.SourceListIn], responses=OpenApiTypes.OBJECT, summary="v2: list video sources"
-    )
-    def get(self, request: Request, project_id: str) -> Response:
-        query = self.query(s.SourceListIn)
-        channels = VideoChannel.objects.filter(project=self.project)
-        if "name" in query:
-            channels = channels.filter(name__icontains=query["name"])
-        total = channels.count()
-        items = self.page_of(channels.order_by("vchan_refid"), query["page"], query["page_size"])
-        sources = [s.source_out(channel) for channel in items]
-        return Response(
-            {
-                "count": len(sources),
-                "total": total,
-                "video_sources": sources,
-                "page": query["page"],
-                "page_size": query["page_size"],
-            }
-        )
-
-
-class SourceShow(SourceViewMixin):
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: show a video source")
-    def get(self, request: Request, project_id: str, source_id: str) -> Response:
-        return Response(s.source_out(self.get_channel(source_id)))
