@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from tasks import constants, source_rules
 from tasks.choices import PICTURE_SOURCES, AlgoType, MTaskType, SourceType
 from tasks.source_rules import AccessType, SourceKind
+from tasks.target_roi import validate_target_roi
 from tasks.validators import (
     has_output_mode,
     validate_alg_id,
@@ -294,7 +295,7 @@ class Task(models.Model):
     config = models.JSONField(default=dict, blank=True, validators=[validate_task_config])
     company = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, help_text=_("vendor"))
     video_group_id = models.CharField(max_length=64, blank=True, validators=[validate_unid])
-    target_roi = models.CharField(max_length=2048, blank=True)
+    target_roi = models.CharField(max_length=2048, blank=True, validators=[validate_target_roi])
     batch = models.ForeignKey(
         BatchTask, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
     )

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from tasks.choices import AlgoType, DetectorModel
+from tasks.target_roi import validate_switches
 from tasks.xmlformats import parse_calibration, parse_roi
 from vias.lib.xmlsafe import parse_xml
 
@@ -335,6 +336,7 @@ def validate_task_config(value: Any) -> None:
     config = _object(value, {"common"}, set(), "config")
     if "common" in config and not isinstance(config["common"], dict):
         raise ValidationError(_("config.common must be an object"))
+    validate_switches(config.get("common") or {})
     if len(json.dumps(config, ensure_ascii=False)) > MAX_CONFIG_BYTES:
         raise ValidationError(_("config is over %(n)d bytes") % {"n": MAX_CONFIG_BYTES})
 

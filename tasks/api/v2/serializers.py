@@ -159,6 +159,11 @@ class InputIn(serializers.Serializer):
         return attrs
 
 
+def config_target_roi(config: dict[str, Any]) -> str:
+    roi = (config.get("common") or {}).get("target_roi", "")
+    return roi if isinstance(roi, str) else ""
+
+
 def url_refid(url: str) -> str:
     """The video channel an input URL becomes: one per URL, shared by the tasks that use it."""
     return "url-" + hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
@@ -196,6 +201,8 @@ class TaskIn(serializers.Serializer):
             spec["schedule"] = data["schedule"] or {}
         if "input" in data:
             spec["vchans"] = vchans_of(data["input"])
+        if "config" in data:  # the polygons become the task's ROIs (tasks/target_roi.py)
+            spec["target_roi"] = config_target_roi(data["config"])
         return spec
 
     def to_create_spec(self, service_name: str, creator: Any) -> dict[str, Any]:
@@ -272,11 +279,12 @@ class BatchTaskIn(serializers.Serializer):
         if "batch_input" not in self.validated_data:
             return None
         groups = self.validated_data["batch_input"]["video_source_group"]
+        default_roi = config_target_roi(self.validated_data.get("config") or {})
         return [
             {
                 "vchan_refid": item["video_source_id"],
                 "video_group_id": group["video_source_group_id"],
-                "target_roi": item.get("target_roi", ""),
+                "target_roi": item.get("target_roi") or default_roi,
                 "label": f"batch_input.video_source_group[{g}].video_source_list[{i}]"
                 f" ({item['video_source_id']})",
             }

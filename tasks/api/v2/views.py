@@ -28,6 +28,7 @@ CORE_TO_V2 = {
     "play_url": "input.data[0]",
     "vchan_refid": "id",
     "company": "manufacturer",
+    "target_roi": "config.common.target_roi",
 }
 
 
