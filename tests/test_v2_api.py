@@ -42,6 +42,7 @@ def test_create_answers_a_task_info_dto(alice, cams):
     task = create_task(alice, "face", sources=cams[:2], schedule=None)
 
     assert len(task["id"]) == 32
+    assert task["tasks"] == [{"id": task["id"]}]  # the public answer's list of the tasks made
     assert (task["name"], task["title"], task["release_id"], task["state"]) == (
         "door_watch",
         "face",

@@ -99,7 +99,8 @@ class ServiceTasks(V2APIView):
     def post(self, request: Request, project_id: str, service_name: str) -> Response:
         spec = self.parse(s.TaskIn).to_create_spec(service_name, request.user)
         task = services.create_task(self.project, spec)
-        return Response(self.task_answer(task.task_id))
+        # The public answer is {"tasks": [{"id"}]}; ours adds the TaskInfoDto of the one task made.
+        return Response({**self.task_answer(task.task_id), "tasks": [{"id": task.task_id}]})
 
 
 class TaskDetail(V2APIView):
