@@ -30,8 +30,7 @@ from subtasks.choices import State
 from subtasks.models import Subtask
 from tasks.choices import PICTURE_SOURCES, SourceType
 from tasks.models import MTask, VideoChannel
-from tasks.target_roi import roi_xml, snapshot_options
-from tasks.validators import resolve_video_path
+from tasks.validators import resolve_video_path, roi_xml, snapshot_options
 from vias.lib.announce import announce
 
 log = logging.getLogger(__name__)

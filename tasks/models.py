@@ -13,10 +13,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from tasks import constants, source_rules
-from tasks.choices import PICTURE_SOURCES, AlgoType, MTaskType, SourceType
-from tasks.source_rules import AccessType, SourceKind
-from tasks.target_roi import validate_target_roi
+from tasks import constants, validators
+from tasks.choices import PICTURE_SOURCES, AccessType, AlgoType, MTaskType, SourceKind, SourceType
 from tasks.validators import (
     has_output_mode,
     validate_alg_id,
@@ -152,15 +150,15 @@ class VideoChannel(models.Model):
     width = models.PositiveIntegerField(null=True, blank=True, help_text=_("frame width, when known"))
     height = models.PositiveIntegerField(null=True, blank=True, help_text=_("frame height, when known"))
     created_at = models.DateTimeField(auto_now_add=True)
-    # What a VIAS v2 video source adds (tasks/source_rules.py); empty type_config: not a v2 source.
+    # What a VIAS v2 video source adds (tasks/validators.py); empty type_config: not a v2 source.
     access_type = models.CharField(max_length=5, choices=AccessType.choices, default=AccessType.CLOUD)
     kind = models.CharField(
         max_length=16, choices=SourceKind.choices, default=SourceKind.URL, help_text=_("the v2 type")
     )
-    type_config = models.TextField(max_length=source_rules.MAX_TYPE_CONFIG, blank=True)
-    latitude = models.CharField(max_length=16, blank=True, validators=[source_rules.validate_latitude])
-    longitude = models.CharField(max_length=16, blank=True, validators=[source_rules.validate_longitude])
-    tags = models.JSONField(default=list, blank=True, validators=[source_rules.validate_tags])
+    type_config = models.TextField(max_length=validators.MAX_TYPE_CONFIG, blank=True)
+    latitude = models.CharField(max_length=16, blank=True, validators=[validators.validate_latitude])
+    longitude = models.CharField(max_length=16, blank=True, validators=[validators.validate_longitude])
+    tags = models.JSONField(default=list, blank=True, validators=[validators.validate_tags])
 
     objects = TenantQuerySet.as_manager()
 
@@ -178,7 +176,7 @@ class VideoChannel(models.Model):
         if not self.type_config:
             return
         try:
-            source_rules.validate_source_name(self.name)
+            validators.validate_source_name(self.name)
         except ValidationError as exc:
             raise ValidationError({"name": exc.messages}) from None
         self.apply_type_config()
@@ -188,7 +186,7 @@ class VideoChannel(models.Model):
         if not self.type_config:
             return
         try:
-            fields = source_rules.parse_type_config(self.kind, self.type_config)
+            fields = validators.parse_type_config(self.kind, self.type_config)
         except ValidationError as exc:
             raise ValidationError({"type_config": exc.messages}) from None
         self.url = fields["url_address"]
@@ -199,7 +197,7 @@ class VideoGroup(models.Model):
 
     group_id = models.CharField(primary_key=True, max_length=36, default=uuid_str, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="video_groups")
-    name = models.CharField(max_length=20, validators=[source_rules.validate_group_name])
+    name = models.CharField(max_length=20, validators=[validators.validate_group_name])
     description = models.CharField(max_length=100, blank=True)
     access_type = models.CharField(max_length=5, choices=AccessType.choices, default=AccessType.CLOUD)
     channels = models.ManyToManyField(VideoChannel, blank=True, related_name="groups")
@@ -316,7 +314,7 @@ class Task(models.Model):
     config = models.JSONField(default=dict, blank=True, validators=[validate_task_config])
     company = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, help_text=_("vendor"))
     video_group_id = models.CharField(max_length=64, blank=True, validators=[validate_unid])
-    target_roi = models.CharField(max_length=2048, blank=True, validators=[validate_target_roi])
+    target_roi = models.CharField(max_length=2048, blank=True, validators=[validators.validate_target_roi])
     batch = models.ForeignKey(
         BatchTask, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
     )

@@ -16,7 +16,7 @@ from analysis.jobs import run_subtask
 from analysis.models import Event
 from subtasks.models import Node, Subtask
 from tasks.models import VideoChannel
-from tasks.target_roi import roi_xml
+from tasks.validators import roi_xml
 from tasks.xmlformats import parse_roi
 from tests.analysis_helpers import live_node
 from tests.nodes import BIKES

@@ -2,7 +2,7 @@
 installation can run, read from the algorithm types and the registered detectors.
 
 One service per algorithm type and per detector model a task may name (the service names
-`tasks.services.service_spec` knows). A service is `service_running` when every detector
+`tasks.api.v2.algorithms.service_spec` knows). A service is `service_running` when every detector
 category it needs has an enabled registered detector (or OpenCV's built-in face cascade), else
 `not_deployed`; its `alg_version` names the detectors it would run (docs/dialects.md).
 """
@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from analysis.dispatch import built_in_categories
 from analysis.models import Detector
 from analysis.rules.engine import categories_for
-from tasks import services
+from tasks.api.v2.algorithms import service_spec
 from tasks.api.v2.sources import ms
 from tasks.api.v2.views import V2APIView
 from tasks.choices import AlgoType, DetectorModel
@@ -73,7 +73,7 @@ def registered_detectors() -> list[DetectorInfo]:
 def service_info(name: str, detectors: list[DetectorInfo]) -> dict[str, Any]:
     """ServicesListInfoDto with the detail's fields (ShowServiceDetail) and ours: `algo_type`,
     `categories`, `detectors` (the registered detector chosen per category)."""
-    spec = services.service_spec(name)
+    spec = service_spec(name)
     categories = categories_for(spec["algo_type"], spec["detector_models"])
     chosen = {c: next((d for d in detectors if c in d.categories), None) for c in categories}
     used = list(dict.fromkeys(d for d in chosen.values() if d is not None))

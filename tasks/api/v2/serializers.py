@@ -202,7 +202,7 @@ class TaskIn(serializers.Serializer):
             spec["schedule"] = data["schedule"] or {}
         if "input" in data:
             spec["vchans"] = vchans_of(data["input"])
-        if "config" in data:  # the polygons become the task's ROIs (tasks/target_roi.py)
+        if "config" in data:  # the polygons become the task's ROIs (tasks.validators.roi_xml)
             spec["target_roi"] = config_target_roi(data["config"])
         return spec
 

@@ -26,8 +26,9 @@ from subtasks.models import Subtask
 from tasks import video_sources
 from tasks.api.v2.serializers import EPOCH
 from tasks.api.v2.views import V2APIView
+from tasks.choices import AccessType, SourceKind
 from tasks.models import Task, VideoChannel, VideoGroup
-from tasks.source_rules import AccessType, SourceKind, type_config_for_url, validate_source_id
+from tasks.validators import type_config_for_url, validate_source_id
 
 # ---- vocabulary --------------------------------------------------------------------------------------
 
