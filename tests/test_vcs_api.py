@@ -141,6 +141,10 @@ def test_the_seed_modify_body_resent_whole_is_accepted(alice):
     body = compute_body(taskId=task_id)
     del body["datasources"]["devices"][0]["videoBeginTime"]  # the seed's modify body has none
     vcs_ok(alice.post(MODIFY, body))
+    # Left out, so kept: the device's subtask is made anew with the stored begin time.
+    assert get_one(alice, task_id)["datasources"]["devices"][0]["videoBeginTime"] == BEGIN_MS
+    body["datasources"]["devices"][0]["videoBeginTime"] = None  # an explicit null clears it
+    vcs_ok(alice.post(MODIFY, body))
     assert Subtask.objects.get(task_id=task_id).video_begin_time is None
 
 

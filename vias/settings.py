@@ -232,6 +232,12 @@ VIAS_SUBTASKS_PER_WORKER = envint("VIAS_SUBTASKS_PER_WORKER", 1)
 VIAS_MODELS_DIR = DATA_DIR / "models"
 # Webhook hosts allowed even though they resolve to private / loopback addresses.
 VIAS_WEBHOOK_ALLOWED_HOSTS = envlist("VIAS_WEBHOOK_ALLOWED_HOSTS", [])
+# Where VCS videoId handles lead (tasks/videostore.py): empty, the local video store; else an
+# HTTP(S) URL template such as https://vcs.example/videos/{videoId}, checked with a HEAD request.
+VIAS_VIDEO_STORE_URL = envstr("VIAS_VIDEO_STORE_URL", "")
+# Hosts of that template allowed to resolve to non-public addresses (the source URL policy).
+VIAS_VIDEO_STORE_ALLOWED_HOSTS = envlist("VIAS_VIDEO_STORE_ALLOWED_HOSTS", [])
+VIAS_VIDEO_STORE_TIMEOUT = envint("VIAS_VIDEO_STORE_TIMEOUT", 5)
 VIAS_WEBHOOK_TIMEOUT = envint("VIAS_WEBHOOK_TIMEOUT", 5)
 VIAS_WEBHOOK_RETRIES = envint("VIAS_WEBHOOK_RETRIES", 3)
 # Seconds before the first webhook retry, doubled for each next one (docs/outputs.md).
