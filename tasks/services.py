@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from subtasks import services as subtask_services
 from subtasks.choices import State
-from subtasks.engine import Ack, engine
+from subtasks.engine import APPLIED, Ack, engine
 from subtasks.models import Subtask
 from tasks import constants, schedules
 from tasks.choices import SourceType
@@ -459,7 +459,19 @@ def replace_store_conf_and_push(
     """Replace a storage config, then send it to every running subtask of every task using it
     and wait for their acknowledgements. The old file is not kept, so delivery is what counts."""
     conf = replace_store_conf(conf, spec)
-    return conf, engine().push_store_conf(conf, timeout)
+    acks = engine().push_store_conf(conf, timeout)
+    # The subtasks that were not running read the new file when they start: "applied".
+    pushed = {ack.subtask_id for ack in acks}
+    idle = (
+        Subtask.objects.filter(task__store_conf=conf)
+        .exclude(pk__in=pushed)
+        .order_by("task_id", "position")
+        .values_list("pk", flat=True)
+    )
+    return conf, [
+        *acks,
+        *(Ack(pk, APPLIED, _("not running: uses the new file when it starts")) for pk in idle),
+    ]
 
 
 @transaction.atomic

@@ -310,7 +310,7 @@ def test_a_compute_task_is_a_native_task(alice):
 
 def test_a_native_task_is_visible_as_a_compute_task(alice):
     response = alice.post("/tasks", task_body(vchans=2))
-    assert response.status_code == 201
+    assert response.status_code == 200
     task_id = response.json()["data"]["task_id"]
     item = get_one(alice, task_id)
     assert (item["taskId"], item["name"], item["taskStatus"], item["state"]) == (
