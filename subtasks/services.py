@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from subtasks import callbacks
 from subtasks.choices import (
     ACTIVE_STATES,
     STARTABLE_STATES,
@@ -95,6 +96,7 @@ def transition(subtask: Subtask, target: State, reason: str = "", **fields: Any)
     for name, value in changes.items():
         setattr(subtask, name, value)
     _announce_state(subtask, current)
+    callbacks.state_changed(subtask, current)
     return subtask
 
 

@@ -269,20 +269,33 @@ def validate_webhook_url(url: Any) -> None:
 
 def _validate_webhook(value: Any) -> None:
     hook = _object(value, {"url", "headers", "data_category"}, {"url", "headers"}, "webhook")
-    headers = hook["headers"]
+    _check_headers(hook["headers"], "webhook")
+    _data_category(hook, "webhook")
+    validate_webhook_url(hook["url"])
+
+
+def _check_headers(headers: Any, where: str) -> None:
     if not isinstance(headers, dict) or not 1 <= len(headers) <= MAX_HEADERS:
         raise ValidationError(
-            _("webhook.headers must be an object of 1..%(n)d string pairs") % {"n": MAX_HEADERS}
+            _("%(w)s.headers must be an object of 1..%(n)d string pairs") % {"w": where, "n": MAX_HEADERS}
         )
     for name, text in headers.items():
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}", name):
-            raise ValidationError(_("webhook.headers: %(name)r is not a header name") % {"name": name})
+            raise ValidationError(
+                _("%(w)s.headers: %(name)r is not a header name") % {"w": where, "name": name}
+            )
         if not isinstance(text, str) or len(text) > MAX_HEADER_VALUE or re.search(r"[\r\n\x00]", text):
             raise ValidationError(
-                _("webhook.headers.%(name)s must be a one-line string of at most %(n)d characters")
-                % {"name": name, "n": MAX_HEADER_VALUE}
+                _("%(w)s.headers.%(name)s must be a one-line string of at most %(n)d characters")
+                % {"w": where, "name": name, "n": MAX_HEADER_VALUE}
             )
-    _data_category(hook, "webhook")
+
+
+def _validate_callback(value: Any) -> None:
+    """Task-state callbacks: {"url", "headers"?}, under the webhook's URL rules (docs/outputs.md)."""
+    hook = _object(value, {"url", "headers"}, {"url"}, "callback")
+    if "headers" in hook:
+        _check_headers(hook["headers"], "callback")
     validate_webhook_url(hook["url"])
 
 
@@ -316,8 +329,13 @@ def _validate_dis(value: Any) -> None:
 def validate_task_output(value: Any) -> None:
     """Where results go: {"webhook": {url, headers}, "dis": {stream_name}, "obs": {bucket, path}}
     (any of them, each optionally with data_category) and "event_center": true/false."""
-    output = _object(value, set(OUTPUT_MODES), set(), "output")
-    checks = {"webhook": _validate_webhook, "obs": _validate_obs, "dis": _validate_dis}
+    output = _object(value, {*OUTPUT_MODES, "callback"}, set(), "output")
+    checks = {
+        "webhook": _validate_webhook,
+        "obs": _validate_obs,
+        "dis": _validate_dis,
+        "callback": _validate_callback,
+    }
     for key, check in checks.items():
         if key in output:
             check(output[key])

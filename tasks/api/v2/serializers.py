@@ -112,6 +112,8 @@ class OutputIn(serializers.Serializer):
     dis = DisIn(required=False)
     webhook = WebhookIn(required=False)
     event_center = serializers.BooleanField(required=False)
+    # Ours: task and subtask state changes POSTed like webhooks (docs/outputs.md).
+    callback = serializers.DictField(required=False)
 
 
 class ConfigIn(serializers.Serializer):
