@@ -79,3 +79,15 @@ def test_an_unknown_service_is_not_found(alice):
 
 def test_another_projects_path_is_refused(alice, bob):
     v2_refused(bob.get(v2(alice, "/algorithm/services/user")), 403, "VIAS.00010005")
+
+
+@pytest.mark.parametrize(
+    "path", ["/edge-pool/pools", "/algorithm/deployments", "/service-templates", "/source/sources/x/image"]
+)
+def test_public_operations_not_here_answer_a_v2_error_not_a_page(alice, path):
+    v2_refused(alice.get(v2(alice, path)), 404, "VIAS.00010002")
+
+
+def test_a_known_path_with_another_method_is_405_in_the_v2_body(alice):
+    response = alice.delete(v2(alice, "/source/sources"))
+    assert response.status_code == 405 and response.json()["error_code"] == "VIAS.00010001"
