@@ -65,9 +65,12 @@ def _renamer(names: dict[str, str]):
     return rename
 
 
+ONE_MS = timedelta(milliseconds=1)
+
+
 def ms(value: datetime | None) -> int | None:
     """A time as the public API shows video sources' and groups': milliseconds, a number."""
-    return None if value is None else (value - EPOCH) // timedelta(milliseconds=1)
+    return None if value is None else (value - EPOCH) // ONE_MS
 
 
 def _split(values: list[str]) -> list[str]:
