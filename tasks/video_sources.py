@@ -13,30 +13,30 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from tasks.models import Project, VideoChannel, VideoGroup, uuid_str
-from tasks.services import clean, delete_vchan
+from tasks.services import delete_vchan
 from vias.lib.announce import announce
-from vias.lib.errors import Conflict, Invalid, NotFound
+from vias.lib.errors import Conflict, Invalid, NotFound, clean
 
 SOURCE_FIELDS = ("name", "access_type", "kind", "type_config", "latitude", "longitude", "tags")
 GROUP_FIELDS = ("name", "description", "access_type")
 
 
 def get_source(project: Project, source_id: str) -> VideoChannel:
-    channel = VideoChannel.objects.filter(project=project, vchan_refid=source_id).first()
+    channel = VideoChannel.objects.for_project(project).filter(vchan_refid=source_id).first()
     if channel is None:
         raise NotFound(_("no video source %(id)s") % {"id": source_id}, field="video_source_id")
     return channel
 
 
 def get_group(project: Project, group_id: str) -> VideoGroup:
-    group = VideoGroup.objects.filter(project=project, group_id=group_id).first()
+    group = VideoGroup.objects.for_project(project).filter(group_id=group_id).first()
     if group is None:
         raise NotFound(_("no video source group %(id)s") % {"id": group_id}, field="video_group_id")
     return group
 
 
 def _groups_of(project: Project, group_ids: list[str]) -> list[VideoGroup]:
-    found = {g.group_id: g for g in VideoGroup.objects.filter(project=project, group_id__in=group_ids)}
+    found = {g.group_id: g for g in VideoGroup.objects.for_project(project).filter(group_id__in=group_ids)}
     for index, group_id in enumerate(group_ids):
         if group_id not in found:
             raise NotFound(
@@ -48,7 +48,7 @@ def _groups_of(project: Project, group_ids: list[str]) -> list[VideoGroup]:
 def _sources_of(project: Project, source_ids: list[str], access_type: str) -> list[VideoChannel]:
     """The project's channels named by `source_ids`, each of the group's access type."""
     found = {
-        c.vchan_refid: c for c in VideoChannel.objects.filter(project=project, vchan_refid__in=source_ids)
+        c.vchan_refid: c for c in VideoChannel.objects.for_project(project).filter(vchan_refid__in=source_ids)
     }
     for index, source_id in enumerate(source_ids):
         channel = found.get(source_id)
@@ -85,9 +85,9 @@ def _validated(channel: VideoChannel) -> VideoChannel:
 def create_source(project: Project, spec: dict[str, Any], quota: int | None = None) -> VideoChannel:
     """spec: SOURCE_FIELDS, optional `vchan_refid` (else a UUID) and `group_ids`; refused when the
     project already has `quota` video channels."""
-    _check_quota(VideoChannel.objects.filter(project=project), quota, _("video sources"))
+    _check_quota(VideoChannel.objects.for_project(project), quota, _("video sources"))
     refid = spec.get("vchan_refid") or uuid_str()
-    if VideoChannel.objects.filter(project=project, vchan_refid=refid).exists():
+    if VideoChannel.objects.for_project(project).filter(vchan_refid=refid).exists():
         raise Conflict(_("video source %(id)s already exists") % {"id": refid}, field="vchan_refid")
     channel = VideoChannel(project=project, vchan_refid=refid, **_pick(spec, SOURCE_FIELDS))
     _validated(channel)
@@ -129,7 +129,7 @@ def delete_source(channel: VideoChannel) -> None:
 @transaction.atomic
 def create_group(project: Project, spec: dict[str, Any], quota: int | None = None) -> VideoGroup:
     """spec: GROUP_FIELDS and `source_ids`; refused when the project already has `quota` groups."""
-    _check_quota(VideoGroup.objects.filter(project=project), quota, _("video source groups"))
+    _check_quota(VideoGroup.objects.for_project(project), quota, _("video source groups"))
     group = VideoGroup(project=project, **_pick(spec, GROUP_FIELDS))
     clean(group, "", exclude=["project"])
     sources = _sources_of(project, spec.get("source_ids") or [], group.access_type)

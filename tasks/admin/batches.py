@@ -36,7 +36,7 @@ class BatchTaskAdmin(TenantAdminMixin, admin.ModelAdmin):
         return obj.task_n
 
     def has_add_permission(self, request):
-        return False  # batches are made through the VIAS v2 API (tasks.services.create_batch)
+        return False  # batches are made through the VIAS v2 API (tasks.batches.create_batch)
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -22,6 +22,7 @@ from subtasks.choices import State, derive_task_state
 from subtasks.models import Subtask
 from subtasks.widgets import counts_badges, state_badge
 from tasks import services as task_services
+from tasks.building import MTASK_FIELDS, TASK_FIELDS
 from tasks.models import (
     MTask,
     Scene,
@@ -119,7 +120,7 @@ class TaskForm(forms.ModelForm):
         # What create_task / update_task take; the batch and creator are set by the v2 API only.
         fields = (
             "project",
-            *(name for name in task_services.TASK_FIELDS if name not in ("batch", "creator")),
+            *(name for name in TASK_FIELDS if name not in ("batch", "creator")),
             "store_conf",
         )
 
@@ -237,7 +238,7 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
     # -- saving through the services --
 
     def _spec(self, form, names) -> dict[str, Any]:
-        spec = {name: form.cleaned_data[name] for name in names if name in task_services.TASK_FIELDS}
+        spec = {name: form.cleaned_data[name] for name in names if name in TASK_FIELDS}
         if "store_conf" in names:
             store_conf = form.cleaned_data.get("store_conf")
             spec["store_conf_unid"] = store_conf.unid if store_conf else ""
@@ -261,7 +262,7 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
             # Nothing is saved by the formsets themselves; the admin's history reads these.
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         items.sort(key=lambda data: data.get("position") or 0)
-        spec["mtasks"] = [{k: v for k, v in d.items() if k in task_services.MTASK_FIELDS} for d in items]
+        spec["mtasks"] = [{k: v for k, v in d.items() if k in MTASK_FIELDS} for d in items]
         task = task_services.create_task(form.cleaned_data["project"], spec)
         form.instance.task_id = task.task_id
         form.instance._state.adding = False

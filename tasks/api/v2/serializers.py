@@ -20,7 +20,7 @@ from rest_framework import serializers
 
 from subtasks.choices import ACTIVE_STATES, State
 from subtasks.models import Subtask
-from tasks import constants, queries, services
+from tasks import batches, constants, queries
 from tasks.api.v2.algorithms import service_spec
 from tasks.choices import SourceType
 from tasks.validators import (
@@ -503,7 +503,7 @@ def batch_info(row: dict[str, Any], sources: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-def batch_result(result: services.BatchResult) -> dict[str, Any]:
+def batch_result(result: batches.BatchResult) -> dict[str, Any]:
     return {
         "total_count": result.total,
         "failed_count": result.failed,

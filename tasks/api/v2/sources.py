@@ -509,7 +509,7 @@ class SourceCollection(SourceView):
     @extend_schema(parameters=[SourceListIn], responses=OpenApiTypes.OBJECT, summary="v2: list video sources")
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(SourceListIn)
-        channels = VideoChannel.objects.filter(source_filter(query), project=self.project)
+        channels = VideoChannel.objects.for_project(self.project).filter(source_filter(query))
         if query.get("status") or query["sort_name"] == "num_task":  # only then in SQL, per row
             channels = source_rows(channels)
         if query.get("status"):
@@ -586,7 +586,7 @@ class GroupCollection(GroupView):
     )
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(GroupListIn)
-        groups = VideoGroup.objects.filter(project=self.project)
+        groups = VideoGroup.objects.for_project(self.project)
         if query.get("name"):
             groups = groups.filter(name__icontains=query["name"])
         if query.get("access_type"):
