@@ -287,6 +287,10 @@ SOURCE_COLUMNS = (
 )
 
 
+# The list answers no type_config (the detail does): not read for 10,000 rows.
+LIST_COLUMNS = tuple(c for c in SOURCE_COLUMNS if c != "type_config")
+
+
 def source_stats(channels: QuerySet) -> dict[int, dict[str, Any]]:
     """Each channel's task count and whether a subtask analyses it or broke, in one grouped query
     over the subtasks (cheaper than correlated subqueries per row when nothing filters on them)."""
@@ -349,7 +353,7 @@ def source_item(
     groups: list[dict[str, Any]],
     statuses: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """ListVideoSourceInfoDto / the detail body (ShowVideoSourceDetail)."""
+    """ListVideoSourceInfoDto: a video source as the list shows it."""
     statuses = statuses or status_outs()
     return {
         "video_source_id": row["vchan_refid"],
@@ -360,16 +364,24 @@ def source_item(
         "latitude": row["latitude"],
         "longitude": row["longitude"],
         "create_at": ms(row["created_at"]),
-        "type_config": row["type_config"] or type_config_for_url(row["url"]),
-        "video_packages": groups,
-        "service_config_templates": [],
         "stream_path": row["url"],
-        "image": "",
+        "video_packages": groups,
         "tag": row["tags"],
-        "scene_recommend": [],
-        "video_source_quality": [],
         "num_task": stats["num_task"],
         "num_template": 0,
+    }
+
+
+def source_detail(row: dict[str, Any], stats: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """ShowVideoSourceDetail: the list's fields and the configuration (empty where this
+    installation has nothing: templates, screenshot, recommendations, quality)."""
+    return {
+        **source_item(row, stats, groups),
+        "type_config": row["type_config"] or type_config_for_url(row["url"]),
+        "service_config_templates": [],
+        "image": "",
+        "scene_recommend": [],
+        "video_source_quality": [],
     }
 
 
@@ -473,7 +485,7 @@ class SourceView(V2APIView):
         channels = VideoChannel.objects.filter(pk=channel.pk)
         row = channels.values(*SOURCE_COLUMNS).get()
         stats = source_stats(channels).get(channel.pk, NO_STATS)
-        return source_item(row, stats, groups_by_channel(channels).get(channel.pk, []))
+        return source_detail(row, stats, groups_by_channel(channels).get(channel.pk, []))
 
 
 class SourceCreate(SourceView):
@@ -518,7 +530,7 @@ class SourceCollection(SourceView):
         key = "num_task" if query["sort_name"] == "num_task" else "created_at"
         order = ("-" if query["order_by"] == "desc" else "") + key
         page = _page(channels.order_by(order, "vchan_refid"), query)
-        rows = list(page.values(*SOURCE_COLUMNS))
+        rows = list(page.values(*LIST_COLUMNS))
         # Paged: the page's ids; unpaged: the same filter as a subquery (no list of 10,000 ids).
         shown = VideoChannel.objects.filter(pk__in=[r["pk"] for r in rows]) if query["is_paged"] else channels
         stats = source_stats(shown) if rows else {}
