@@ -25,7 +25,7 @@ from analysis.models import Detector
 from analysis.rules.engine import categories_for
 from tasks.api.v2.algorithms import service_spec
 from tasks.api.v2.sources import ms
-from tasks.api.v2.views import V2APIView
+from tasks.api.v2.views import V2APIView, as_sent
 from tasks.choices import AlgoType, DetectorModel
 from vias.lib.errors import NotFound
 
@@ -133,7 +133,7 @@ class ServiceListIn(serializers.Serializer):
 
 
 class ServiceCollection(V2APIView):
-    request_path_of = staticmethod(str)
+    request_path_of = staticmethod(as_sent)
 
     @extend_schema(
         parameters=[ServiceListIn], responses=OpenApiTypes.OBJECT, summary="v2: the algorithm services"

@@ -25,7 +25,7 @@ from subtasks.choices import State
 from subtasks.models import Subtask
 from tasks import video_sources
 from tasks.api.v2.serializers import EPOCH
-from tasks.api.v2.views import V2APIView
+from tasks.api.v2.views import V2APIView, as_sent
 from tasks.choices import AccessType, SourceKind
 from tasks.models import Task, VideoChannel, VideoGroup
 from tasks.validators import type_config_for_url, validate_source_id
@@ -516,7 +516,7 @@ class SourceShow(SourceView):
 
 
 class SourceCollection(SourceView):
-    request_path_of = staticmethod(str)
+    request_path_of = staticmethod(as_sent)
 
     @extend_schema(parameters=[SourceListIn], responses=OpenApiTypes.OBJECT, summary="v2: list video sources")
     def get(self, request: Request, project_id: str) -> Response:
@@ -591,7 +591,7 @@ class GroupDetail(GroupView):
 
 
 class GroupCollection(GroupView):
-    request_path_of = staticmethod(str)
+    request_path_of = staticmethod(as_sent)
 
     @extend_schema(
         parameters=[GroupListIn], responses=OpenApiTypes.OBJECT, summary="v2: list video source groups"
