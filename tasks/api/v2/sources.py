@@ -81,12 +81,10 @@ def _split(values: list[str]) -> list[str]:
 # ---- requests ----------------------------------------------------------------------------------------
 
 
-class SourceIn(serializers.Serializer):
-    """POST /v2/{project_id}/source (CreateVideoSource)."""
+class SourceFieldsIn(serializers.Serializer):
+    """What CreateVideoSource and UpdateVideoSource share."""
 
     video_source_name = serializers.CharField(max_length=100, trim_whitespace=False)
-    access_type = serializers.ChoiceField(choices=AccessType.choices)
-    type = serializers.ChoiceField(choices=SourceKind.choices)
     type_config = serializers.CharField(max_length=1024, trim_whitespace=False)
     latitude = serializers.CharField(required=False, allow_blank=True, max_length=16)
     longitude = serializers.CharField(required=False, allow_blank=True, max_length=16)
@@ -94,12 +92,10 @@ class SourceIn(serializers.Serializer):
         child=serializers.CharField(validators=[validate_source_id]), required=False, max_length=100
     )
     tag = serializers.ListField(child=serializers.CharField(max_length=10), required=False, max_length=4)
-    # Ours: a client may choose the id (else a UUID is made).
-    video_source_id = serializers.CharField(required=False, validators=[validate_source_id])
 
     def to_spec(self) -> dict[str, Any]:
         data = self.validated_data
-        spec = {
+        return {
             name: data[key]
             for key, name in (
                 ("video_source_name", "name"),
@@ -114,16 +110,20 @@ class SourceIn(serializers.Serializer):
             )
             if key in data
         }
-        return spec
 
 
-class SourceUpdateIn(SourceIn):
+class SourceIn(SourceFieldsIn):
+    """POST /v2/{project_id}/source (CreateVideoSource)."""
+
+    access_type = serializers.ChoiceField(choices=AccessType.choices)
+    type = serializers.ChoiceField(choices=SourceKind.choices)
+    # Ours: a client may choose the id (else a UUID is made).
+    video_source_id = serializers.CharField(required=False, validators=[validate_source_id])
+
+
+class SourceUpdateIn(SourceFieldsIn):
     """PUT /v2/{project_id}/source/{id} (UpdateVideoSource): name and type_config required;
     access_type and type cannot change (ignored when sent)."""
-
-    access_type = None
-    type = None
-    video_source_id = None
 
 
 class SourceListIn(serializers.Serializer):
@@ -171,15 +171,8 @@ def _GROUP_ID_FILTER(value: str) -> bool:  # noqa: N802 - the public rule, ^[0-9
     return 1 <= len(value) <= 36 and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
 
 
-class GroupIn(serializers.Serializer):
-    """POST /v2/{project_id}/video-group (CreateVideoGroup)."""
-
-    video_group_name = serializers.CharField(max_length=20, trim_whitespace=False)
+class GroupFieldsIn(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    access_type = serializers.ChoiceField(choices=AccessType.choices)
-    video_source_ids = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=1000
-    )
 
     def to_spec(self) -> dict[str, Any]:
         data = self.validated_data
@@ -187,11 +180,21 @@ class GroupIn(serializers.Serializer):
         return {names.get(key, key): value for key, value in data.items()}
 
 
-class GroupUpdateIn(GroupIn):
-    """PUT /v2/{project_id}/video-group/{id} (UpdateVideoGroup): 1..50 sources replace the members."""
+class GroupIn(GroupFieldsIn):
+    """POST /v2/{project_id}/video-group (CreateVideoGroup)."""
+
+    video_group_name = serializers.CharField(max_length=20, trim_whitespace=False)
+    access_type = serializers.ChoiceField(choices=AccessType.choices)
+    video_source_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=1000
+    )
+
+
+class GroupUpdateIn(GroupFieldsIn):
+    """PUT /v2/{project_id}/video-group/{id} (UpdateVideoGroup): 1..50 sources replace the members;
+    the access type cannot change (ignored when sent)."""
 
     video_group_name = serializers.CharField(required=False, max_length=20, trim_whitespace=False)
-    access_type = None
     video_source_ids = serializers.ListField(
         child=serializers.CharField(max_length=64), min_length=1, max_length=50
     )
@@ -521,7 +524,7 @@ class SourceCollection(SourceView):
     @extend_schema(parameters=[SourceListIn], responses=OpenApiTypes.OBJECT, summary="v2: list video sources")
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(SourceListIn)
-        channels = VideoChannel.objects.for_project(self.project).filter(source_filter(query))
+        channels: QuerySet = VideoChannel.objects.for_project(self.project).filter(source_filter(query))
         if query.get("status") or query["sort_name"] == "num_task":  # only then in SQL, per row
             channels = source_rows(channels)
         if query.get("status"):
@@ -598,7 +601,7 @@ class GroupCollection(GroupView):
     )
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(GroupListIn)
-        groups = VideoGroup.objects.for_project(self.project)
+        groups: QuerySet = VideoGroup.objects.for_project(self.project)
         if query.get("name"):
             groups = groups.filter(name__icontains=query["name"])
         if query.get("access_type"):
