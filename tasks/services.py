@@ -30,7 +30,7 @@ from tasks.building import (
 from tasks.building import ready as make_ready
 from tasks.choices import SourceType
 from tasks.models import MTask, Project, Scene, SceneRoi, StoreConf, Task, VideoChannel
-from tasks.validators import decode_file_b64
+from tasks.validators import decode_file_b64, type_config_for_url
 from vias.lib.announce import announce
 from vias.lib.errors import (
     Conflict,
@@ -334,6 +334,8 @@ def update_vchan(channel: VideoChannel, spec: dict[str, Any]) -> VideoChannel:
         )
     for name, value in pick(spec, ("name", "url", "width", "height")).items():
         setattr(channel, name, value)
+    if channel.type_config and "url" in spec:  # a v2 source: its address is its type_config
+        channel.type_config = type_config_for_url(channel.url)
     clean(channel, "", exclude=["project"])
     channel.save()
     channel.subtasks.exclude(source_url=channel.url).update(source_url=channel.url)
