@@ -223,8 +223,15 @@ class Delivery(models.Model):
         WEBHOOK = "webhook", _("webhook")
         DIS = "dis", _("Redis stream")
         OBS = "obs", _("result file")
+        CALLBACK = "callback", _("task-state callback")
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    # An event's delivery, or (no event) a task-state callback of `task`.
+    event = models.ForeignKey(
+        Event, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    task = models.ForeignKey(
+        "tasks.Task", null=True, blank=True, on_delete=models.CASCADE, related_name="callback_deliveries"
+    )
     output = models.CharField(max_length=8, choices=Output.choices)
     target = models.CharField(max_length=1024)
     attempt = models.PositiveSmallIntegerField(default=1)

@@ -10,7 +10,7 @@ pipeline.flush()                                        # end of the source
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -20,10 +20,12 @@ from analysis.detect.registry import MissingModel, attribute_detector
 from analysis.detect.riders import merge_riders
 from analysis.detect.runtime import Detection, FrameDetector
 from analysis.rules.engine import Finding, RuleEngine
+from tasks.xmlformats import Zone
 
 log = logging.getLogger(__name__)
 
 BOX_COLOUR = (0, 0, 255)  # BGR red
+ROI_COLOUR = (0, 255, 255)  # BGR yellow
 TEXT_COLOUR = (255, 255, 255)
 JPEG_QUALITY = 85
 
@@ -91,29 +93,49 @@ class Pipeline:
         return self.engine.flush()
 
 
-def render_snapshot(frame: np.ndarray | None, finding: Finding, quality: int = JPEG_QUALITY) -> bytes:
-    """A JPEG of the frame with the finding's box and label drawn; for a face capture, its best crop."""
+def render_snapshot(
+    frame: np.ndarray | None,
+    finding: Finding,
+    quality: int = JPEG_QUALITY,
+    draw_result: bool = True,
+    zones: Iterable[Zone] = (),
+) -> bytes:
+    """A JPEG of the frame with the finding's box and label drawn (unless not `draw_result`) and
+    the `zones` outlined; for a face capture, its best crop. The v2 switches choose (docs/dialects.md)."""
     if finding.crop is not None and finding.crop.size:
         image = finding.crop
     elif frame is not None:
         image = frame.copy()
-        height, width = image.shape[:2]
-        x1, y1, x2, y2 = (round(v) for v in finding.box)
-        thickness = max(2, round(min(width, height) / 300))
-        cv2.rectangle(image, (x1, y1), (x2, y2), BOX_COLOUR, thickness)
-        label = finding.rule + (f" #{finding.track_id}" if finding.track_id is not None else "")
-        if finding.zone:
-            label += f" {finding.zone}"
-        scale = max(0.5, min(width, height) / 800)
-        (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        top = max(0, y1 - text_h - baseline - 2)
-        cv2.rectangle(image, (x1, top), (x1 + text_w + 4, top + text_h + baseline + 2), BOX_COLOUR, -1)
-        cv2.putText(
-            image, label, (x1 + 2, top + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_COLOUR, 1, cv2.LINE_AA
-        )
+        for zone in zones:
+            _draw_zone(image, zone)
+        if draw_result:
+            _draw_finding(image, finding)
     else:
         raise ValueError("a snapshot needs the frame or the finding's crop")
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise ValueError("the snapshot could not be encoded")
     return encoded.tobytes()
+
+
+def _draw_zone(image: np.ndarray, zone: Zone) -> None:
+    height, width = image.shape[:2]
+    points = np.array([[round(x * width), round(y * height)] for x, y in zone.points], dtype=np.int32)
+    cv2.polylines(image, [points], True, ROI_COLOUR, max(2, round(min(width, height) / 300)))
+
+
+def _draw_finding(image: np.ndarray, finding: Finding) -> None:
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = (round(v) for v in finding.box)
+    thickness = max(2, round(min(width, height) / 300))
+    cv2.rectangle(image, (x1, y1), (x2, y2), BOX_COLOUR, thickness)
+    label = finding.rule + (f" #{finding.track_id}" if finding.track_id is not None else "")
+    if finding.zone:
+        label += f" {finding.zone}"
+    scale = max(0.5, min(width, height) / 800)
+    (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    top = max(0, y1 - text_h - baseline - 2)
+    cv2.rectangle(image, (x1, top), (x1 + text_w + 4, top + text_h + baseline + 2), BOX_COLOUR, -1)
+    cv2.putText(
+        image, label, (x1 + 2, top + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_COLOUR, 1, cv2.LINE_AA
+    )

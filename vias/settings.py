@@ -161,6 +161,9 @@ VIAS_MAX_XML_BYTES = envint("VIAS_MAX_XML_BYTES", 256 * 1024)
 # A storage configuration file, after base64 decoding.
 VIAS_MAX_STORE_CONF_BYTES = envint("VIAS_MAX_STORE_CONF_BYTES", 1024 * 1024)
 VIAS_MAX_PAGE_SIZE = 1000
+# VIAS v2 quotas (quota_number in the lists): POST /source and /video-group refuse beyond them.
+VIAS_V2_SOURCE_QUOTA = envint("VIAS_V2_SOURCE_QUOTA", 5000)
+VIAS_V2_GROUP_QUOTA = envint("VIAS_V2_GROUP_QUOTA", 1000)
 
 # Websocket command protocol (docs/websocket.md); VIAS_ACK_TIMEOUT is with the analysis engine's.
 # The address GET /wsapi/address answers; empty: ws(s)://<the request's host>/wsapi/v1/devconf_fx.
@@ -247,6 +250,12 @@ VIAS_SOURCE_ALLOW_PRIVATE = envbool("VIAS_SOURCE_ALLOW_PRIVATE", True)
 VIAS_SOURCE_ALLOWED_HOSTS = envlist("VIAS_SOURCE_ALLOWED_HOSTS", [])
 # Webhook hosts allowed even though they resolve to private / loopback addresses.
 VIAS_WEBHOOK_ALLOWED_HOSTS = envlist("VIAS_WEBHOOK_ALLOWED_HOSTS", [])
+# Where VCS videoId handles lead (tasks/videostore.py): empty, the local video store; else an
+# HTTP(S) URL template such as https://vcs.example/videos/{videoId}, checked with a HEAD request.
+VIAS_VIDEO_STORE_URL = envstr("VIAS_VIDEO_STORE_URL", "")
+# Hosts of that template allowed to resolve to non-public addresses (the source URL policy).
+VIAS_VIDEO_STORE_ALLOWED_HOSTS = envlist("VIAS_VIDEO_STORE_ALLOWED_HOSTS", [])
+VIAS_VIDEO_STORE_TIMEOUT = envint("VIAS_VIDEO_STORE_TIMEOUT", 5)
 VIAS_WEBHOOK_TIMEOUT = envint("VIAS_WEBHOOK_TIMEOUT", 5)
 VIAS_WEBHOOK_RETRIES = envint("VIAS_WEBHOOK_RETRIES", 3)
 # Seconds before the first webhook retry, doubled for each next one (docs/outputs.md).

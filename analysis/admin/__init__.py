@@ -273,6 +273,8 @@ class DeliveryAdmin(TenantAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("event"), ordering="event_id")
     def event_link(self, obj: Delivery) -> Any:
+        if obj.event is None:  # a task-state callback: no event
+            return "-"
         return format_html(
             '<a href="{}">{} #{}</a>',
             reverse("admin:analysis_event_change", args=[obj.event_id]),
