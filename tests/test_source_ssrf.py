@@ -23,7 +23,7 @@ from tasks.validators import validate_source_url
 from tests.conftest import task_body
 from tests.test_jobs import person_model  # noqa: F401 - a fixture
 from tests.test_v2_helpers import task_body as v2_task_body
-from tests.test_v2_helpers import v2, v2_refused
+from tests.test_v2_helpers import source_body, v2, v2_refused
 from vias.lib import ssrf
 
 
@@ -112,7 +112,7 @@ def test_each_refused_form_is_refused_when_a_task_is_saved(alice, url):
 @pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "rtsp://127.0.0.1/live"])
 def test_the_v2_dialect_refuses_them_too(alice, url):
     with ssrf.using_resolver(no_dns):
-        source = alice.post(v2(alice, "/source"), {"id": "s1", "name": "s", "url": url})
+        source = alice.post(v2(alice, "/source"), source_body("s", url))
         task = alice.post(
             v2(alice, "/services/traffic/tasks"), v2_task_body(input={"type": "url", "data": [{"url": url}]})
         )

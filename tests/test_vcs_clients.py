@@ -161,7 +161,7 @@ class VideoStoreHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def remote_store(settings):
+def remote_store(settings, loopback_sources):
     server = ThreadingHTTPServer(("127.0.0.1", 0), VideoStoreHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
