@@ -22,8 +22,8 @@ from tasks.models import Task, VideoChannel
 from tasks.validators import validate_source_url
 from tests.conftest import task_body
 from tests.test_jobs import person_model  # noqa: F401 - a fixture
-from tests.test_v2_helpers import task_body as v2_task_body
 from tests.test_v2_helpers import source_body, v2, v2_refused
+from tests.test_v2_helpers import task_body as v2_task_body
 from vias.lib import ssrf
 
 
