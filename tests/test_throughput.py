@@ -301,3 +301,23 @@ def test_the_float16_variant_of_a_model_takes_float16_and_finds_the_same(rect_mo
 def test_the_size_rewrite_refuses_a_graph_without_an_anchor_grid(tmp_path):
     fixed = build_model(tmp_path / "fixed.onnx", yolov8_output(CENTRE, classes=1), width=64, height=64)
     assert dynamic_input_size(fixed.read_bytes()) is None
+
+
+# ---- how many subtasks one process hosts -------------------------------------------------------------
+
+
+def test_one_process_hosts_the_whole_node_when_a_gpu_is_usable(settings, monkeypatch):
+    from analysis import hosting
+    from analysis.detect import providers
+
+    settings.VIAS_SUBTASKS_PER_WORKER = 0  # the default: the hardware decides
+    assert hosting.per_worker() == (
+        1 if not gpu.on_gpu(providers.usable_providers()) else hosting.per_worker()
+    )
+    monkeypatch.setattr(providers, "usable_providers", lambda: [CUDA, CPU])  # as on a GPU node
+    monkeypatch.setenv("VIAS_NODE_CAPACITY", "16")
+    assert hosting.per_worker() == 16
+    monkeypatch.setattr(providers, "usable_providers", lambda: [CPU])
+    assert hosting.per_worker() == 1
+    settings.VIAS_SUBTASKS_PER_WORKER = 4  # an explicit setting wins
+    assert hosting.per_worker() == 4
