@@ -15,7 +15,9 @@ one after the other, so the load of a shared machine weighs on all alike:
    one process as a GPU host runs them, sharing one BatchingDetector (cross-stream batches).
 
 η = job fps / min(decode fps, inference fps), per round; medians over rounds. η > 1 is the
-machine's noise (flagged). RSS: the process's resident memory sampled during the job, minus
+machine's noise (flagged). Beside it, the CPU ratio: the process's CPU seconds per frame of
+inference alone ÷ those of the job (1.0: the job costs nothing beyond inference), which other
+processes' load on a shared machine does not move the way it moves wall-clock rates. RSS: the process's resident memory sampled during the job, minus
 what it was before the first job, per stream.
 
     .venv/bin/python bench/bench_pipeline.py [--loops 2] [--fps 5] [--rounds 3] [--streams 1,4]
@@ -176,11 +178,12 @@ def sampled_frames(video: Path, fps: float) -> list[Any]:
         return [frame.image for frame in source.frames()]
 
 
-def inference_fps(detector, images: list[Any], batch: int) -> float:
-    started = time.perf_counter()
+def inference_fps(detector, images: list[Any], batch: int) -> tuple[float, float]:
+    """Frames per second, and the process's CPU seconds per frame (all threads)."""
+    started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(images), batch):
         detector.detect_batch(images[start : start + batch])
-    return len(images) / (time.perf_counter() - started)
+    return len(images) / (time.perf_counter() - started), (time.process_time() - cpu) / len(images)
 
 
 def raw_fps(detector, images: list[Any], batch: int, repeats: int) -> float:
@@ -258,16 +261,16 @@ def job_run(actor, video_name: str, streams: int, fps: float) -> dict[str, Any]:
             connection.close()
 
     threads = [threading.Thread(target=work, args=(s.pk,)) for s in subtasks]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    seconds = time.perf_counter() - started
+    seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     assert outcomes == ["succeeded"] * streams, outcomes
     progress = list(Subtask.objects.filter(task=task).values_list("progress", flat=True))
     assert progress == [100.0] * streams, progress  # every sampled frame of the file was analysed
-    return {"seconds": seconds, "events": Event.objects.filter(task=task).count()}
+    return {"seconds": seconds, "cpu_s": cpu_s, "events": Event.objects.filter(task=task).count()}
 
 
 def median(values: list[float]) -> float:
@@ -301,17 +304,21 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             for streams in stream_counts:
                 key = f"{name}/{streams}"
                 pool = images * streams  # the frames all streams together analyse
-                infer = inference_fps(detector, pool, streams)
+                infer, infer_cpu = inference_fps(detector, pool, streams)
                 raw = raw_fps(detector, images, min(streams, len(images)), max(3, len(pool) // streams))
                 with RssSampler() as rss:
                     job = job_run(actor, video.name, streams, args.fps)
                 fps = per_stream * streams / job["seconds"]
                 eta = fps / min(record["decode_fps"] * streams, infer)
+                # CPU seconds per frame, inference alone over the whole job: what the job adds
+                # (decoding, tracking, rules, events, snapshots), unaffected by other processes' load.
+                cpu_ratio = infer_cpu / (job["cpu_s"] / (per_stream * streams))
                 record[key] = {
                     "inference_fps": infer,
                     "raw_ort_fps": raw,
                     "job_fps": fps,
                     "eta": eta,
+                    "cpu_ratio": cpu_ratio,
                     "events": job["events"],
                     "rss_per_stream_mb": (rss.peak - baseline_rss) / streams / 2**20,
                     "input": detector.input_size(images[0]),
@@ -319,6 +326,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                 print(
                     f"round {number} {key:>10}: decode {record['decode_fps']:7.1f}  inference {infer:6.2f}  "
                     f"raw ort {raw:6.2f}  job {fps:6.2f} fps  η {eta:.3f}{' (>1: noise)' if eta > 1 else ''}  "
+                    f"CPU/frame inference ÷ job {cpu_ratio:.3f}  "
                     f"events {job['events']}  RSS/stream {record[key]['rss_per_stream_mb']:.0f} MB",
                     flush=True,
                 )
@@ -337,7 +345,14 @@ def summarise(rounds, variants, stream_counts, per_stream) -> dict[str, Any]:
             rows = [r[key] for r in rounds]
             summary[key] = {
                 field: median([row[field] for row in rows])
-                for field in ("inference_fps", "raw_ort_fps", "job_fps", "eta", "rss_per_stream_mb")
+                for field in (
+                    "inference_fps",
+                    "raw_ort_fps",
+                    "job_fps",
+                    "eta",
+                    "cpu_ratio",
+                    "rss_per_stream_mb",
+                )
             }
             summary[key]["eta_rounds"] = [round(row["eta"], 3) for row in rows]
             summary[key]["events"] = rows[-1]["events"]
@@ -401,7 +416,8 @@ def print_summary(result: dict[str, Any], args) -> None:
             flag = " noise" if row["eta_noise"] else ""
             print(
                 f"{key:>16} {'x'.join(map(str, row['input'])):>9} {row['inference_fps']:>10.2f} {row['raw_ort_fps']:>8.2f} "
-                f"{row['job_fps']:>8.2f} {row['eta']:>6.3f}{flag} {row['rss_per_stream_mb']:>8.0f} MB  (η rounds {row['eta_rounds']})"
+                f"{row['job_fps']:>8.2f} {row['eta']:>6.3f}{flag} {row['cpu_ratio']:>9.3f} {row['rss_per_stream_mb']:>8.0f} MB"
+                f"  (η rounds {row['eta_rounds']})"
             )
     for key, value in result.items():
         if key.startswith("rect_vs_square"):

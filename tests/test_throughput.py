@@ -321,3 +321,12 @@ def test_one_process_hosts_the_whole_node_when_a_gpu_is_usable(settings, monkeyp
     assert hosting.per_worker() == 1
     settings.VIAS_SUBTASKS_PER_WORKER = 4  # an explicit setting wins
     assert hosting.per_worker() == 4
+
+
+def test_tensorrt_gets_one_profile_for_every_batch_and_aspect(rect_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIAS_TRT_CACHE", str(tmp_path / "trt"))
+    options = gpu.provider_options(TENSORRT, rect_model)
+    assert options["trt_profile_min_shapes"] == "images:1x3x32x32"
+    assert options["trt_profile_max_shapes"] == "images:32x3x640x640"
+    fixed = build_model(tmp_path / "fixed.onnx", yolov8_output(CENTRE, classes=1), batch=1)
+    assert "trt_profile_min_shapes" not in gpu.provider_options(TENSORRT, fixed)

@@ -46,8 +46,10 @@ def trt_cache_dir() -> Path:
         return Path(".cache") / "trt-cache"
 
 
-def provider_options(provider: str) -> dict[str, str]:
-    """onnxruntime options for a provider; {} for the CPU."""
+def provider_options(provider: str, model: str | Path | None = None) -> dict[str, str]:
+    """onnxruntime options for a provider; {} for the CPU. For TensorRT and a model with dynamic
+    dimensions, one optimisation profile covering batches 1..32 and inputs up to 640×640, so a
+    new batch size or frame aspect does not build a new engine."""
     device = str(cuda_device())
     if provider == CUDA:
         return {
@@ -68,8 +70,34 @@ def provider_options(provider: str) -> dict[str, str]:
             "trt_timing_cache_enable": "True",
             "trt_timing_cache_path": str(cache),
             "trt_fp16_enable": "True" if fp16_wanted() else "False",
+            **(trt_profile(model) if model is not None else {}),
         }
     return {}
+
+
+def trt_profile(model: str | Path, max_batch: int = 32, longest: int = 640) -> dict[str, str]:
+    """TensorRT's min/opt/max input shapes for a model whose batch or sides are dynamic."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    initializers = {init.name for init in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in initializers]
+    if len(inputs) != 1:
+        return {}
+    dims = inputs[0].type.tensor_type.shape.dim
+    fixed = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims]
+    if len(fixed) != 4 or all(v is not None for v in fixed):
+        return {}
+
+    def shape(batch: int, side: int) -> str:
+        values = [v if v is not None else x for v, x in zip(fixed, (batch, 3, side, side), strict=True)]
+        return f"{inputs[0].name}:" + "x".join(map(str, values))
+
+    return {
+        "trt_profile_min_shapes": shape(1, 32),
+        "trt_profile_opt_shapes": shape(max_batch, longest),
+        "trt_profile_max_shapes": shape(max_batch, longest),
+    }
 
 
 def with_options(providers: list[str] | tuple[str, ...]) -> list[tuple[str, dict[str, str]]]:

@@ -164,7 +164,7 @@ def get_session(path: str | Path, providers: Sequence[str] | None = None, thread
                 str(resolved),
                 options,
                 providers=list(chosen),
-                provider_options=[gpu.provider_options(p) for p in chosen],
+                provider_options=[gpu.provider_options(p, resolved) for p in chosen],
             )
             for stale in [k for k in _sessions if k[0] == key[0]]:
                 del _sessions[stale]
