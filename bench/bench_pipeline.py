@@ -21,7 +21,13 @@ processes' load on a shared machine does not move the way it moves wall-clock ra
 what it was before the first job, per stream.
 
     .venv/bin/python bench/bench_pipeline.py [--loops 2] [--fps 5] [--rounds 3] [--streams 1,4]
-                                             [--variants rect,square] [--threads 0] [--max-wait-ms 4]
+                                             [--variants rect,square] [--threads 0]
+                                             [--ultralytics /tmp/ultra]
+
+--ultralytics DIR: a folder with ultralytics and a CPU torch installed into it (`pip install
+--target DIR`; kept out of the venv and requirements): its predict runs, each round, on the same
+rect model file and frames (its own letterbox, session and NMS), and its detections are compared
+with ours by IoU.
 
 Its own throwaway site: a temporary data dir, SQLite, the bundled Redis; nothing else is touched.
 The last line is `BENCH_JSON {...}`.
@@ -273,6 +279,50 @@ def job_run(actor, video_name: str, streams: int, fps: float) -> dict[str, Any]:
     return {"seconds": seconds, "cpu_s": cpu_s, "events": Event.objects.filter(task=task).count()}
 
 
+def ultralytics_run(model, images: list[Any], conf: float, iou: float) -> tuple[float, list[list[tuple]]]:
+    """Ultralytics' own predict (its letterbox, onnxruntime session and NMS) frame by frame:
+    frames per second and, per frame, (class, score, box) of what it found."""
+    started = time.perf_counter()
+    found = []
+    for image in images:
+        boxes = model.predict(image, imgsz=640, conf=conf, iou=iou, verbose=False)[0].boxes
+        found.append(
+            [
+                (int(c), float(s), tuple(float(v) for v in b))
+                for c, s, b in zip(boxes.cls.tolist(), boxes.conf.tolist(), boxes.xyxy.tolist(), strict=True)
+            ]
+        )
+    return len(images) / (time.perf_counter() - started), found
+
+
+def agreement(ours: list[list[Any]], theirs: list[list[tuple]], confident: float = 0.6) -> dict[str, Any]:
+    """Per frame, every confident detection on either side has a same-class partner with IoU ≥
+    0.5 on the other; and the median best IoU of all detections."""
+
+    def iou(a, b) -> float:
+        x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+        inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+    ious, misses, counted = [], 0, 0
+    for mine, other in zip(ours, theirs, strict=True):
+        left = [(d.class_id, d.score, d.box) for d in mine]
+        for side, opposite in ((left, other), (other, left)):
+            for cls, score, box in side:
+                best = max((iou(box, b) for c, _s, b in opposite if c == cls), default=0.0)
+                ious.append(best)
+                if score >= confident:
+                    counted += 1
+                    misses += best < 0.5
+    return {
+        "ours": sum(len(m) for m in ours),
+        "ultralytics": sum(len(t) for t in theirs),
+        "confident_unmatched": misses,
+        "confident": counted,
+        "median_iou": median(ious),
+    }
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -294,6 +344,14 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     detectors = {name: detector_for(path) for name, path in variants.items()}
     for detector in detectors.values():  # warm-up: first runs allocate and tune
         detector.detect_batch(images[: max(stream_counts)])
+    ultra = None
+    if args.ultralytics and "rect" in variants:
+        sys.path.insert(0, args.ultralytics)
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+        from ultralytics import YOLO
+
+        ultra = YOLO(str(variants["rect"]), task="detect")
+        ultralytics_run(ultra, images[:3], 0.5, 0.45)  # warm-up
     baseline_rss = RssSampler.now()
     rounds: list[dict[str, Any]] = []
     for number in range(1, args.rounds + 1):
@@ -330,6 +388,18 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                     f"events {job['events']}  RSS/stream {record[key]['rss_per_stream_mb']:.0f} MB",
                     flush=True,
                 )
+        if ultra is not None:
+            fps, found = ultralytics_run(ultra, images, 0.5, 0.45)
+            record["ultralytics"] = {
+                "fps": fps,
+                "agreement": agreement(detectors["rect"].detect_batch(images), found),
+            }
+            ours = record["rect/1"]["job_fps"] if "rect/1" in record else float("nan")
+            print(
+                f"round {number} ultralytics: {fps:6.2f} fps on the same file and frames; our job "
+                f"{ours / fps:.2f}x; detections {record['ultralytics']['agreement']}",
+                flush=True,
+            )
         rounds.append(record)
     return summarise(rounds, variants, stream_counts, per_stream)
 
@@ -363,6 +433,16 @@ def summarise(rounds, variants, stream_counts, per_stream) -> dict[str, Any]:
             summary[f"rect_vs_square/{streams}"] = median(
                 [r[f"rect/{streams}"]["job_fps"] / r[f"square/{streams}"]["job_fps"] for r in rounds]
             )
+    if all("ultralytics" in r for r in rounds) and rounds:
+        summary["ultralytics_fps"] = median([r["ultralytics"]["fps"] for r in rounds])
+        if all("rect/1" in r for r in rounds):
+            summary["job_vs_ultralytics"] = median(
+                [r["rect/1"]["job_fps"] / r["ultralytics"]["fps"] for r in rounds]
+            )
+            summary["inference_vs_ultralytics"] = median(
+                [r["rect/1"]["inference_fps"] / r["ultralytics"]["fps"] for r in rounds]
+            )
+        summary["ultralytics_agreement"] = rounds[-1]["ultralytics"]["agreement"]
     summary["rounds"] = rounds
     return summary
 
@@ -379,6 +459,11 @@ def main() -> int:
     parser.add_argument("--streams", default="1", help="comma-separated stream counts, e.g. 1,4,16")
     parser.add_argument("--variants", default="rect,square", help="rect, square or both")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (0: auto)")
+    parser.add_argument(
+        "--ultralytics",
+        default="",
+        help="a folder holding ultralytics (and torch): also run its predict on the rect model, same frames",
+    )
     args = parser.parse_args()
     args.streams = [int(s) for s in args.streams.split(",") if s.strip()]
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -422,6 +507,12 @@ def print_summary(result: dict[str, Any], args) -> None:
     for key, value in result.items():
         if key.startswith("rect_vs_square"):
             print(f"{key}: job fps ratio {value:.2f}")
+    if "ultralytics_fps" in result:
+        print(
+            f"ultralytics {result['ultralytics_fps']:.2f} fps; our job / ultralytics "
+            f"{result.get('job_vs_ultralytics', float('nan')):.2f}, our inference / ultralytics "
+            f"{result.get('inference_vs_ultralytics', float('nan')):.2f}; detections {result['ultralytics_agreement']}"
+        )
 
 
 if __name__ == "__main__":

@@ -114,8 +114,10 @@ def test_io_binding_on_the_cpu_gives_the_same_detections(rect_model, monkeypatch
     monkeypatch.setenv("VIAS_IO_BINDING", "1")
     bound = YoloDetector(spec(rect_model))
     assert bound.io_binding and not plain.io_binding
-    frames = [white(640, 272), black(100, 50)]
+    frames = [white(640, 272), black(100, 50), white(64, 64)]
     assert bound.detect_batch(frames) == plain.detect_batch(frames)
+    assert bound.detect_batch(frames) == plain.detect_batch(frames)  # the kept input buffers again
+    assert sorted(bound._local.device_inputs) == [((1, 3, 64, 64), "<f4"), ((2, 3, 32, 64), "<f4")]
 
 
 # ---- the staged batch pipeline -----------------------------------------------------------------------

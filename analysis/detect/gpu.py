@@ -137,12 +137,26 @@ def io_device(session: Any) -> str:
     return "cuda" if session.get_providers()[0] in GPU_PROVIDERS else "cpu"
 
 
-def run_bound(session: Any, input_name: str, output_name: str, blob: Any, device: str) -> Any:
-    """One run through IO binding: the input copied to the device once, the output left there
-    by the run and copied back in one transfer (no per-run allocation of host outputs)."""
+def run_bound(
+    session: Any, input_name: str, output_name: str, blob: Any, device: str, inputs: dict | None = None
+) -> Any:
+    """One run through IO binding: the input copied into a device buffer kept per shape in
+    `inputs` (no device allocation per run), the output left on the device by the run and
+    copied back in one transfer. Pinned host memory is not used: onnxruntime's Python API has
+    no pinned host allocation (its device types are cpu, cuda, ...; no cuda_pinned)."""
+    import onnxruntime as ort
+
     binding = session.io_binding()
-    binding.bind_cpu_input(input_name, blob)
-    binding.bind_output(output_name, device, cuda_device() if device == "cuda" else 0)
+    device_id = cuda_device() if device == "cuda" else 0
+    key = (blob.shape, blob.dtype.str)
+    value = inputs.get(key) if inputs is not None else None
+    if value is None:
+        value = ort.OrtValue.ortvalue_from_shape_and_type(blob.shape, blob.dtype, device, device_id)
+        if inputs is not None:
+            inputs[key] = value
+    value.update_inplace(blob)
+    binding.bind_ortvalue_input(input_name, value)
+    binding.bind_output(output_name, device, device_id)
     session.run_with_iobinding(binding)
     return binding.copy_outputs_to_cpu()[0]
 

@@ -251,7 +251,10 @@ class YoloDetector:
 
     def infer(self, blob: np.ndarray) -> np.ndarray:
         if self.io_binding:
-            return gpu.run_bound(self.session, self.input_name, self.output_name, blob, self._device)
+            inputs = getattr(self._local, "device_inputs", None)
+            if inputs is None:
+                inputs = self._local.device_inputs = {}
+            return gpu.run_bound(self.session, self.input_name, self.output_name, blob, self._device, inputs)
         return self.session.run(None, {self.input_name: blob})[0]
 
     def preprocess(
