@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -14,8 +13,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tasks import queries, schedules, services
+from subtasks import services as subtask_services
+from tasks import batches, queries, schedules, services
 from tasks.api.v2 import serializers as s
+from tasks.api.v2.algorithms import service_spec
 from tasks.api.v2.envelope import V2, v2_exception_handler
 from tasks.models import BatchTask, Task, VideoChannel, new_id
 from vias.lib.api import ProjectAPIView
@@ -109,14 +110,8 @@ class TaskDetail(V2APIView):
     @extend_schema(request=s.TaskUpdateIn, responses=OpenApiTypes.OBJECT, summary="v2: change a task")
     def put(self, request: Request, project_id: str, task_id: str) -> Response:
         task = services.get_task(self.project, task_id)
-        spec = self.parse(s.TaskUpdateIn).to_spec()
-        if "vchans" in spec:
-            spec = services.with_play_url(self.project, spec)
-        vchans = spec.pop("vchans", None)
-        with transaction.atomic():
-            services.update_task(task, spec)
-            if vchans is not None:
-                services.replace_vchans(task, vchans, ready=True)
+        spec = {**self.parse(s.TaskUpdateIn).to_spec(), "config_complete": True}
+        services.update_task(task, spec, vchans=spec.pop("vchans", None))
         return Response(self.task_answer(task_id))
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: delete a task and its subtasks")
@@ -130,9 +125,9 @@ class TaskAction(V2APIView):
     def put(self, request: Request, project_id: str, task_id: str, action: str) -> Response:
         task = services.get_task(self.project, task_id)
         if action == schedules.START:
-            schedules.start(task)
+            subtask_services.start_task(task)
         else:
-            schedules.stop(task)
+            subtask_services.stop_task(task)
         return Response(self.task_answer(task_id))
 
 
@@ -176,7 +171,10 @@ class BatchCollection(V2APIView):
     @extend_schema(request=s.BatchTaskIn, responses=OpenApiTypes.OBJECT, summary="v2: add a batch task")
     def post(self, request: Request, project_id: str) -> Response:
         body = self.parse(s.BatchTaskIn)
-        result = services.create_batch(self.project, body.to_spec(request.user), body.sources())
+        spec = body.to_spec(request.user)
+        result = batches.create_batch(
+            self.project, spec, body.sources(), service_spec(body.validated_data["service_name"])
+        )
         return Response(s.batch_result(result))
 
 
@@ -185,20 +183,21 @@ class BatchDetail(V2APIView):
         request=s.BatchTaskUpdateIn, responses=OpenApiTypes.OBJECT, summary="v2: change a batch task"
     )
     def put(self, request: Request, project_id: str, batch_id: str) -> Response:
-        batch = services.get_batch(self.project, batch_id)
+        batch = batches.get_batch(self.project, batch_id)
         body = self.parse(s.BatchTaskUpdateIn)
-        return Response(s.batch_result(services.update_batch(batch, body.to_spec(), body.sources())))
+        result = batches.update_batch(batch, body.to_spec(), body.sources(), service_spec(batch.service_name))
+        return Response(s.batch_result(result))
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: delete a batch task and its tasks")
     def delete(self, request: Request, project_id: str, batch_id: str) -> Response:
-        return Response(s.batch_result(services.delete_batch(services.get_batch(self.project, batch_id))))
+        return Response(s.batch_result(batches.delete_batch(batches.get_batch(self.project, batch_id))))
 
 
 class BatchAction(V2APIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="v2: start or stop a batch task")
     def put(self, request: Request, project_id: str, batch_id: str, action: str) -> Response:
-        batch = services.get_batch(self.project, batch_id)
-        return Response(s.batch_result(services.run_batch(batch, action)))
+        batch = batches.get_batch(self.project, batch_id)
+        return Response(s.batch_result(batches.run_batch(batch, action)))
 
 
 # ---- video sources -----------------------------------------------------------------------------------
