@@ -54,7 +54,9 @@ def configure() -> None:
     from django.conf import settings
 
     if not settings.configured:
-        settings.configure(VIAS_DEFAULT_FPS=5, VIAS_MAX_XML_BYTES=256 * 1024, USE_I18N=False, INSTALLED_APPS=[])
+        settings.configure(
+            VIAS_DEFAULT_FPS=5, VIAS_MAX_XML_BYTES=256 * 1024, USE_I18N=False, INSTALLED_APPS=[]
+        )
     django.setup()
 
 
