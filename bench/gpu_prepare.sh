@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run HERE (the machine with network), from the repository root, before bench/gpu_check.sh runs on
-# a GPU machine that has no network. It fills two git-ignored folders (.git/info/exclude):
+# a GPU machine that has no network. It fills two git-ignored folders (.gitignore):
 #
 #   .gpu/      the fp16 person model (22 MB, made by fetch_models) and the small wheels the GPU
 #              image lacks for Python 3.12 (Django, asgiref, sqlparse, supervision, defusedxml,
@@ -12,7 +12,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-for folder in /.gpu/ /.ortpart/; do grep -qx "$folder" .git/info/exclude 2>/dev/null || echo "$folder" >>"$(git rev-parse --git-common-dir)/info/exclude"; done
 mkdir -p .gpu/wheels .ortpart
 PLATFORM=(--only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
