@@ -494,7 +494,7 @@ def main() -> int:
 def print_summary(result: dict[str, Any], args) -> None:
     print(f"\nmedians of {args.rounds} rounds; decode {result['decode_fps']:.1f} fps per stream")
     print(
-        f"{'variant/streams':>16} {'input':>9} {'inference':>10} {'raw ort':>8} {'job fps':>8} {'η':>6} {'RSS/stream':>11}"
+        f"{'variant/streams':>16} {'input':>9} {'inference':>10} {'raw ort':>8} {'job fps':>8} {'η':>6} {'CPU ratio':>9} {'RSS/stream':>11}"
     )
     for key, row in result.items():
         if isinstance(row, dict) and "job_fps" in row:
