@@ -74,11 +74,16 @@ def test_the_installed_person_model_takes_rectangles_and_finds_what_the_square_f
     median IoU is high (the padding differs, so boxes move by a pixel or two, not more)."""
     import cv2
 
+    from analysis.detect.gpu import fp16_path
     from analysis.detect.runtime import DetectorSpec
     from analysis.management.commands.fetch_models import WHEEL, default_cache_dir, dynamic_batch, extract
 
     rect = YoloDetector(DetectorSpec.from_model(person_model))
-    assert rect.input_shape.dynamic
+    assert rect.input_shape.dynamic and not rect.fp16  # the CPU loads the float32 file
+    half = YoloDetector(
+        dataclasses.replace(DetectorSpec.from_model(person_model), path=str(fp16_path(person_model.path)))
+    )
+    assert half.fp16 and half.input_shape.dynamic  # the GPU's variant, installed beside it
     square_file = tmp_path / "square.onnx"
     square_file.write_bytes(dynamic_batch(extract(default_cache_dir() / WHEEL)))
     square = YoloDetector(dataclasses.replace(DetectorSpec.from_model(person_model), path=str(square_file)))

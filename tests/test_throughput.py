@@ -67,6 +67,9 @@ def test_batch_buffers_give_what_letterbox_and_blob_give_and_are_reused():
     assert boxes == [yolo.letterbox(f, 64, 32)[1] for f in frames]
     again, _ = buffers.prepare(frames[:1], 64, 32)
     assert np.shares_memory(again, blob)  # the same memory, not a new allocation per batch
+    other, _ = buffers.prepare(frames, 32, 32)  # another input size has its own memory...
+    assert not np.shares_memory(other, blob)
+    assert np.shares_memory(buffers.prepare(frames, 64, 32)[0], blob)  # ...and the first is kept
     half, _ = BatchBuffers(np.float16).prepare(frames, 64, 32)
     assert half.dtype == np.float16
     np.testing.assert_allclose(half.astype(np.float32), expected, atol=2e-3)

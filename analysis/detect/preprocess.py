@@ -68,22 +68,25 @@ def letterbox_into(frame: np.ndarray, out: np.ndarray) -> Letterbox:
 
 class BatchBuffers:
     """Reused memory for one batch at a time: letterboxed BGR frames (N, H, W, 3) uint8 and the
-    model's blob (N, 3, H, W) RGB 0..1, float32 or float16. Grows when a larger batch or input
-    comes, never shrinks; `blob()` answers a view of the first N rows.
+    model's blob (N, 3, H, W) RGB 0..1, float32 or float16, per input size. Grows when a larger
+    batch comes, never shrinks; `prepare()` answers a view of the first N rows.
 
     Not shared between batches in flight: a pipeline keeps one per stage slot (BufferPool)."""
 
     def __init__(self, dtype: np.dtype | type = np.float32) -> None:
         self.dtype = np.dtype(dtype)
-        self._frames = np.empty((0, 0, 0, 3), np.uint8)
-        self._blob = np.empty((0, 3, 0, 0), self.dtype)
+        # Per input size, so streams of two aspects in turn do not reallocate every batch.
+        self._arrays: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    def _ensure(self, count: int, width: int, height: int) -> None:
-        n, h, w = self._frames.shape[:3]
-        if count > n or (h, w) != (height, width):
-            size = max(count, n) if (h, w) == (height, width) else count
-            self._frames = np.empty((size, height, width, 3), np.uint8)
-            self._blob = np.empty((size, 3, height, width), self.dtype)
+    def _ensure(self, count: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        arrays = self._arrays.get((width, height))
+        if arrays is None or len(arrays[0]) < count:
+            arrays = (
+                np.empty((count, height, width, 3), np.uint8),
+                np.empty((count, 3, height, width), self.dtype),
+            )
+            self._arrays[(width, height)] = arrays
+        return arrays
 
     def prepare(
         self, frames: Sequence[np.ndarray], width: int, height: int
@@ -91,10 +94,10 @@ class BatchBuffers:
         """Letterbox every frame into the batch, then BGR→RGB, HWC→CHW and ÷255 for the whole batch
         in one numpy pass. The answer is a view into this object's memory."""
         count = len(frames)
-        self._ensure(count, width, height)
-        letterboxes = [letterbox_into(frame, self._frames[i]) for i, frame in enumerate(frames)]
-        boxed = self._frames[:count]
-        blob = self._blob[:count]
+        boxed_all, blob_all = self._ensure(count, width, height)
+        letterboxes = [letterbox_into(frame, boxed_all[i]) for i, frame in enumerate(frames)]
+        boxed = boxed_all[:count]
+        blob = blob_all[:count]
         # One strided pass: channel order reversed and transposed by the view, scaled on write.
         np.multiply(
             boxed[..., ::-1].transpose(0, 3, 1, 2), self.dtype.type(1 / 255.0), out=blob, casting="unsafe"
