@@ -335,3 +335,23 @@ def test_tensorrt_gets_one_profile_for_every_batch_and_aspect(rect_model, tmp_pa
     assert options["trt_profile_max_shapes"] == "images:32x3x640x640"
     fixed = build_model(tmp_path / "fixed.onnx", yolov8_output(CENTRE, classes=1), batch=1)
     assert "trt_profile_min_shapes" not in gpu.provider_options(TENSORRT, fixed)
+
+
+def test_while_inference_is_busy_with_a_batch_queued_the_open_batch_grows(rect_model):
+    """Six callers one after another (20 ms apart) against an inference of 0.5 s: the first runs
+    alone, the second is prepared and waits, and the other four join one open batch instead of
+    queueing four batches of one."""
+    inner = SlowInference(spec(rect_model), infer_s=0.5)
+    shared = BatchingDetector(inner, max_batch=64, max_wait_s=0.001)
+    threads = []
+    try:
+        for _ in range(6):
+            threads.append(threading.Thread(target=shared.detect, args=(white(64, 32),)))
+            threads[-1].start()
+            time.sleep(0.02)
+        for thread in threads:
+            thread.join(timeout=30)
+        assert shared.frames == 6
+        assert shared.batches <= 3, shared.batches
+    finally:
+        shared.close()

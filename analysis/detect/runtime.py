@@ -334,6 +334,7 @@ class _Batch:
 
 
 _STOP = object()
+HELD_POLL_S = 0.001
 
 
 def _staged(inner: Any) -> bool:
@@ -349,8 +350,10 @@ class BatchingDetector:
 
     Three stages, each its own thread, joined by short queues, so they overlap:
       collect + preprocess: requests are grouped by input size; a batch closes when it holds
-        `max_batch` frames or `max_wait_s` after its *first* frame arrived (the deadline does not
-        move when more come); it is letterboxed and normalised into a pooled buffer;
+        `max_batch` frames, or once `max_wait_s` have passed since its *first* frame arrived (the
+        deadline does not move when more come) and no prepared batch is still waiting for the
+        inference stage (while inference is busy with a batch queued, the open one keeps
+        growing); it is letterboxed and normalised into a pooled buffer;
       inference: the session runs batch k while batch k+1 is being prepared;
       postprocess: decode, NMS and filters of batch k, while batch k+1 runs.
     A detector without stages (the Haar face fallback) runs whole in the inference stage."""
@@ -409,9 +412,11 @@ class BatchingDetector:
         while True:
             wait = None
             if open_batches:
-                wait = max(0.0, min(b.deadline for b in open_batches.values()) - time.monotonic())
+                due = min(b.deadline for b in open_batches.values()) - time.monotonic()
+                # Past its deadline but held (a prepared batch already waits): look again soon.
+                wait = max(due, HELD_POLL_S)
             try:
-                item = self._inbox.get(timeout=wait) if wait is None or wait > 0 else self._inbox.get_nowait()
+                item = self._inbox.get(timeout=wait)
             except Empty:
                 item = None
             if item is _STOP:
@@ -428,8 +433,13 @@ class BatchingDetector:
                 batch.size += len(item.frames)
                 if batch.size >= self.max_batch or (isinstance(key, tuple) and key and key[0] == "mixed"):
                     self._close(open_batches.pop(key))
+            # A batch past its deadline closes only when no prepared batch is waiting for the
+            # inference stage: inference always has the next batch ready, and while it is busy the
+            # open batch keeps growing instead of queueing as many small ones.
             now = time.monotonic()
             for key in [k for k, b in open_batches.items() if b.deadline <= now]:
+                if not self._ready.empty():
+                    break
                 self._close(open_batches.pop(key))
 
     def _close(self, open_batch: _Open) -> None:
