@@ -58,6 +58,12 @@ def configure() -> None:
             VIAS_DEFAULT_FPS=5, VIAS_MAX_XML_BYTES=256 * 1024, USE_I18N=False, INSTALLED_APPS=[]
         )
     django.setup()
+    if os.environ.get("VIAS_PRELOAD_CUDA") == "1":  # gpu_check.sh: CUDA libraries from pip packages
+        import onnxruntime
+
+        preload = getattr(onnxruntime, "preload_dlls", None)
+        if callable(preload):
+            preload()
 
 
 def looped_clip(target: Path, loops: int) -> Path:

@@ -45,7 +45,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$
 "$PY" -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())" 2>&1 | tee -a "$OUT/gpu_check.log"
 model=.gpu/person-fall-yolov8.fp16.onnx
 [ -f "$model" ] || model=.cache/models/person-fall-yolov8.dynamic.onnx
-export PYTHONUNBUFFERED=1 VIAS_ORT_THREADS=${VIAS_ORT_THREADS:-4}
+export PYTHONUNBUFFERED=1 VIAS_ORT_THREADS=${VIAS_ORT_THREADS:-4} VIAS_PRELOAD_CUDA=1
 log "streams bench on $model"
 timeout 420 "$PY" bench/bench_streams.py --model "$model" --streams 1,4,16,32 --frames 150 --rounds 2 \
   --fps 25 2>&1 | tee "$OUT/bench_streams.txt"

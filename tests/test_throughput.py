@@ -269,7 +269,7 @@ def test_cuda_and_tensorrt_get_explicit_options(tmp_path, monkeypatch):
     monkeypatch.setenv("VIAS_CUDA_DEVICE", "1")
     monkeypatch.setenv("VIAS_TRT_CACHE", str(tmp_path / "trt"))
     cuda = gpu.provider_options(CUDA)
-    assert cuda["device_id"] == "1" and cuda["cudnn_conv_algo_search"] == "EXHAUSTIVE"
+    assert cuda["device_id"] == "1" and cuda["cudnn_conv_algo_search"] == "HEURISTIC"
     assert cuda["arena_extend_strategy"] == "kSameAsRequested"
     trt = gpu.provider_options(TENSORRT)
     assert trt["trt_engine_cache_enable"] == "True" and trt["trt_engine_cache_path"] == str(tmp_path / "trt")

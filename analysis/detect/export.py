@@ -104,7 +104,10 @@ def _reshape_constants(graph, count: int) -> dict[str, np.ndarray] | None:
         if name in initializers:
             shape = numpy_helper.to_array(initializers[name])
         elif name in constants:
-            return None  # a Constant node holding a shape: not the layout this rewrite knows
+            held = numpy_helper.to_array(constants[name].attribute[0].t)
+            if count in held.tolist():
+                return None  # the count in a Constant node: not the layout this rewrite knows
+            continue
         else:
             continue  # computed at run time
         if count not in shape.tolist():

@@ -4,8 +4,11 @@ file, and IO binding. Everything here is chosen from the providers that really l
 
 Environment (all optional):
   VIAS_CUDA_DEVICE     GPU index for this process (default 0; one process per GPU)
-  VIAS_CUDNN_SEARCH    EXHAUSTIVE (default: cuDNN tries every convolution algorithm once per
-                       shape, then caches the fastest), HEURISTIC or DEFAULT
+  VIAS_CUDNN_SEARCH    HEURISTIC (default: cuDNN's heuristics pick a convolution algorithm at
+                       once), EXHAUSTIVE (benchmarks every algorithm once per input shape, then
+                       caches the fastest: worth it for one fixed shape, but batches of 1..32
+                       and one rectangle per camera aspect make dozens of shapes, each costing a
+                       search of seconds on first use) or DEFAULT
   VIAS_FP16            0 turns off the float16 variant on GPUs (default on when the file exists)
   VIAS_IO_BINDING      1 forces IO binding on the CPU too (the GPU uses it always)
   VIAS_TRT_CACHE       TensorRT engine cache directory (default VIAS_DATA_DIR/trt-cache)
@@ -56,7 +59,7 @@ def provider_options(provider: str, model: str | Path | None = None) -> dict[str
             "device_id": device,
             # Grow the arena by what is asked, not in doubling chunks: several models share a GPU.
             "arena_extend_strategy": "kSameAsRequested",
-            "cudnn_conv_algo_search": _env("VIAS_CUDNN_SEARCH", "EXHAUSTIVE").upper(),
+            "cudnn_conv_algo_search": _env("VIAS_CUDNN_SEARCH", "HEURISTIC").upper(),
             "cudnn_conv_use_max_workspace": "1",
             "do_copy_in_default_stream": "1",
         }
