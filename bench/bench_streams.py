@@ -62,8 +62,11 @@ def configure() -> None:
         import onnxruntime
 
         preload = getattr(onnxruntime, "preload_dlls", None)
-        if callable(preload):
-            preload()
+        try:
+            if callable(preload):
+                preload()
+        except Exception as exc:  # LD_LIBRARY_PATH from gpu_check.sh may still do
+            print(f"onnxruntime.preload_dlls: {exc}", flush=True)
 
 
 def looped_clip(target: Path, loops: int) -> Path:
