@@ -47,8 +47,8 @@ model=.gpu/person-fall-yolov8.fp16.onnx
 [ -f "$model" ] || model=.cache/models/person-fall-yolov8.dynamic.onnx
 export PYTHONUNBUFFERED=1 VIAS_ORT_THREADS=${VIAS_ORT_THREADS:-4} VIAS_PRELOAD_CUDA=1
 log "streams bench on $model"
-timeout 420 "$PY" bench/bench_streams.py --model "$model" --streams 1,4,16,32 --frames 150 --rounds 2 \
-  --fps 25 2>&1 | tee "$OUT/bench_streams.txt"
+timeout 420 "$PY" bench/bench_streams.py --model "$model" --streams "${STREAMS:-1,4,16,32}" \
+  --frames "${FRAMES:-150}" --rounds "${ROUNDS:-2}" --fps 25 2>&1 | tee "$OUT/bench_streams.txt"
 status=${PIPESTATUS[0]}
 log "done (status $status); figures: $OUT/bench_streams.txt (last line BENCH_JSON)"
 exit "$status"
