@@ -43,7 +43,7 @@ class BatchResult:
 
 
 def get_batch(project: Project, batch_id: str) -> BatchTask:
-    batch = BatchTask.objects.filter(project=project, batch_id=batch_id).first()
+    batch = BatchTask.objects.for_project(project).filter(batch_id=batch_id).first()
     if batch is None:
         raise NotFound(_("no batch task %(id)s") % {"id": batch_id}, field="batch_id")
     return batch

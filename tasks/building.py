@@ -95,10 +95,10 @@ class TaskBuilder:
         self.project = project
         refids = {vchan["vchan_refid"] for spec in specs for vchan in spec.get("vchans") or []}
         self.channels = {
-            c.vchan_refid: c for c in VideoChannel.objects.filter(project=project, vchan_refid__in=refids)
+            c.vchan_refid: c for c in VideoChannel.objects.for_project(project).filter(vchan_refid__in=refids)
         }
         unids = {spec["store_conf_unid"] for spec in specs if spec.get("store_conf_unid")}
-        self.confs = {c.unid: c for c in StoreConf.objects.filter(project=project, unid__in=unids)}
+        self.confs = {c.unid: c for c in StoreConf.objects.for_project(project).filter(unid__in=unids)}
 
     def build(self, spec: dict[str, Any], validated: tuple[str, ...] = ()) -> Built:
         """The rows of one task, validated (except the `validated` fields, checked by the caller)."""
@@ -179,7 +179,11 @@ def save(built: list[Built]) -> None:
     """One INSERT per table for all of them (primary keys come back: PostgreSQL, SQLite >= 3.35)."""
     VideoChannel.objects.bulk_create([c for b in built for c in b.new_channels])
     Task.objects.bulk_create([b.task for b in built])
-    save_tree(*([row for b in built for row in b.tree[i]] for i in range(3)))
+    save_tree(
+        [m for b in built for m in b.tree[0]],
+        [s for b in built for s in b.tree[1]],
+        [r for b in built for r in b.tree[2]],
+    )
     Subtask.objects.bulk_create([s for b in built for s in b.subtasks])
 
 

@@ -32,6 +32,11 @@ CORE_TO_V2 = {
 }
 
 
+def as_sent(path: str) -> str:
+    """Error paths of query parameters: named as the client sent them."""
+    return path
+
+
 def v2_path(path: str) -> str:
     if match := _VCHAN.match(path):
         index, rest = match.groups()
@@ -59,7 +64,7 @@ class V2APIView(ProjectAPIView):
         return queryset[(page - 1) * size : page * size]
 
     def task_answer(self, task_id: str) -> dict[str, Any]:
-        tasks = Task.objects.filter(project=self.project, task_id=task_id)
+        tasks = Task.objects.for_project(self.project).filter(task_id=task_id)
         rows = queries.task_rows(tasks, s.V2_COLUMNS)
         if not rows:
             raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
@@ -71,12 +76,12 @@ class V2APIView(ProjectAPIView):
 
 
 class TaskCollection(V2APIView):
-    request_path_of = staticmethod(str)  # query parameters are named as sent
+    request_path_of = staticmethod(as_sent)  # query parameters are named as sent
 
     @extend_schema(parameters=[s.TaskListIn], responses=OpenApiTypes.OBJECT, summary="v2: list tasks")
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(s.TaskListIn)
-        tasks = Task.objects.filter(s.task_filter(query), project=self.project)
+        tasks = Task.objects.for_project(self.project).filter(s.task_filter(query))
         order = "create_dt" if query["sort_dir"] == "asc" else "-create_dt"
         total = tasks.count()
         page = self.page_of(tasks.order_by(order, "task_id"), query["page"], query["page_size"])
@@ -142,12 +147,12 @@ def batch_state_filter(v2_state: str) -> Q:
 
 
 class BatchCollection(V2APIView):
-    request_path_of = staticmethod(str)
+    request_path_of = staticmethod(as_sent)
 
     @extend_schema(parameters=[s.BatchListIn], responses=OpenApiTypes.OBJECT, summary="v2: list batch tasks")
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(s.BatchListIn)
-        batches = BatchTask.objects.filter(project=self.project)
+        batches = BatchTask.objects.for_project(self.project)
         if "name" in query:
             batches = batches.filter(name__icontains=query["name"])
         if "task_state" in query:
@@ -205,7 +210,7 @@ class BatchAction(V2APIView):
 
 class SourceViewMixin(V2APIView):
     def get_channel(self, source_id: str) -> VideoChannel:
-        channel = VideoChannel.objects.filter(project=self.project, vchan_refid=source_id).first()
+        channel = VideoChannel.objects.for_project(self.project).filter(vchan_refid=source_id).first()
         if channel is None:
             raise NotFound(_("no video source %(id)s") % {"id": source_id}, field="id")
         return channel
@@ -235,14 +240,14 @@ class SourceDetail(SourceViewMixin):
 
 
 class SourceCollection(SourceViewMixin):
-    request_path_of = staticmethod(str)
+    request_path_of = staticmethod(as_sent)
 
     @extend_schema(
         parameters=[s.SourceListIn], responses=OpenApiTypes.OBJECT, summary="v2: list video sources"
     )
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(s.SourceListIn)
-        channels = VideoChannel.objects.filter(project=self.project)
+        channels = VideoChannel.objects.for_project(self.project)
         if "name" in query:
             channels = channels.filter(name__icontains=query["name"])
         total = channels.count()

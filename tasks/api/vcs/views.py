@@ -73,7 +73,7 @@ class GetComputeTasks(VcsAPIView):
         task_ids = list(dict.fromkeys(self.parse(s.TaskIdsIn).validated_data["taskIds"]))
         rows = {
             row["task_id"]: row
-            for row in queries.task_rows(Task.objects.filter(project=self.project, task_id__in=task_ids))
+            for row in queries.task_rows(Task.objects.for_project(self.project).filter(task_id__in=task_ids))
         }
         sources = queries.task_sources(list(rows))
         # Ids of no task of this project (unknown, or another project's) are left out.
