@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Queue, SimpleQueue
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -332,6 +332,20 @@ _STOP = object()
 HELD_POLL_S = 0.001
 
 
+class StagedDetector(FrameDetector, Protocol):
+    """A detector whose work splits into the batch pipeline's three stages (YoloDetector)."""
+
+    def input_size(self, frame: np.ndarray) -> tuple[int, int]: ...
+
+    def preprocess(
+        self, frames: Sequence[np.ndarray], buffers: BatchBuffers | None = None
+    ) -> tuple[Any, list[Any]]: ...
+
+    def infer(self, blob: Any) -> Any: ...
+
+    def postprocess(self, output: Any, letterboxes: Sequence[Any]) -> list[list[Detection]]: ...
+
+
 def _staged(inner: Any) -> bool:
     """Whether the detector exposes its three stages (YoloDetector); others run whole."""
     return all(
@@ -362,6 +376,7 @@ class BatchingDetector:
         self.max_batch = max(1, max_batch or getattr(inner, "max_batch", MAX_BATCH))
         self.max_wait_s = max_wait_s
         self.staged = _staged(inner)
+        self._stages = cast(StagedDetector, inner)  # used only when self.staged
         dtype = getattr(inner, "input_dtype", np.float32)
         # One buffer per batch that can be in flight: being prepared, queued, running, queued for post.
         self._pool = BufferPool(2 * depth + 1, dtype)
@@ -399,7 +414,7 @@ class BatchingDetector:
     def _key(self, request: _Request) -> Any:
         if not self.staged:
             return None
-        sizes = {self.inner.input_size(frame) for frame in request.frames}
+        sizes = {self._stages.input_size(frame) for frame in request.frames}
         return sizes.pop() if len(sizes) == 1 else ("mixed", id(request))
 
     def _collect(self) -> None:
@@ -421,9 +436,9 @@ class BatchingDetector:
                 return
             if item is not None:
                 key = self._key(item)
-                batch = open_batches.get(key)
-                if batch is None:
-                    batch = open_batches[key] = _Open(time.monotonic() + self.max_wait_s)
+                batch = open_batches.get(key) or open_batches.setdefault(
+                    key, _Open(time.monotonic() + self.max_wait_s)
+                )
                 batch.requests.append(item)
                 batch.size += len(item.frames)
                 if batch.size >= self.max_batch or (isinstance(key, tuple) and key and key[0] == "mixed"):
@@ -440,11 +455,11 @@ class BatchingDetector:
     def _close(self, open_batch: _Open) -> None:
         batch = _Batch(open_batch.requests)
         frames = [frame for request in batch.requests for frame in request.frames]
-        sizes = {self.inner.input_size(frame) for frame in frames} if self.staged else set()
+        sizes = {self._stages.input_size(frame) for frame in frames} if self.staged else set()
         if self.staged and len(sizes) == 1:
             try:
                 batch.buffers = self._pool.take()
-                batch.blob, batch.letterboxes = self.inner.preprocess(frames, batch.buffers)
+                batch.blob, batch.letterboxes = self._stages.preprocess(frames, batch.buffers)
             except BaseException as exc:  # handed to the callers by the post stage
                 batch.error = exc
         self._ready.put(batch)
@@ -461,7 +476,7 @@ class BatchingDetector:
                 started = time.perf_counter()
                 try:
                     if batch.blob is not None:
-                        batch.output = self.inner.infer(batch.blob)
+                        batch.output = self._stages.infer(batch.blob)
                     else:  # a detector without stages, or frames of several sizes
                         frames = [frame for request in batch.requests for frame in request.frames]
                         batch.results = self.inner.detect_batch(frames)
@@ -479,7 +494,7 @@ class BatchingDetector:
                 return
             try:
                 if batch.error is None and batch.results is None:
-                    batch.results = self.inner.postprocess(batch.output, batch.letterboxes)
+                    batch.results = self._stages.postprocess(batch.output, batch.letterboxes)
             except BaseException as exc:
                 batch.error = exc
             finally:
