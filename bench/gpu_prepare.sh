@@ -18,7 +18,7 @@ PLATFORM=(--only-binary=:all: --python-version 3.12 --implementation cp --platfo
 "$PY" -m pip download -q --no-deps "${PLATFORM[@]}" -d .gpu/wheels \
   Django==5.2.19 asgiref==3.13.0 sqlparse==0.6.1 supervision==0.30.9 defusedxml==0.7.1 pyDeprecate==0.13.0
 VIAS_SKIP_FETCH= "$PY" manage.py fetch_models --download-only >/dev/null
-cp .cache/models/person-fall-yolov8.dynamic.fp16.onnx .gpu/person-fall-yolov8.fp16.onnx
+cp .cache/models/built/person-fall-yolov8-0.1.2+dynamic-size-fp16/person-fall-yolov8.fp16.onnx .gpu/person-fall-yolov8.fp16.onnx
 wheel_dir=$(mktemp -d)
 "$PY" -m pip download -q --no-deps "${PLATFORM[@]}" -d "$wheel_dir" onnxruntime-gpu==1.31.1
 rm -f .ortpart/part-*
