@@ -262,11 +262,15 @@ def job_run(actor, video_name: str, streams: int, fps: float) -> dict[str, Any]:
         name=f"bench-{task.pk}", capacity=max(2, streams), last_heartbeat=timezone.now()
     )
     subtask_services.start_task(task)
+    # The dispatcher may pick an earlier round's node (still heartbeating in its row): each
+    # subtask runs as the node it was dispatched to, all in this process.
+    hosts = dict(Subtask.objects.filter(task=task).values_list("pk", "node__name"))
+    assert all(hosts.values()), hosts
     outcomes: list[str] = []
 
     def work(pk: int) -> None:
         try:
-            outcomes.append(run_one_subtask(pk, node.name))
+            outcomes.append(run_one_subtask(pk, hosts[pk] or node.name))
         finally:
             connection.close()
 
