@@ -239,8 +239,9 @@ VIAS_DEFAULT_FPS = envint("VIAS_DEFAULT_FPS", 5)
 VIAS_SOURCE_OPEN_TIMEOUT = envint("VIAS_SOURCE_OPEN_TIMEOUT", 10)
 VIAS_SOURCE_READ_TIMEOUT = envint("VIAS_SOURCE_READ_TIMEOUT", 10)
 # Subtasks one worker process runs at once (threads sharing one onnxruntime session per model,
-# frames batched across them: for GPU nodes, docs/analysis-engine.md). 1: one per process.
-VIAS_SUBTASKS_PER_WORKER = envint("VIAS_SUBTASKS_PER_WORKER", 1)
+# frames batched across them: docs/analysis-engine.md). 0 (default): decided by the hardware, all
+# of the node's subtasks in one process when a GPU is usable, one per process on a CPU.
+VIAS_SUBTASKS_PER_WORKER = envint("VIAS_SUBTASKS_PER_WORKER", 0)
 # Where fetched and registered ONNX models live.
 VIAS_MODELS_DIR = DATA_DIR / "models"
 # Video and picture sources (vias/lib/ssrf.py, docs/outputs.md): private (LAN) addresses are

@@ -60,7 +60,13 @@ class Command(BaseCommand):
 
     def _cluster_env(self, name: str, capacity: int) -> dict[str, str]:
         # One spare worker for short jobs (webhook deliveries, schedules) beside the analysis jobs.
-        return {**os.environ, "Q_CLUSTER_NAME": name, "VIAS_WORKERS": str(capacity + 1)}
+        return {
+            **os.environ,
+            "Q_CLUSTER_NAME": name,
+            "VIAS_WORKERS": str(capacity + 1),
+            # hosting.per_worker(): on a GPU one worker hosts the whole capacity
+            "VIAS_NODE_CAPACITY": str(capacity),
+        }
 
     def _drain(self, name: str, signals: Signals) -> None:
         node.start_draining(name)
