@@ -82,8 +82,21 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several processes (web, workers) share the file: wait for locks instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            # Several processes (web, workers) share the file: a writer waits up to this many
+            # seconds for the lock (SQLite's busy timeout) instead of failing.
+            "timeout": envint("VIAS_SQLITE_BUSY_TIMEOUT", 30),
+            # A deferred transaction that reads and then writes cannot wait for the lock (SQLite
+            # fails the upgrade at once to avoid a deadlock): take the write lock at BEGIN.
+            "transaction_mode": envstr("VIAS_SQLITE_TRANSACTION_MODE", "IMMEDIATE"),
+            # WAL: readers never block the writer nor it them; NORMAL is durable enough in WAL
+            # mode (a power cut may lose the last commits, never corrupt the file).
+            # (The two VIAS_SQLITE_* knobs exist for bench/bench_sqlite_writers.py's comparison.)
+            "init_command": f"PRAGMA journal_mode={envstr('VIAS_SQLITE_JOURNAL_MODE', 'WAL')}; "
+            "PRAGMA synchronous=NORMAL;",
+        }
+    )
     # A file, not memory: the analysis tests run nodes (other processes) against the test database.
     DATABASES["default"].setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test.sqlite3")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
