@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
@@ -38,6 +39,7 @@ DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
 # Subtasks a node is busy with (counted against its capacity).
 BUSY_STATES = (State.STARTING, State.RUNNING, State.RECOVERING, State.ABNORMAL, State.STOPPING)
 WAITING_REASON = gettext_noop("waiting for a free analysis node")
+BROKER_REASON = gettext_noop("waiting for the message broker (Redis) to queue it")
 
 
 def required_categories(task: Task) -> list[str]:
@@ -96,12 +98,27 @@ def dispatch(subtask_id: int, count_attempt: bool = True) -> Node | None:
             return None
         attempts = subtask.attempts + (1 if count_attempt else 0)
         # heartbeat_at doubles as "queued at": a job that never starts is reaped like a dead one.
-        reason = "" if subtask.status_reason == _(WAITING_REASON) else subtask.status_reason
+        reason = (
+            "" if subtask.status_reason in (_(WAITING_REASON), _(BROKER_REASON)) else subtask.status_reason
+        )
         Subtask.objects.filter(pk=subtask_id).update(
             node=node, heartbeat_at=now, attempts=attempts, status_reason=reason
         )
-        transaction.on_commit(lambda: enqueue(subtask_id, node.name))
+        previous = subtask.attempts
+        transaction.on_commit(lambda: _enqueue_or_wait(subtask_id, node, attempts, previous))
     return node
+
+
+def _enqueue_or_wait(subtask_id: int, node: Node, attempts: int, previous_attempts: int) -> None:
+    """Queue the job; if Redis is unreachable, undo the assignment (the attempt does not count:
+    no job was queued) and leave the subtask waiting, for the housekeeping to dispatch again."""
+    try:
+        enqueue(subtask_id, node.name)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("subtask %s: could not queue it on %s: %s; waiting", subtask_id, node.name, exc)
+        Subtask.objects.filter(pk=subtask_id, node=node, attempts=attempts).update(
+            node=None, attempts=previous_attempts, status_reason=_(BROKER_REASON)
+        )
 
 
 def enqueue(subtask_id: int, node_name: str, resume_frame: int = 0) -> None:

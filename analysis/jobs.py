@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from django.utils.translation import gettext as _
 from analysis import control, node
 from analysis.dispatch import required_categories
 from analysis.models import Event
+from analysis.outage import SOFT_ERRORS, RedisGrace
 from subtasks.choices import State
 from subtasks.models import Subtask
 from tasks.choices import PICTURE_SOURCES, SourceType
@@ -140,14 +142,18 @@ class SubtaskRun:
     def __post_init__(self) -> None:
         self.attempt = self.subtask.attempts
         self.task = self.subtask.task
-        self.inbox: control.Inbox | None = None
+        self.inbox = control.Inbox(self.subtask.pk)
         self.pipeline: Any = None
+        # Redis may blink: its calls are skipped while it is away, fatal only after the grace.
+        self.redis = RedisGrace(what=f"subtask {self.subtask.pk}")
+        self._recoveries_seen = 0
+        self.unpublished: list[Event] = []  # events stored during an outage, sent once it ends
 
     # -- the run --------------------------------------------------------------------------------
 
     def run(self, resume_frame: int) -> str:
-        with control.Inbox(self.subtask.pk) as inbox:
-            self.inbox = inbox
+        self.redis.call(self.inbox.open, None)
+        try:
             try:
                 return self._run(resume_frame)
             except LostOwnership:
@@ -170,6 +176,9 @@ class SubtaskRun:
                     log.exception("subtask %s failed", self.subtask.pk)
                 self._finish(State.FAILED, f"{type(exc).__name__}: {exc}"[:1000])
                 return "failed"
+        finally:
+            with suppress(*SOFT_ERRORS):  # else its live key expires on its own
+                self.inbox.close()
 
     def _run(self, resume_frame: int) -> str:
         self.pipeline = build_pipeline(self.subtask)
@@ -231,8 +240,10 @@ class SubtaskRun:
 
         index = 0
         while True:
-            picture = pop_picture(self.subtask.pk, timeout=0.2)
+            picture = self.redis.call(lambda: pop_picture(self.subtask.pk, timeout=0.2), None)
             if picture is None:
+                if self.redis.down:
+                    time.sleep(0.2)  # the queue is in Redis: nothing to do until it is back
                 self._tick()
                 continue
             name, frame = picture
@@ -259,7 +270,6 @@ class SubtaskRun:
         self._tick()
 
     def _store(self, finding: Any, frame: Any, picture: str) -> None:
-        from analysis.outputs import publish
         from analysis.pipeline import render_snapshot
 
         digest = hashlib.sha1(finding.key.encode()).hexdigest()[:12]
@@ -289,7 +299,15 @@ class SubtaskRun:
         path = Path(settings.MEDIA_ROOT) / snapshot
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(render_snapshot(frame, finding))  # frame None: the finding's own crop
-        publish(event)
+        self.unpublished.append(event)
+        self._publish_pending()
+
+    def _publish_pending(self) -> None:
+        """Send the stored events to the outputs in order; during an outage they wait."""
+        from analysis.outputs import publish
+
+        while self.unpublished and not self.redis.down:
+            publish(self.unpublished.pop(0))
 
     def _occurred_at(self, offset_s: float) -> datetime:
         """VCS-SPS: the file's begin time plus the offset; a live stream: now."""
@@ -301,20 +319,28 @@ class SubtaskRun:
     # -- once a frame / once a second -----------------------------------------------------------
 
     def _tick(self, force: bool = False) -> None:
-        for command in self.inbox.poll():
+        for command in self.redis.call(self.inbox.poll, []):
             self._handle(command)
         now = time.monotonic()
         if not force and now - self._last_tick < TICK_SECONDS:
             return
         self._last_tick = now
-        self.inbox.keep_alive()
+        self.redis.call(self.inbox.keep_alive, None)
+        if self.redis.recoveries > self._recoveries_seen:
+            self._after_outage()
         state = self._heartbeat()
         if state == State.STOPPING or self.stop_asked:
             raise StopNow
-        if node.is_draining(self.node_name):
+        if self.redis.call(lambda: node.is_draining(self.node_name), False):
             raise NodeDraining
         if now - self._started > settings.VIAS_JOB_SEGMENT:
             raise SegmentEnd
+
+    def _after_outage(self) -> None:
+        """Commands sent while Redis was away are lost: reload what may have changed, send what waited."""
+        self._recoveries_seen = self.redis.recoveries
+        self._reload_config()
+        self._publish_pending()
 
     def _heartbeat(self) -> str:
         percent = round(self.progress.percent, 2)
@@ -326,6 +352,8 @@ class SubtaskRun:
         state = Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
         self.subtask.progress = percent
         self._write_mtask_progress()
+        if self.redis.down:
+            return state  # progress is in the database; the push would only wait for a timeout
         announce(
             self.task.project.project_id,
             "progress",
@@ -357,12 +385,15 @@ class SubtaskRun:
             elif command.op == "store_conf":
                 self.task.refresh_from_db(fields=["store_conf"])
             else:
-                self.inbox.ack(command, ok=False, reason=_("unknown command %(op)s") % {"op": command.op})
+                self._ack(command, ok=False, reason=_("unknown command %(op)s") % {"op": command.op})
                 return
         except Exception as exc:  # noqa: BLE001 - a bad update is refused, the run goes on
-            self.inbox.ack(command, ok=False, reason=f"{type(exc).__name__}: {exc}")
+            self._ack(command, ok=False, reason=f"{type(exc).__name__}: {exc}")
             return
-        self.inbox.ack(command)
+        self._ack(command)
+
+    def _ack(self, command: control.Command, ok: bool = True, reason: str = "") -> None:
+        self.redis.call(lambda: self.inbox.ack(command, ok=ok, reason=reason), None)
 
     def _reload_config(self) -> None:
         fresh = Subtask.objects.select_related("task").get(pk=self.subtask.pk)

@@ -23,6 +23,7 @@ from subtasks.models import Subtask
 from tasks.models import Project, Task
 from tasks.services import clean
 from vias.lib.announce import announce
+from vias.lib.broker import require_broker
 from vias.lib.errors import Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ def apply_config(subtask: Subtask, spec: dict[str, Any], timeout: float | None =
     (or "applied" when nothing runs: the job reads the stored configuration when it starts)."""
     from analysis.control import send_to_subtask
 
+    require_broker()  # during a Redis outage: 503 before the write, not a change nobody applies
     subtask = configure_subtask(subtask, spec)
     return subtask, send_to_subtask(subtask.pk, {"op": "update", "fields": sorted(spec)}, timeout)
 
@@ -170,9 +172,16 @@ def delete_subtask(subtask: Subtask) -> None:
     )
 
 
-@transaction.atomic
 def start_task(task: Task) -> list[Outcome]:
-    """Dispatch every config-complete subtask that is not running; report each subtask."""
+    """Dispatch every config-complete subtask that is not running; report each subtask.
+
+    During a Redis outage nothing could be queued: 503 (Unavailable) before anything is written."""
+    require_broker()
+    return _start_task(task)
+
+
+@transaction.atomic
+def _start_task(task: Task) -> list[Outcome]:
     subtasks = list(Subtask.objects.select_for_update().select_related("task__project").filter(task=task))
     if not subtasks:
         raise Conflict(_("the task has no subtasks to start"))
@@ -248,6 +257,7 @@ def _stop_one(subtask: Subtask) -> Outcome:
 
 def start_subtask(subtask: Subtask) -> Outcome:
     """Dispatch one config-complete subtask (start_task's rules, for one subtask)."""
+    require_broker()
     with transaction.atomic():
         subtask = Subtask.objects.select_for_update().select_related("task__project").get(pk=subtask.pk)
         _check_detectors(subtask.task)
@@ -267,6 +277,7 @@ def dispatch_again(subtask: Subtask) -> Outcome:
     STOPPED or SUCCEEDED one is started again (start_subtask's rules)."""
     from analysis.dispatch import dispatch
 
+    require_broker()
     if subtask.state in (State.STARTING, State.RECOVERING):
         node = dispatch(subtask.pk, count_attempt=False)
         reason = (
@@ -295,6 +306,7 @@ def set_pic_task_models(task: Task, models: Any, timeout: float | None = None) -
     from tasks.validators import validate_detector_models
     from vias.lib.errors import Invalid
 
+    require_broker()
     with transaction.atomic():
         task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
         if not task.is_picture_task:
@@ -320,5 +332,6 @@ def replace_store_conf_and_push(conf: Any, spec: dict[str, Any], timeout: float 
     from analysis.control import push_store_conf
     from tasks.services import replace_store_conf
 
+    require_broker()
     conf = replace_store_conf(conf, spec)
     return conf, push_store_conf(conf, timeout)

@@ -5,9 +5,7 @@ mid-subtask is noticed and its subtask re-dispatched; SIGTERM drains a node and 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -18,37 +16,10 @@ from subtasks import services as subtask_services
 from subtasks.choices import State
 from subtasks.models import Node, Subtask
 from tests.analysis_helpers import ready_task
-from tests.nodes import BIKES, NodeProcess, long_video, wait_for
-from tests.onnx_models import register_fixed_person_model
-from tests.test_jobs import PERSON, WHOLE_FRAME
+from tests.nodes import long_video, wait_for
+from tests.test_jobs import WHOLE_FRAME
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def node_process(request):
-    started: list[NodeProcess] = []
-
-    def start(**kwargs) -> NodeProcess:
-        process = NodeProcess(**kwargs)
-        started.append(process)
-        wait_for(
-            lambda: Node.objects.filter(name=process.name).exists(), timeout=60, what="the node to register"
-        )
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
-
-
-@pytest.fixture
-def store() -> Path:
-    store = Path(settings.DATA_DIR) / "videos"
-    store.mkdir(parents=True, exist_ok=True)
-    shutil.copy(BIKES, store / "bikes.mp4")
-    register_fixed_person_model(Path(settings.VIAS_MODELS_DIR), PERSON)
-    return store
 
 
 def started_task(actor, url: str, **algo_args):

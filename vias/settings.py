@@ -221,6 +221,9 @@ VIAS_CONTROL_PREFIX = envstr("VIAS_CONTROL_PREFIX", "vias:ctl")
 VIAS_ACK_TIMEOUT = envint("VIAS_ACK_TIMEOUT", 10)
 # A running subtask whose heartbeat is older than this is ABNORMAL and dispatched again.
 VIAS_HEARTBEAT_TIMEOUT = envint("VIAS_HEARTBEAT_TIMEOUT", 30)
+# Seconds a running subtask carries on while Redis (control channel, channel layer, outputs) is
+# unreachable before it gives up (FAILED); shorter outages only delay commands and pushes.
+VIAS_REDIS_GRACE = envint("VIAS_REDIS_GRACE", 60)
 # A node whose heartbeat is older than this gets no new subtasks.
 VIAS_NODE_TIMEOUT = envint("VIAS_NODE_TIMEOUT", 30)
 # A job hands its subtask on to a fresh job before django-q2's timeout would kill it.
