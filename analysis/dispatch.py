@@ -151,18 +151,46 @@ def dispatch_waiting() -> int:
     return sum(1 for pk in waiting.values_list("pk", flat=True) if dispatch(pk) is not None)
 
 
-def reap(now: datetime | None = None) -> list[int]:
-    """Subtasks whose job stopped heartbeating: ABNORMAL with the reason, then dispatched again
-    until VIAS_MAX_DISPATCH_ATTEMPTS, then FAILED. Returns the ids reaped."""
-    from subtasks.services import IllegalTransition, transition
-
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.VIAS_HEARTBEAT_TIMEOUT)
-    stale = Subtask.objects.select_related("task__project", "node").filter(
+def silent_subtasks(now: datetime | None = None):
+    """Subtasks on a node whose job has not heartbeaten for VIAS_HEARTBEAT_TIMEOUT."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.VIAS_HEARTBEAT_TIMEOUT)
+    return Subtask.objects.filter(
         state__in=(State.STARTING, State.RUNNING, State.RECOVERING, State.STOPPING),
         node__isnull=False,
         heartbeat_at__lt=cutoff,
     )
+
+
+def reapable(now: datetime | None = None):
+    """Silent subtasks that are reaped now: those whose node still heartbeats (the node is fine,
+    its job died), and, once VIAS_HEARTBEAT_GRACE more has passed, those whose node is silent
+    too. A silent node may only be stalled (a frozen VM, a long GC pause, a swap storm): it is
+    suspected first, and its subtasks are left to it for the grace period."""
+    now = now or timezone.now()
+    node_alive = Q(node__last_heartbeat__gte=now - timedelta(seconds=settings.VIAS_NODE_TIMEOUT))
+    long_silent = Q(
+        heartbeat_at__lt=now
+        - timedelta(seconds=settings.VIAS_HEARTBEAT_TIMEOUT + settings.VIAS_HEARTBEAT_GRACE)
+    )
+    return silent_subtasks(now).filter(node_alive | long_silent)
+
+
+def suspects(now: datetime | None = None) -> list[int]:
+    """Silent subtasks not reaped yet: their node is silent too, and within the grace period."""
+    reaped = reapable(now).values("pk")
+    return list(silent_subtasks(now).exclude(pk__in=reaped).values_list("pk", flat=True))
+
+
+def reap(now: datetime | None = None) -> list[int]:
+    """Subtasks whose job stopped heartbeating (see `reapable`): ABNORMAL with the reason, then
+    dispatched again until VIAS_MAX_DISPATCH_ATTEMPTS, then FAILED. Returns the ids reaped."""
+    from subtasks.services import IllegalTransition, transition
+
+    now = now or timezone.now()
+    suspected = suspects(now)
+    if suspected:
+        log.warning("subtasks %s: silent, on a silent node; suspected, not reaped yet", suspected)
+    stale = reapable(now).select_related("task__project", "node")
     reaped = []
     for subtask in stale:
         reason = _("no heartbeat from node %(node)s since %(at)s") % {

@@ -82,10 +82,18 @@ def run_one_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> s
         return "gone"
     if subtask.node is None or subtask.node.name != node_name:
         return "dispatched elsewhere"
-    from subtasks.services import transition
+    from subtasks.services import IllegalTransition, Lease, transition
 
     if subtask.state in (State.STARTING, State.RECOVERING):
-        transition(subtask, State.RUNNING, heartbeat_at=timezone.now())
+        try:  # conditional on the attempt read above: a re-dispatch meanwhile wins
+            transition(
+                subtask,
+                State.RUNNING,
+                lease=Lease(subtask.attempts, subtask.node_id),
+                heartbeat_at=timezone.now(),
+            )
+        except IllegalTransition:
+            return "skipped: changed meanwhile"
     elif not (subtask.state == State.RUNNING and resume_frame > 0):
         return f"skipped: {subtask.state}"
     return SubtaskRun(subtask, node_name).run(resume_frame)
@@ -140,7 +148,10 @@ class SubtaskRun:
     _started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
-        self.attempt = self.subtask.attempts
+        from subtasks.services import Lease
+
+        # Every write this run makes is conditional on it (fencing): see Lease.
+        self.lease = Lease(self.subtask.attempts, self.subtask.node_id)
         self.task = self.subtask.task
         self.inbox = control.Inbox(self.subtask.pk)
         self.pipeline: Any = None
@@ -277,6 +288,11 @@ class SubtaskRun:
         attributes = dict(finding.attributes, **({"picture": picture} if picture else {}))
         try:
             with transaction.atomic():
+                # Fencing: the event is stored only while this run still owns the subtask. On
+                # PostgreSQL the UPDATE also locks the row until the event commits, so a reaper
+                # taking the subtask over waits for it and the next owner sees every event.
+                if not self._owned().update(heartbeat_at=timezone.now()):
+                    raise LostOwnership
                 event = Event.objects.create(
                     subtask=self.subtask,
                     task=self.task,
@@ -342,12 +358,13 @@ class SubtaskRun:
         self._reload_config()
         self._publish_pending()
 
+    def _owned(self):
+        """This run's subtask row, as long as its lease holds."""
+        return Subtask.objects.filter(pk=self.subtask.pk, state__in=OWNED_STATES, **self.lease.owns())
+
     def _heartbeat(self) -> str:
         percent = round(self.progress.percent, 2)
-        owned = Subtask.objects.filter(
-            pk=self.subtask.pk, attempts=self.attempt, node__name=self.node_name, state__in=OWNED_STATES
-        )
-        if not owned.update(heartbeat_at=timezone.now(), progress=percent):
+        if not self._owned().update(heartbeat_at=timezone.now(), progress=percent):
             raise LostOwnership
         state = Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
         self.subtask.progress = percent
@@ -406,10 +423,12 @@ class SubtaskRun:
     # -- state ----------------------------------------------------------------------------------
 
     def _move(self, target: State, reason: str, **fields: Any) -> None:
-        from subtasks.services import IllegalTransition, transition
+        from subtasks.services import IllegalTransition, LeaseLost, transition
 
         try:
-            transition(self.subtask, target, reason, **fields)
+            transition(self.subtask, target, reason, lease=self.lease, **fields)
+        except LeaseLost:
+            raise LostOwnership from None
         except IllegalTransition:
             state_now = Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
             if state_now == State.STOPPING:
@@ -426,9 +445,9 @@ class SubtaskRun:
             self.progress.done = self.progress.total
         try:
             if target == State.STOPPED and self.subtask.state != State.STOPPING:
-                transition(self.subtask, State.STOPPING, reason)
-            transition(self.subtask, target, reason, **fields)
-        except IllegalTransition as exc:
+                transition(self.subtask, State.STOPPING, reason, lease=self.lease)
+            transition(self.subtask, target, reason, lease=self.lease, **fields)
+        except IllegalTransition as exc:  # LeaseLost too: a stale run ends without a word
             log.info("subtask %s: not finishing as %s: %s", self.subtask.pk, target, exc)
         self._write_mtask_progress()
 

@@ -36,6 +36,24 @@ class IllegalTransition(Conflict):
     """A state change the state machine does not allow."""
 
 
+class LeaseLost(IllegalTransition):
+    """The subtask was given to another job (another attempt or node) meanwhile: a stale job's
+    write is refused."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a job owns a subtask by: the attempt it was dispatched as, on its node. Every write a
+    job makes is conditional on both (fencing), so a job the reaper gave up on writes nothing."""
+
+    attempt: int
+    node_id: int | None
+
+    def owns(self) -> dict[str, Any]:
+        """Filter arguments for Subtask rows this lease still holds."""
+        return {"attempts": self.attempt, "node_id": self.node_id}
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one subtask did in answer to a command on its big task."""
@@ -62,10 +80,13 @@ def get_subtask(project: Project, subtask_id: int | str) -> Subtask:
     return subtask
 
 
-def transition(subtask: Subtask, target: State, reason: str = "", **fields: Any) -> Subtask:
+def transition(
+    subtask: Subtask, target: State, reason: str = "", lease: Lease | None = None, **fields: Any
+) -> Subtask:
     """Move one subtask to `target` if the state machine allows it, then announce.
 
-    The UPDATE is conditional on the state read, so two concurrent changes cannot both win.
+    The UPDATE is conditional on the state read, so two concurrent changes cannot both win; with a
+    `lease` (a job's own changes) also on the job's attempt and node.
     """
     current = State(subtask.state)
     if not can_transition(current, target):
@@ -79,12 +100,15 @@ def transition(subtask: Subtask, target: State, reason: str = "", **fields: Any)
         changes.setdefault("started_at", now)
     if target in (State.STOPPED, State.SUCCEEDED, State.FAILED):
         changes.setdefault("finished_at", now)
-    updated = Subtask.objects.filter(pk=subtask.pk, state=current).update(**changes)
+    owned = lease.owns() if lease is not None else {}
+    updated = Subtask.objects.filter(pk=subtask.pk, state=current, **owned).update(**changes)
     if not updated:
-        state_now = Subtask.objects.filter(pk=subtask.pk).values_list("state", flat=True).first()
-        if state_now is None:  # deleted meanwhile: a 404, not an unhandled DoesNotExist
+        now_row = Subtask.objects.filter(pk=subtask.pk).values("state", "attempts", "node_id").first()
+        if now_row is None:  # deleted meanwhile: a 404, not an unhandled DoesNotExist
             raise NotFound(_("no subtask %(id)s") % {"id": subtask.pk}, field="subtask_id")
-        subtask.state = state_now
+        subtask.state = now_row["state"]
+        if lease is not None and (now_row["attempts"], now_row["node_id"]) != (lease.attempt, lease.node_id):
+            raise LeaseLost(_("subtask %(id)s was given to another job meanwhile") % {"id": subtask.pk})
         raise IllegalTransition(
             _("subtask %(id)s changed state meanwhile (now %(state)s)")
             % {"id": subtask.pk, "state": subtask.state}

@@ -108,7 +108,7 @@ def test_the_reaper_marks_a_silent_subtask_abnormal_and_dispatches_it_again(
     task = ready_task(alice)
     subtask = running_on(first, task)
     Node.objects.filter(pk=first.pk).update(last_heartbeat=None)  # its machine is gone
-    age_heartbeat(subtask, settings.VIAS_HEARTBEAT_TIMEOUT + 1)
+    age_heartbeat(subtask, settings.VIAS_HEARTBEAT_TIMEOUT + settings.VIAS_HEARTBEAT_GRACE + 1)
     with django_capture_on_commit_callbacks(execute=True):
         assert dispatch.reap() == [subtask.pk]
     subtask.refresh_from_db()

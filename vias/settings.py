@@ -224,6 +224,9 @@ VIAS_HEARTBEAT_TIMEOUT = envint("VIAS_HEARTBEAT_TIMEOUT", 30)
 # Seconds a running subtask carries on while Redis (control channel, channel layer, outputs) is
 # unreachable before it gives up (FAILED); shorter outages only delay commands and pushes.
 VIAS_REDIS_GRACE = envint("VIAS_REDIS_GRACE", 60)
+# When the node of a silent subtask is silent too, it may only be stalled: its subtasks are
+# suspected, and reaped this many seconds after VIAS_HEARTBEAT_TIMEOUT (docs/analysis-engine.md).
+VIAS_HEARTBEAT_GRACE = envint("VIAS_HEARTBEAT_GRACE", 30)
 # A node whose heartbeat is older than this gets no new subtasks.
 VIAS_NODE_TIMEOUT = envint("VIAS_NODE_TIMEOUT", 30)
 # A job hands its subtask on to a fresh job before django-q2's timeout would kill it.
