@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
+import psutil
 import pytest
 from django.conf import settings
 
@@ -115,3 +117,24 @@ def test_with_hosting_on_a_second_subtask_runs_in_the_same_worker_sharing_its_se
     wait_for(
         lambda: {fetch(first).state, fetch(second).state} == {State.STOPPED}, timeout=30, what="both STOPPED"
     )
+
+
+def test_kill_9_of_a_node_takes_its_cluster_and_workers_with_it(alice, store, node_process):
+    long_video(store / "long.mp4", loops=8)
+    node = node_process(capacity=1)
+    _task, subtask = started_task(alice, "long.mp4", fps=25)
+    worker_pid = wait_for(lambda: control.live_pid(subtask.pk), timeout=60, what="the job to start")
+    wait_for(lambda: fetch(subtask).progress > 1, timeout=60, what="some progress")
+    tree = node.descendants()
+    assert worker_pid in [process.pid for process in tree]  # the busy worker is among them
+    os.kill(node.process.pid, signal.SIGKILL)
+    node.process.wait()
+
+    def all_gone() -> bool:
+        return not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    wait_for(all_gone, timeout=10, what=lambda: f"no process left: {[p for p in tree if p.is_running()]}")
+    # Nobody heartbeats the subtask any more, so the reaper can hand it on.
+    beat = fetch(subtask).heartbeat_at
+    time.sleep(2)
+    assert fetch(subtask).heartbeat_at == beat

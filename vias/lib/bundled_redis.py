@@ -75,13 +75,18 @@ def _load_prctl() -> Any:
 _prctl = _load_prctl()
 
 
+def set_parent_death_signal(sig: int) -> None:
+    """Have Linux send `sig` to this process when its parent dies, even by SIGKILL (Linux only)."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
 def die_with_parent() -> None:
     """preexec_fn for children: SIGTERM them when their parent dies, even by SIGKILL (Linux only).
 
     Without it a killed `up` or test run would leave Redis and the workers running.
     """
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    set_parent_death_signal(signal.SIGTERM)
 
 
 def _quote(value: str) -> str:

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analysis import node
 from analysis.dispatch import BUSY_STATES
+from analysis.orphans import NODE_PID_ENV
 from subtasks.models import Subtask
 from vias.management.commands.up import Signals, StopRequested, Supervisor
 
@@ -60,7 +61,13 @@ class Command(BaseCommand):
 
     def _cluster_env(self, name: str, capacity: int) -> dict[str, str]:
         # One spare worker for short jobs (webhook deliveries, schedules) beside the analysis jobs.
-        return {**os.environ, "Q_CLUSTER_NAME": name, "VIAS_WORKERS": str(capacity + 1)}
+        # VIAS_NODE_PID: the workers watch this process and take the cluster down with it.
+        return {
+            **os.environ,
+            "Q_CLUSTER_NAME": name,
+            "VIAS_WORKERS": str(capacity + 1),
+            NODE_PID_ENV: str(os.getpid()),
+        }
 
     def _drain(self, name: str, signals: Signals) -> None:
         node.start_draining(name)
