@@ -43,6 +43,9 @@ class Node(models.Model):
     draining = models.BooleanField(
         default=False, help_text=_("shutting down: finishes or hands back its subtasks, takes no new ones")
     )
+    # The process that registered the name (a random id per `manage.py node`): a second process
+    # with a name that is live is refused, and a node whose name was taken over stops.
+    instance = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

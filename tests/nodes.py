@@ -33,9 +33,14 @@ class NodeProcess:
     """`manage.py node` for one test; stop() sends SIGTERM and reports what was left running."""
 
     def __init__(
-        self, capacity: int = 1, heartbeat_timeout: int = 3, heartbeat_grace: int = 3, **env: str
+        self,
+        capacity: int = 1,
+        heartbeat_timeout: int = 3,
+        heartbeat_grace: int = 3,
+        name: str = "",
+        **env: str,
     ) -> None:
-        self.name = f"test-node-{uuid.uuid4().hex[:6]}"
+        self.name = name or f"test-node-{uuid.uuid4().hex[:6]}"
         environment = {
             **os.environ,
             "DATABASE_URL": database_url(),

@@ -160,4 +160,16 @@ def test_a_node_registers_its_capabilities_heartbeats_and_drains():
     assert not node.is_draining("node-caps")
 
 
+def test_a_nodes_capabilities_list_only_the_models_on_its_disk(settings, tmp_path):
+    from analysis.models import Detector
+
+    settings.VIAS_MODELS_DIR = tmp_path
+    (tmp_path / "here.onnx").write_bytes(b"onnx")
+    classes = {"0": {"label": "person", "category": "body"}}
+    Detector.objects.create(name="here", onnx_file="here.onnx", classes=classes)
+    Detector.objects.create(name="elsewhere", onnx_file="elsewhere.onnx", classes=classes)
+    Detector.objects.create(name="off", onnx_file="here.onnx", classes=classes, enabled=False)
+    assert node.register("node-disk", capacity=1).capabilities["models"] == ["here"]
+
+
 pytestmark = pytest.mark.django_db

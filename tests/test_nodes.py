@@ -18,7 +18,7 @@ from subtasks import services as subtask_services
 from subtasks.choices import State
 from subtasks.models import Node, Subtask
 from tests.analysis_helpers import ready_task
-from tests.nodes import long_video, wait_for
+from tests.nodes import NodeProcess, long_video, wait_for
 from tests.test_jobs import WHOLE_FRAME
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -138,3 +138,17 @@ def test_kill_9_of_a_node_takes_its_cluster_and_workers_with_it(alice, store, no
     beat = fetch(subtask).heartbeat_at
     time.sleep(2)
     assert fetch(subtask).heartbeat_at == beat
+
+
+def test_a_second_node_with_the_name_of_a_live_one_is_refused_with_a_clear_error(node_process):
+    first = node_process(capacity=1)
+    wait_for(lambda: Node.objects.get(name=first.name).instance, timeout=30, what="the claim")
+    claim = Node.objects.get(name=first.name).instance
+    second = NodeProcess(name=first.name)
+    try:
+        assert second.process.wait(timeout=60) != 0
+    finally:
+        second.stop()
+    assert f"a node named '{first.name}' is already running" in second.output(), second.output()
+    assert Node.objects.get(name=first.name).instance == claim  # the first keeps its name
+    assert first.process.poll() is None
