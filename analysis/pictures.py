@@ -73,7 +73,3 @@ def pop_picture(subtask_id: int, timeout: float = 0.2) -> tuple[str, np.ndarray]
         return None
     picture_id, _sep, data = popped[1].partition(SEPARATOR)
     return picture_id.decode(), decode_picture(data)
-
-
-def forget_queue(subtask_id: int) -> None:
-    control.client().delete(_key(subtask_id))

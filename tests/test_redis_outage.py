@@ -19,7 +19,7 @@ from tests.analysis_helpers import live_node, ready_task
 from tests.nodes import long_video, wait_for
 from tests.test_jobs import WHOLE_FRAME
 from tests.test_nodes import fetch, started_task
-from tests.vcs_helpers import CREATE, START, compute_body, make_store
+from tests.vcs_helpers import CREATE, START, compute_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,7 +73,9 @@ def test_starts_and_config_changes_during_an_outage_answer_503_and_change_nothin
     subtask = task.subtasks.get()
     live_node()
     before = Subtask.objects.filter(pk=subtask.pk).values().get()
-    make_store(Path(settings.DATA_DIR))
+    videos = Path(settings.DATA_DIR) / "videos"
+    videos.mkdir(exist_ok=True)
+    (videos / "lzfg54fg871fghwa.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     vcs_task = alice.post(CREATE, compute_body(models=["body"]))
     assert vcs_task.status_code == 200, vcs_task.content
     vcs_id = vcs_task.json()["Data"]["taskId"]

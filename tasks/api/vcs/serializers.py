@@ -111,7 +111,7 @@ class ComputeTaskIn(serializers.Serializer):
         required=False, allow_blank=True, max_length=constants.MAX_NAME_LENGTH
     )
 
-    def to_spec(self) -> dict[str, Any]:
+    def _fields(self) -> dict[str, Any]:
         """The validated body in the core's shape (tasks.services.create_task / update_task)."""
         data = self.validated_data
         spec: dict[str, Any] = {}
@@ -131,6 +131,10 @@ class ComputeTaskIn(serializers.Serializer):
             spec["vchans"] = vchans_for(data["datasources"]["devices"])
             spec["play_url"] = spec["vchans"][0]["url"]
         return spec
+
+    def to_spec(self) -> dict[str, Any]:
+        # VCS has no configuration step: a compute task's subtasks are ready to dispatch as made.
+        return {**self._fields(), "config_complete": True}
 
     def to_create_spec(self) -> dict[str, Any]:
         return {**self.to_spec(), "source_type": SourceType.PULL_VIDEO_STREAM}

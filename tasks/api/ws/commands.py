@@ -124,7 +124,7 @@ def ack_body(acks: list, *, refusal_fails: bool, **data: Any) -> Body:
 
 
 def _task_doc(project: Project, task_id: str) -> dict[str, Any]:
-    rows = queries.task_documents(Task.objects.filter(project=project, task_id=task_id))
+    rows = queries.task_documents(Task.objects.for_project(project).filter(task_id=task_id))
     if not rows:
         raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
     return s.task_out(rows[0])
@@ -137,7 +137,7 @@ def get_tasks(ctx: Context, params: dict[str, Any]) -> Body:
         return native_ok(data=_task_doc(ctx.project, parse(TaskRef, params).validated_data["task_id"]))
     page = parse(s.PageIn, params).validated_data
     offset, limit = page["offset"], page["limit"]
-    tasks = Task.objects.filter(project=ctx.project)
+    tasks = Task.objects.for_project(ctx.project)
     rows = queries.task_documents(tasks.order_by("-create_dt", "task_id")[offset : offset + limit])
     return _page(tasks.count(), offset, [s.task_out(row) for row in rows])
 
@@ -249,7 +249,7 @@ def get_store_confs(ctx: Context, params: dict[str, Any]) -> Body:
     if _has(params, "unid"):
         return native_ok(data=s.store_conf_out(_store_conf(ctx, params)))
     page = parse(s.PageIn, params).validated_data
-    confs = StoreConf.objects.filter(project=ctx.project).order_by("unid")
+    confs = StoreConf.objects.for_project(ctx.project).order_by("unid")
     items = confs[page["offset"] : page["offset"] + page["limit"]]
     return _page(confs.count(), page["offset"], [s.store_conf_out(c) for c in items])
 
@@ -265,9 +265,7 @@ def put_store_confs(ctx: Context, params: dict[str, Any]) -> Body:
     """The seed's 20.3: replace, send to every running subtask using it, answer once they acknowledge.
     A refusal still counts as delivered (the seed: the platform keeps no copy of the old file)."""
     conf = _store_conf(ctx, params)
-    conf, acks = subtask_services.replace_store_conf_and_push(
-        conf, parse(s.StoreConfUpdateIn, params).validated_data
-    )
+    conf, acks = services.replace_store_conf_and_push(conf, parse(s.StoreConfUpdateIn, params).validated_data)
     return ack_body(acks, refusal_fails=False, data=s.store_conf_out(conf))
 
 
@@ -290,7 +288,7 @@ def get_vchans(ctx: Context, params: dict[str, Any]) -> Body:
     if _has(params, "vchan_refid"):
         return native_ok(data=s.vchan_out(_vchan(ctx, params)))
     page = parse(s.PageIn, params).validated_data
-    channels = VideoChannel.objects.filter(project=ctx.project).order_by("vchan_refid")
+    channels = VideoChannel.objects.for_project(ctx.project).order_by("vchan_refid")
     items = channels[page["offset"] : page["offset"] + page["limit"]]
     return _page(channels.count(), page["offset"], [s.vchan_out(c) for c in items])
 

@@ -278,7 +278,7 @@ class DevconfConsumer(AsyncConsumer):
                 self.sub_all = True
             else:
                 exists = await in_thread(
-                    lambda: Task.objects.filter(project=self.project, task_id=task_id).exists()
+                    lambda: Task.objects.for_project(self.project).filter(task_id=task_id).exists()
                 )
                 if not exists:
                     raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
