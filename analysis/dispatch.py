@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Case, Count, ExpressionWrapper, F, IntegerField, OuterRef, Q, Subquery, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -44,6 +46,8 @@ DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
 BUSY_STATES = (State.STARTING, State.RUNNING, State.RECOVERING, State.ABNORMAL, State.STOPPING)
 WAITING_REASON = gettext_noop("waiting for a free analysis node")
 BROKER_REASON = gettext_noop("waiting for the message broker (Redis) to queue it")
+# Candidates a dispatcher tries under SKIP LOCKED before it waits for a locked one.
+TAKE_SLOT_TRIES = 3
 
 
 def required_categories(task: Task) -> list[str]:
@@ -69,29 +73,74 @@ def node_is_live(last_heartbeat: datetime | None, now: datetime | None = None) -
     return last_heartbeat is not None and now - last_heartbeat < timedelta(seconds=settings.VIAS_NODE_TIMEOUT)
 
 
-def live_nodes(now: datetime | None = None):
-    cutoff = (now or timezone.now()) - timedelta(seconds=settings.VIAS_NODE_TIMEOUT)
-    return Node.objects.filter(last_heartbeat__gte=cutoff, draining=False).annotate(
-        busy=Count("subtasks", filter=Q(subtasks__state__in=BUSY_STATES))
+def busy_count(node_ref: Any):
+    """Subtasks of a node (OuterRef or pk) counted against its capacity, as a subquery."""
+    return Coalesce(
+        Subquery(
+            Subtask.objects.filter(node=node_ref, state__in=BUSY_STATES)
+            .order_by()
+            .values("node")
+            .annotate(n=Count("pk"))
+            .values("n")[:1]
+        ),
+        0,
     )
 
 
-def pick_node(now: datetime | None = None) -> Node | None:
-    """The live node with the most free capacity, or None when all are full."""
-    candidates = [node for node in live_nodes(now) if node.busy < node.capacity]
-    return max(candidates, key=lambda node: (node.capacity - node.busy, -node.pk), default=None)
+def live_nodes(now: datetime | None = None):
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.VIAS_NODE_TIMEOUT)
+    return Node.objects.filter(last_heartbeat__gte=cutoff, draining=False).annotate(
+        busy=busy_count(OuterRef("pk"))
+    )
 
 
-def dispatch(subtask_id: int, count_attempt: bool = True) -> Node | None:
+def free_nodes(now: datetime | None = None, avoid: int | None = None):
+    """Live nodes with a free slot, the most free first; `avoid` (the node a subtask just left)
+    last, so a re-dispatch prefers another node."""
+    return (
+        live_nodes(now)
+        .filter(busy__lt=F("capacity"))
+        .annotate(
+            free=ExpressionWrapper(F("capacity") - F("busy"), output_field=IntegerField()),
+            avoided=Case(When(pk=avoid, then=1), default=0, output_field=IntegerField()),
+        )
+        .order_by("avoided", "-free", "pk")
+    )
+
+
+def pick_node(now: datetime | None = None, avoid: int | None = None) -> Node | None:
+    """The live node with the most free capacity, or None when all are full (no lock taken)."""
+    return free_nodes(now, avoid).first()
+
+
+def take_slot(avoid: int | None = None) -> Node | None:
+    """Lock one node with a free slot, inside the caller's transaction; None when all are full.
+
+    No lock over all nodes: the best candidate is locked with SKIP LOCKED, so concurrent
+    dispatchers each take a different node; its busy count is then read again under the lock
+    (a fresh snapshot), because the count read while choosing may predate a dispatcher that has
+    just committed a subtask to it. Only when every free node is held by another dispatcher does
+    this wait, on the best one. (SQLite has no row locks: its IMMEDIATE transactions run one
+    writer at a time, which serialises dispatchers there.)"""
+    for skip_locked in (True, False):
+        for _attempt in range(TAKE_SLOT_TRIES):
+            node = free_nodes(avoid=avoid).select_for_update(skip_locked=skip_locked, of=("self",)).first()
+            if node is None:
+                break
+            if Subtask.objects.filter(node=node, state__in=BUSY_STATES).count() < node.capacity:
+                return node
+    return None
+
+
+def dispatch(subtask_id: int, count_attempt: bool = True, avoid: int | None = None) -> Node | None:
     """Put a STARTING / RECOVERING subtask on a node's queue; without a free node it waits
-    (status_reason says so) and the node loops dispatch it when capacity frees up."""
+    (status_reason says so) and the node loops dispatch it when capacity frees up. `avoid`: the
+    node it just left, chosen only when no other has room."""
     with transaction.atomic():
         subtask = Subtask.objects.select_for_update().filter(pk=subtask_id).first()
         if subtask is None or subtask.state not in (State.STARTING, State.RECOVERING):
             return None
-        # One dispatcher at a time, so two cannot both fill a node's last free slot.
-        list(Node.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
-        node = pick_node()
+        node = take_slot(avoid)
         now = timezone.now()
         if node is None:
             Subtask.objects.filter(pk=subtask_id).update(node=None, status_reason=_(WAITING_REASON))
@@ -200,6 +249,7 @@ def _recover(subtask: Subtask, reason: str) -> None:
             }
             transition(subtask, State.FAILED, message, node=None)
             return
+        left = subtask.node_id
         transition(subtask, State.STARTING, reason, node=None)
     log.warning("subtask %s: %s; dispatching again", subtask.pk, reason)
-    dispatch(subtask.pk)
+    dispatch(subtask.pk, avoid=left)

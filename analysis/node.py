@@ -8,12 +8,14 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from analysis import control
@@ -128,10 +130,38 @@ def is_draining(name: str) -> bool:
     return bool(control.client().exists(_stopping_key(name)))
 
 
+# pg_advisory_lock key of the reaper's turn (any fixed bigint; "VIASREAP" in ASCII).
+REAPER_LOCK_KEY = 0x5649415352454150
+
+
+@contextmanager
+def reaper_turn() -> Iterator[bool]:
+    """Whether this node reaps this round: one reaper at a time, not one per node racing.
+
+    PostgreSQL: a session advisory lock, tried without waiting (released at the end, or by the
+    server if the node's connection dies). SQLite: the reaper runs in one IMMEDIATE transaction,
+    whose write lock is the turn (another node's reaper waits, then finds nothing left to do)."""
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [REAPER_LOCK_KEY])
+        mine = bool(cursor.fetchone()[0])
+    try:
+        yield mine
+    finally:
+        if mine:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [REAPER_LOCK_KEY])
+
+
 def housekeeping() -> None:
     from analysis.dispatch import dispatch_waiting, reap
 
-    reap()
+    with reaper_turn() as mine:
+        if mine:
+            reap()
     dispatch_waiting()
 
 
