@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
-from django.db.models import Avg
+from django.db.models import Avg, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -85,6 +85,7 @@ def run_one_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> s
     from subtasks.services import IllegalTransition, Lease, transition
 
     if subtask.state in (State.STARTING, State.RECOVERING):
+        resume_frame = max(resume_frame, resume_point(subtask))
         try:  # conditional on the attempt read above: a re-dispatch meanwhile wins
             transition(
                 subtask,
@@ -97,6 +98,20 @@ def run_one_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> s
     elif not (subtask.state == State.RUNNING and resume_frame > 0):
         return f"skipped: {subtask.state}"
     return SubtaskRun(subtask, node_name).run(resume_frame)
+
+
+def resume_point(subtask: Subtask) -> int:
+    """Where a re-dispatched file subtask continues: after its checkpoint, and after the last
+    frame it stored an event for (analysed before the crash, past the checkpoint), so that no
+    frame that produced events is analysed twice. 0 for streams and pictures: they go on live."""
+    from analysis.sources import is_stream
+
+    if subtask.task.source_type in PICTURE_SOURCES or is_stream(subtask.source_url):
+        return 0
+    if subtask.checkpoint_frame == 0:
+        return 0
+    last_event = Event.objects.filter(subtask=subtask).aggregate(f=Max("frame_index"))["f"] or 0
+    return max(subtask.checkpoint_frame, last_event) + 1
 
 
 def build_pipeline(subtask: Subtask):
@@ -364,7 +379,9 @@ class SubtaskRun:
 
     def _heartbeat(self) -> str:
         percent = round(self.progress.percent, 2)
-        if not self._owned().update(heartbeat_at=timezone.now(), progress=percent):
+        owned = self._owned()
+        checkpoint = {"checkpoint_frame": self.progress.last_frame} if self.progress.last_frame else {}
+        if not owned.update(heartbeat_at=timezone.now(), progress=percent, **checkpoint):
             raise LostOwnership
         state = Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
         self.subtask.progress = percent

