@@ -17,8 +17,8 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Count, ExpressionWrapper, F, IntegerField, OuterRef, Q, Subquery, When
-from django.db.models.functions import Coalesce
+from django.db.models import Avg, Case, Count, ExpressionWrapper, F, IntegerField, OuterRef, Q, Subquery, When
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -181,6 +181,22 @@ def dispatch_waiting() -> int:
     """Dispatch every subtask waiting for a node; the number that found one."""
     waiting = Subtask.objects.filter(state__in=(State.STARTING, State.RECOVERING), node__isnull=True)
     return sum(1 for pk in waiting.values_list("pk", flat=True) if dispatch(pk) is not None)
+
+
+def refresh_mtask_progress() -> int:
+    """Every mtask with a running subtask gets the mean progress of its subtasks: one UPDATE for
+    the whole cluster, run by the housekeeping, instead of an aggregate per subtask per second."""
+    from tasks.models import MTask
+
+    running = Subtask.objects.filter(state__in=BUSY_STATES, scene__isnull=False).values("scene__mtask_id")
+    mean = (
+        Subtask.objects.filter(scene__mtask_id=OuterRef("pk"))
+        .order_by()
+        .values("scene__mtask_id")
+        .annotate(mean=Avg("progress"))
+        .values("mean")[:1]
+    )
+    return MTask.objects.filter(pk__in=running).update(progress=Cast(Coalesce(mean, 0.0), IntegerField()))
 
 
 def silent_subtasks(now: datetime | None = None):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +39,8 @@ from vias.lib.announce import announce
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+# States in which this run's heartbeat goes through; STOPPING is answered by stopping.
+BEATING_STATES = (State.RUNNING, State.ABNORMAL, State.RECOVERING)
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 # Only this job's own run may move the subtask on from these.
@@ -100,6 +103,12 @@ def run_one_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> s
     return SubtaskRun(subtask, node_name).run(resume_frame)
 
 
+def beat_interval() -> float:
+    """Seconds between a job's database heartbeats: VIAS_PROGRESS_INTERVAL, but at least three
+    per VIAS_HEARTBEAT_TIMEOUT so that a slow write never gets a live job reaped."""
+    return min(float(settings.VIAS_PROGRESS_INTERVAL), settings.VIAS_HEARTBEAT_TIMEOUT / 3)
+
+
 def resume_point(subtask: Subtask) -> int:
     """Where a re-dispatched file subtask continues: after its checkpoint, and after the last
     frame it stored an event for (analysed before the crash, past the checkpoint), so that no
@@ -159,11 +168,15 @@ class SubtaskRun:
     node_name: str
     progress: Progress = field(default_factory=Progress)
     stop_asked: bool = False
+    # The clock the run's intervals are measured on (a benchmark drives a virtual one).
+    clock: Callable[[], float] = time.monotonic
     _last_tick: float = 0.0
-    _started: float = field(default_factory=time.monotonic)
+    _last_beat: float | None = None
 
     def __post_init__(self) -> None:
         from subtasks.services import Lease
+
+        self._started = self.clock()
 
         # Every write this run makes is conditional on it (fencing): see Lease.
         self.lease = Lease(self.subtask.attempts, self.subtask.node_id)
@@ -214,7 +227,8 @@ class SubtaskRun:
             self._run_video(resume_frame)
         for finding in self.pipeline.flush():  # what waited for its track to end (face captures)
             self._store(finding, None, "")
-        self._finish(State.SUCCEEDED, "")
+        if not self._finish(State.SUCCEEDED, ""):
+            return "lost the subtask to another job"
         return "succeeded"
 
     def _run_video(self, resume_frame: int) -> None:
@@ -352,16 +366,19 @@ class SubtaskRun:
     def _tick(self, force: bool = False) -> None:
         for command in self.redis.call(self.inbox.poll, []):
             self._handle(command)
-        now = time.monotonic()
+        now = self.clock()
         if not force and now - self._last_tick < TICK_SECONDS:
             return
         self._last_tick = now
         self.redis.call(self.inbox.keep_alive, None)
         if self.redis.recoveries > self._recoveries_seen:
             self._after_outage()
-        state = self._heartbeat()
-        if state == State.STOPPING or self.stop_asked:
+        if self.stop_asked:
             raise StopNow
+        if force or self._last_beat is None or now - self._last_beat >= beat_interval():
+            self._last_beat = now
+            self._heartbeat()
+        self._announce_progress()
         if self.redis.call(lambda: node.is_draining(self.node_name), False):
             raise NodeDraining
         if now - self._started > settings.VIAS_JOB_SEGMENT:
@@ -377,17 +394,28 @@ class SubtaskRun:
         """This run's subtask row, as long as its lease holds."""
         return Subtask.objects.filter(pk=self.subtask.pk, state__in=OWNED_STATES, **self.lease.owns())
 
-    def _heartbeat(self) -> str:
+    def _heartbeat(self) -> None:
+        """One fenced UPDATE (heartbeat, progress, checkpoint); the mtask's progress is the
+        housekeeping's periodic aggregate. No row updated: stopped (StopNow) or lost the lease."""
         percent = round(self.progress.percent, 2)
-        owned = self._owned()
+        beating = Subtask.objects.filter(pk=self.subtask.pk, state__in=BEATING_STATES, **self.lease.owns())
         checkpoint = {"checkpoint_frame": self.progress.last_frame} if self.progress.last_frame else {}
-        if not owned.update(heartbeat_at=timezone.now(), progress=percent, **checkpoint):
-            raise LostOwnership
-        state = Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
-        self.subtask.progress = percent
-        self._write_mtask_progress()
+        if beating.update(heartbeat_at=timezone.now(), progress=percent, **checkpoint):
+            self.subtask.progress = percent
+            return
+        row = Subtask.objects.filter(pk=self.subtask.pk).values("state", "attempts", "node_id").first()
+        if row and row["state"] == State.STOPPING and (row["attempts"], row["node_id"]) == self._lease_key():
+            raise StopNow
+        raise LostOwnership
+
+    def _lease_key(self) -> tuple[int, int | None]:
+        return (self.lease.attempt, self.lease.node_id)
+
+    def _announce_progress(self) -> None:
+        """Once a second on the channel layer (Redis, not the database)."""
+        percent = round(self.progress.percent, 2)
         if self.redis.down:
-            return state  # progress is in the database; the push would only wait for a timeout
+            return  # the push would only wait for a timeout
         announce(
             self.task.project.project_id,
             "progress",
@@ -400,7 +428,6 @@ class SubtaskRun:
             },
             task_id=self.task.task_id,
         )
-        return state
 
     def _write_mtask_progress(self) -> None:
         """The mtask's progress: the mean of its subtasks' (one aggregate query and one UPDATE)."""
@@ -452,10 +479,14 @@ class SubtaskRun:
                 raise StopNow from None
             raise LostOwnership from None
 
-    def _finish(self, target: State, reason: str) -> None:
+    def _finish(self, target: State, reason: str) -> bool:
+        """End the run as `target`; False when the lease is gone (another job owns the subtask:
+        nothing is written)."""
         from subtasks.services import IllegalTransition, transition
 
-        self._refresh_state()
+        if not self._refresh_state():
+            log.info("subtask %s: not finishing as %s: it was given to another job", self.subtask.pk, target)
+            return False
         fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
         if target == State.SUCCEEDED:
             fields["progress"] = 100.0
@@ -467,12 +498,14 @@ class SubtaskRun:
         except IllegalTransition as exc:  # LeaseLost too: a stale run ends without a word
             log.info("subtask %s: not finishing as %s: %s", self.subtask.pk, target, exc)
         self._write_mtask_progress()
+        return True
 
     def _hand_back(self) -> None:
         from analysis.dispatch import dispatch
 
         reason = _("node %(node)s is shutting down; handed back") % {"node": self.node_name}
-        self._refresh_state()
+        if not self._refresh_state():
+            return  # another job owns it now: nothing to hand back
         if self.subtask.state == State.STOPPING:
             self._finish(State.STOPPED, _("stopped"))
             return
@@ -481,7 +514,10 @@ class SubtaskRun:
         self._move(State.STARTING, reason, node=None)
         dispatch(self.subtask.pk, count_attempt=False)
 
-    def _refresh_state(self) -> None:
-        self.subtask.state = (
-            Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
-        )
+    def _refresh_state(self) -> bool:
+        """Read the subtask's state again; False when this run's lease no longer holds."""
+        row = Subtask.objects.filter(pk=self.subtask.pk).values("state", "attempts", "node_id").first()
+        if row is None:
+            return False
+        self.subtask.state = row["state"]
+        return (row["attempts"], row["node_id"]) == self._lease_key()

@@ -157,11 +157,12 @@ def reaper_turn() -> Iterator[bool]:
 
 
 def housekeeping() -> None:
-    from analysis.dispatch import dispatch_waiting, reap
+    from analysis.dispatch import dispatch_waiting, reap, refresh_mtask_progress
 
     with reaper_turn() as mine:
         if mine:
             reap()
+            refresh_mtask_progress()
     dispatch_waiting()
 
 

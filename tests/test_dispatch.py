@@ -173,3 +173,17 @@ def test_a_nodes_capabilities_list_only_the_models_on_its_disk(settings, tmp_pat
 
 
 pytestmark = pytest.mark.django_db
+
+
+def test_the_housekeeping_derives_each_running_mtasks_progress_in_one_statement(
+    alice, django_assert_num_queries
+):
+    from tasks.models import MTask
+
+    task = ready_task(alice, vchans=2, scenes=2)
+    first, second = task.subtasks.order_by("position")
+    Subtask.objects.filter(pk=first.pk).update(state=State.RUNNING, progress=40.0)
+    Subtask.objects.filter(pk=second.pk).update(state=State.RUNNING, progress=81.0)
+    with django_assert_num_queries(1):
+        assert dispatch.refresh_mtask_progress() == 1
+    assert MTask.objects.get(task=task).progress == 60

@@ -230,6 +230,9 @@ VIAS_REDIS_GRACE = envint("VIAS_REDIS_GRACE", 60)
 # When the node of a silent subtask is silent too, it may only be stalled: its subtasks are
 # suspected, and reaped this many seconds after VIAS_HEARTBEAT_TIMEOUT (docs/analysis-engine.md).
 VIAS_HEARTBEAT_GRACE = envint("VIAS_HEARTBEAT_GRACE", 30)
+# Seconds between a running subtask's database writes (heartbeat, progress, checkpoint): one
+# UPDATE each. Progress pushes on the websocket stay once a second (Redis, not the database).
+VIAS_PROGRESS_INTERVAL = envint("VIAS_PROGRESS_INTERVAL", 5)
 # A node whose heartbeat is older than this gets no new subtasks.
 VIAS_NODE_TIMEOUT = envint("VIAS_NODE_TIMEOUT", 30)
 # A job hands its subtask on to a fresh job before django-q2's timeout would kill it.
