@@ -134,7 +134,9 @@ def simulate(args: argparse.Namespace, ids: list[int], interval: int) -> dict[st
         return execute(sql, params, many, context)
 
     steps = args.seconds * args.fps
-    with override_settings(VIAS_PROGRESS_INTERVAL=interval), connection.execute_wrapper(count):
+    # Real time runs slower than the virtual clock here: no real-time timeout may reap anyone.
+    patience = {"VIAS_HEARTBEAT_TIMEOUT": 36_000, "VIAS_NODE_TIMEOUT": 36_000}
+    with override_settings(VIAS_PROGRESS_INTERVAL=interval, **patience), connection.execute_wrapper(count):
         for step in range(1, steps + 1):
             clock.now = step / args.fps
             for run in runs:
