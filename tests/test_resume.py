@@ -7,7 +7,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -22,7 +21,9 @@ from tests.test_jobs import security_task
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_re_dispatched_file_subtask_continues_after_its_checkpoint(alice, store):
+def test_a_re_dispatched_file_subtask_continues_after_its_checkpoint(alice, store, settings):
+    # A checkpoint every second: on an idle machine the tiny model analyses the file in seconds.
+    settings.VIAS_PROGRESS_INTERVAL = 1
     long_video(store / "long.mp4", loops=8)
     _task, subtask, node = security_task(alice, "long.mp4", fps=25)
     first: list[str] = []
