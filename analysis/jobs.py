@@ -17,7 +17,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
@@ -25,14 +25,15 @@ from django.db.models import Avg, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from analysis import control, node
-from analysis.dispatch import required_categories
+from analysis import control, hosting, node
+from analysis.dispatch import dispatch, enqueue, required_categories
 from analysis.models import Event
 from analysis.outage import SOFT_ERRORS, RedisGrace
 from subtasks.choices import State
 from subtasks.models import Subtask
+from subtasks.services import IllegalTransition, transition
 from tasks.choices import PICTURE_SOURCES, SourceType
-from tasks.models import MTask
+from tasks.models import MTask, Scene
 from tasks.validators import resolve_video_path
 from vias.lib.announce import announce
 
@@ -66,8 +67,6 @@ class SegmentEnd(Exception):
 def run_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> str:
     """The django-q2 job. With VIAS_SUBTASKS_PER_WORKER > 1 this worker hosts several subtasks
     in threads (analysis/hosting.py); otherwise it runs this one."""
-    from analysis import hosting
-
     if hosting.per_worker() > 1:
         return hosting.host((subtask_id, node_name, resume_frame), run_one_subtask)
     return run_one_subtask(subtask_id, node_name, resume_frame)
@@ -85,7 +84,7 @@ def run_one_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> s
         return "gone"
     if subtask.node is None or subtask.node.name != node_name:
         return "dispatched elsewhere"
-    from subtasks.services import IllegalTransition, Lease, transition
+    from subtasks.services import Lease
 
     if subtask.state in (State.STARTING, State.RECOVERING):
         resume_frame = max(resume_frame, resume_point(subtask))
@@ -125,7 +124,6 @@ def resume_point(subtask: Subtask) -> int:
 
 def build_pipeline(subtask: Subtask):
     """Detectors for the categories the task asks for, and its algorithm type's rules."""
-    from analysis.hosting import shared_detectors
     from analysis.pipeline import Pipeline
     from analysis.rules.engine import RuleEngine
 
@@ -137,7 +135,7 @@ def build_pipeline(subtask: Subtask):
         algo_args=subtask.algo_args,
         categories=categories,
     )
-    return Pipeline(shared_detectors(categories), engine)
+    return Pipeline(hosting.shared_detectors(categories), engine)
 
 
 def update_pipeline(pipeline, subtask: Subtask, detectors: bool = False) -> None:
@@ -146,9 +144,7 @@ def update_pipeline(pipeline, subtask: Subtask, detectors: bool = False) -> None
         rois=subtask.rois, calibration_xml=subtask.calibration_xml, algo_args=subtask.algo_args
     )
     if detectors:
-        from analysis.hosting import shared_detectors
-
-        pipeline.detectors = shared_detectors(required_categories(subtask.task))
+        pipeline.detectors = hosting.shared_detectors(required_categories(subtask.task))
 
 
 @dataclass
@@ -204,8 +200,6 @@ class SubtaskRun:
                 self._hand_back()
                 return "handed back: node draining"
             except SegmentEnd:
-                from analysis.dispatch import enqueue
-
                 enqueue(self.subtask.pk, self.node_name, self.progress.last_frame + 1)
                 return f"continues from frame {self.progress.last_frame + 1}"
             except Exception as exc:  # noqa: BLE001 - whatever broke, the subtask must not stay RUNNING
@@ -364,7 +358,8 @@ class SubtaskRun:
     # -- once a frame / once a second -----------------------------------------------------------
 
     def _tick(self, force: bool = False) -> None:
-        for command in self.redis.call(self.inbox.poll, []):
+        no_commands: list[control.Command] = []
+        for command in self.redis.call(self.inbox.poll, no_commands):
             self._handle(command)
         now = self.clock()
         if not force and now - self._last_tick < TICK_SECONDS:
@@ -433,7 +428,7 @@ class SubtaskRun:
         """The mtask's progress: the mean of its subtasks' (one aggregate query and one UPDATE)."""
         if self.subtask.scene_id is None:
             return
-        mtask_id = self.subtask.scene.mtask_id
+        mtask_id = cast(Scene, self.subtask.scene).mtask_id  # scene_id is set
         mean = Subtask.objects.filter(scene__mtask_id=mtask_id).aggregate(p=Avg("progress"))["p"] or 0
         MTask.objects.filter(pk=mtask_id).update(progress=int(mean))
 
@@ -467,7 +462,7 @@ class SubtaskRun:
     # -- state ----------------------------------------------------------------------------------
 
     def _move(self, target: State, reason: str, **fields: Any) -> None:
-        from subtasks.services import IllegalTransition, LeaseLost, transition
+        from subtasks.services import LeaseLost
 
         try:
             transition(self.subtask, target, reason, lease=self.lease, **fields)
@@ -482,7 +477,6 @@ class SubtaskRun:
     def _finish(self, target: State, reason: str) -> bool:
         """End the run as `target`; False when the lease is gone (another job owns the subtask:
         nothing is written)."""
-        from subtasks.services import IllegalTransition, transition
 
         if not self._refresh_state():
             log.info("subtask %s: not finishing as %s: it was given to another job", self.subtask.pk, target)
@@ -501,8 +495,6 @@ class SubtaskRun:
         return True
 
     def _hand_back(self) -> None:
-        from analysis.dispatch import dispatch
-
         reason = _("node %(node)s is shutting down; handed back") % {"node": self.node_name}
         if not self._refresh_state():
             return  # another job owns it now: nothing to hand back

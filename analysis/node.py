@@ -10,7 +10,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from django.utils import timezone
 
 from analysis import control
+from analysis.dispatch import dispatch_waiting, reap, refresh_mtask_progress
 from subtasks.models import Node
 
 log = logging.getLogger(__name__)
@@ -84,11 +84,10 @@ def register(name: str, capacity: int, capabilities: dict[str, Any] | None = Non
 
 def _refuse_if_taken(node: Node) -> None:
     timeout = settings.VIAS_NODE_TIMEOUT
-    fresh = node.last_heartbeat is not None and timezone.now() - node.last_heartbeat < timedelta(
-        seconds=timeout
-    )
-    if node.instance and node.instance != INSTANCE and fresh and not _dead_here(node):
-        age = (timezone.now() - node.last_heartbeat).total_seconds()
+    if node.last_heartbeat is None:
+        return
+    age = (timezone.now() - node.last_heartbeat).total_seconds()
+    if node.instance and node.instance != INSTANCE and age < timeout and not _dead_here(node):
         raise NodeNameTaken(
             f"a node named {node.name!r} is already running on {node.hostname or 'another host'} "
             f"(last heartbeat {age:.0f} s ago); choose another --name, or stop that node "
@@ -157,8 +156,6 @@ def reaper_turn() -> Iterator[bool]:
 
 
 def housekeeping() -> None:
-    from analysis.dispatch import dispatch_waiting, reap, refresh_mtask_progress
-
     with reaper_turn() as mine:
         if mine:
             reap()

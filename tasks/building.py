@@ -179,7 +179,11 @@ def save(built: list[Built]) -> None:
     """One INSERT per table for all of them (primary keys come back: PostgreSQL, SQLite >= 3.35)."""
     VideoChannel.objects.bulk_create([c for b in built for c in b.new_channels])
     Task.objects.bulk_create([b.task for b in built])
-    save_tree(*([row for b in built for row in b.tree[i]] for i in range(3)))
+    save_tree(
+        [m for b in built for m in b.tree[0]],
+        [s for b in built for s in b.tree[1]],
+        [r for b in built for r in b.tree[2]],
+    )
     Subtask.objects.bulk_create([s for b in built for s in b.subtasks])
 
 

@@ -54,10 +54,8 @@ def get_task(project: Project, task_id: str) -> Task:
     return task
 
 
-def get_store_conf(project: Project, unid: str | None, field: str = "store_conf_unid") -> StoreConf | None:
-    """The project's storage config `unid` (None for no unid); NotFound names `field`."""
-    if not unid:
-        return None
+def get_store_conf(project: Project, unid: str, field: str = "store_conf_unid") -> StoreConf:
+    """The project's storage config `unid`; NotFound names `field`."""
     conf = StoreConf.objects.for_project(project).filter(unid=unid).first()
     if conf is None:
         raise NotFound(_("no storage config %(unid)s") % {"unid": unid}, field=field)
@@ -118,7 +116,8 @@ def update_task(task: Task, spec: dict[str, Any], vchans: list[dict[str, Any]] |
         # Scenes must keep their task's algo_type; they are replaced only together with it.
         raise Invalid(_("algo_type cannot change without replacing the task's mtasks"), field="algo_type")
     if "store_conf_unid" in spec:
-        task.store_conf = get_store_conf(task.project, spec["store_conf_unid"])
+        unid = spec["store_conf_unid"]
+        task.store_conf = get_store_conf(task.project, unid) if unid else None
     clean(task, "", exclude=TASK_CLEAN_EXCLUDE)
     if "mtasks" in spec:
         mtasks, scenes, rois = build_tree(task, spec["mtasks"] or [])
@@ -175,9 +174,9 @@ def _relink_scenes(task: Task, scenes: list[Scene]) -> None:
         first_by_refid.setdefault(scene.vchan_refid, scene)
     for subtask in task.subtasks.select_related("video_channel"):
         refid = subtask.video_channel.vchan_refid if subtask.video_channel else ""
-        scene = first_by_refid.get(refid) or (scenes[0] if len(scenes) == 1 else None)
-        if scene is not None:
-            Subtask.objects.filter(pk=subtask.pk).update(scene=scene)
+        chosen = first_by_refid.get(refid) or (scenes[0] if len(scenes) == 1 else None)
+        if chosen is not None:
+            Subtask.objects.filter(pk=subtask.pk).update(scene=chosen)
 
 
 def _lock_idle_task(task_id: str) -> Task:
@@ -375,7 +374,7 @@ def _failure(exc: ServiceError | ValidationError) -> str:
     return f"{exc.field}: {exc.message}" if exc.field else exc.message
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside a batch's transaction: no savepoint of its own
 def create_tasks(
     project: Project, specs: list[dict[str, Any]], validated: tuple[str, ...] = ()
 ) -> BulkResult:

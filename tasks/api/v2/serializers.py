@@ -150,13 +150,14 @@ class InputIn(serializers.Serializer):
         choices=INPUT_TYPES,
         error_messages={"invalid_choice": gettext_lazy("{input} is not supported; use video_source or url")},
     )
-    data = InputDataIn(many=True, allow_empty=False, max_length=constants.V2_MAX_INPUTS)
+    data = InputDataIn(many=True, allow_empty=False, max_length=constants.V2_MAX_INPUTS)  # type: ignore[assignment]  # the v2 body's own `data`
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         key = "video_source_id" if attrs["type"] == "video_source" else "url"
         for index, item in enumerate(attrs["data"]):
             if not item.get(key):
-                raise serializers.ValidationError({"data": {index: {key: [_("This field is required.")]}}})
+                # An int key: the error renders as data[0].<key> (flatten_errors); the stubs only know str keys.
+                raise serializers.ValidationError({"data": {index: {key: [_("This field is required.")]}}})  # type: ignore[dict-item]
         return attrs
 
 

@@ -32,6 +32,11 @@ CORE_TO_V2 = {
 }
 
 
+def as_sent(path: str) -> str:
+    """Error paths of query parameters: named as the client sent them."""
+    return path
+
+
 def v2_path(path: str) -> str:
     if match := _VCHAN.match(path):
         index, rest = match.groups()
@@ -71,7 +76,7 @@ class V2APIView(ProjectAPIView):
 
 
 class TaskCollection(V2APIView):
-    request_path_of = staticmethod(str)  # query parameters are named as sent
+    request_path_of = staticmethod(as_sent)  # query parameters are named as sent
 
     @extend_schema(parameters=[s.TaskListIn], responses=OpenApiTypes.OBJECT, summary="v2: list tasks")
     def get(self, request: Request, project_id: str) -> Response:
@@ -142,7 +147,7 @@ def batch_state_filter(v2_state: str) -> Q:
 
 
 class BatchCollection(V2APIView):
-    request_path_of = staticmethod(str)
+    request_path_of = staticmethod(as_sent)
 
     @extend_schema(parameters=[s.BatchListIn], responses=OpenApiTypes.OBJECT, summary="v2: list batch tasks")
     def get(self, request: Request, project_id: str) -> Response:
@@ -235,7 +240,7 @@ class SourceDetail(SourceViewMixin):
 
 
 class SourceCollection(SourceViewMixin):
-    request_path_of = staticmethod(str)
+    request_path_of = staticmethod(as_sent)
 
     @extend_schema(
         parameters=[s.SourceListIn], responses=OpenApiTypes.OBJECT, summary="v2: list video sources"

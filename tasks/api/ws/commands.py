@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
+from analysis.dispatch import node_is_live
 from subtasks import services as subtask_services
 from subtasks.choices import ACTIVE_STATES
 from subtasks.models import Node, Subtask
@@ -40,6 +42,7 @@ class Context:
     user: Any = None
 
 
+S = TypeVar("S", bound=serializers.Serializer)
 COMMANDS: dict[tuple[str, str], Handler] = {}
 
 
@@ -55,7 +58,7 @@ def verbs_of(resource: str) -> list[str]:
     return sorted(verb for verb, res in COMMANDS if res == resource)
 
 
-def parse(serializer_class: type[serializers.Serializer], params: dict[str, Any]) -> serializers.Serializer:
+def parse(serializer_class: type[S], params: dict[str, Any]) -> S:
     """What NativeAPIView.parse does for an HTTP body, for `params`."""
     if problem := unstorable(params):
         raise serializers.ValidationError({problem[0]: [problem[1]]})
@@ -314,10 +317,8 @@ def delete_vchans(ctx: Context, params: dict[str, Any]) -> Body:
 # ---- operations -----------------------------------------------------------------------------------
 
 
-def node_out(node: Node, now) -> dict[str, Any]:
+def node_out(node: Any, now: datetime) -> dict[str, Any]:  # node annotated with its load
     """A node with its state, load (running subtasks / capacity) and capabilities."""
-    from analysis.dispatch import node_is_live
-
     if not node_is_live(node.last_heartbeat, now):
         state = "offline"
     else:
