@@ -1,6 +1,6 @@
 """The embedded default holds concurrent writers: 20 clients x 100 POST /tasks against a real
-threaded server on a fresh SQLite file. Every answer is 201 or a refusal in the envelope (never a
-500 "database is locked"), and every 201 is stored."""
+threaded server on a fresh SQLite file. Every answer is 200 (POST /tasks creates with 200) or a
+refusal in the envelope (never a 500 "database is locked"), and every 200 is stored."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def write_tasks(server: LiveServer, writer: int) -> list[tuple[int, object]]:
     return answers
 
 
-def test_twenty_concurrent_writers_on_sqlite_get_no_500_and_every_201_is_stored():
+def test_twenty_concurrent_writers_on_sqlite_get_no_500_and_every_200_is_stored():
     # The suite's Redis carries the announcements, as `up`'s bundled one would.
     with LiveServer({"REDIS_URL": settings.REDIS_URL, "VIAS_CHANNEL_PREFIX": "sqlite-writers"}) as server:
         with ThreadPoolExecutor(WRITERS) as pool:
@@ -33,9 +33,9 @@ def test_twenty_concurrent_writers_on_sqlite_get_no_500_and_every_201_is_stored(
                 for answer in batch
             ]
         statuses = Counter(status for status, _body in results)
-        assert statuses == {201: WRITERS * POSTS_PER_WRITER}, (
+        assert statuses == {200: WRITERS * POSTS_PER_WRITER}, (
             statuses,
-            [b for s, b in results if s != 201][:3],
+            [b for s, b in results if s != 200][:3],
         )
-        created = {body["data"]["task_id"] for status, body in results if status == 201}
+        created = {body["data"]["task_id"] for status, body in results if status == 200}
         assert server.task_ids() == created
