@@ -142,6 +142,7 @@ class SubtaskRun:
         self.task = self.subtask.task
         self.inbox: control.Inbox | None = None
         self.pipeline: Any = None
+        self.observer: Any = None  # analysis.observe.Observer, once the pipeline is built
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -170,15 +171,24 @@ class SubtaskRun:
                     log.exception("subtask %s failed", self.subtask.pk)
                 self._finish(State.FAILED, f"{type(exc).__name__}: {exc}"[:1000])
                 return "failed"
+            finally:
+                self._close_observer()
 
     def _run(self, resume_frame: int) -> str:
+        from analysis.observe import Observer
+
         self.pipeline = build_pipeline(self.subtask)
-        if self.task.source_type in PICTURE_SOURCES:
+        pictures = self.task.source_type in PICTURE_SOURCES
+        self.observer = Observer(
+            self.subtask.pk, self.node_name, self.pipeline.engine.fps, clips=not pictures
+        )
+        if pictures:
             self._run_pictures()
         else:
             self._run_video(resume_frame)
         for finding in self.pipeline.flush():  # what waited for its track to end (face captures)
             self._store(finding, None, "")
+        self._close_observer()  # the last clips are on the events before the subtask says it is done
         self._finish(State.SUCCEEDED, "")
         return "succeeded"
 
@@ -200,6 +210,7 @@ class SubtaskRun:
                     read_timeout_s=settings.VIAS_SOURCE_READ_TIMEOUT,
                 ) as video:
                     self.progress.total = video.total_samples
+                    self.observer.source_fps = video.native_fps
                     self.progress.done = sum(1 for i in range(start) if is_sampled(i, video.step))
                     if self.subtask.state != State.RUNNING:
                         self._move(State.RUNNING, "")
@@ -213,6 +224,7 @@ class SubtaskRun:
                 if not stream:
                     raise
                 start = 0
+                self.observer.reconnected()
                 self._reconnect_wait(exc.reason, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
@@ -252,6 +264,7 @@ class SubtaskRun:
 
     def _analyse(self, frame: Any, frame_index: int, offset_s: float, picture: str = "") -> None:
         findings = self.pipeline.process(frame, frame_index, offset_s)
+        self.observer.frame(frame, frame_index, offset_s, self.pipeline)
         for finding in findings:
             self._store(finding, frame, picture)
         self.progress.done += 1
@@ -289,6 +302,7 @@ class SubtaskRun:
         path = Path(settings.MEDIA_ROOT) / snapshot
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(render_snapshot(frame, finding))  # frame None: the finding's own crop
+        self.observer.event(event.pk, snapshot, finding.offset_s)
         publish(event)
 
     def _occurred_at(self, offset_s: float) -> datetime:
@@ -323,6 +337,8 @@ class SubtaskRun:
         )
         if not owned.update(heartbeat_at=timezone.now(), progress=percent):
             raise LostOwnership
+        if self.observer is not None:
+            self.observer.flush(self.pipeline)
         state = Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
         self.subtask.progress = percent
         self._write_mtask_progress()
@@ -339,6 +355,16 @@ class SubtaskRun:
             task_id=self.task.task_id,
         )
         return state
+
+    def _close_observer(self) -> None:
+        """Open clips written and the last figures stored, however the run ended."""
+        observer, self.observer = self.observer, None
+        if observer is None:
+            return
+        try:
+            observer.close(self.pipeline)
+        except Exception:  # noqa: BLE001 - the console's figures must not change how a run ends
+            log.exception("subtask %s: final stats not written", self.subtask.pk)
 
     def _write_mtask_progress(self) -> None:
         """The mtask's progress: the mean of its subtasks' (one aggregate query and one UPDATE)."""

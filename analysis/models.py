@@ -127,6 +127,8 @@ class Event(models.Model):
     track_id = models.IntegerField(null=True, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
     snapshot = models.CharField(max_length=255, blank=True, help_text=_("JPEG under MEDIA_ROOT"))
+    # Written by the node a few seconds after the event (analysis/clips.py), so empty at first.
+    clip = models.CharField(max_length=255, blank=True, help_text=_("WebM (VP8) clip under MEDIA_ROOT"))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -186,3 +188,40 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.output} #{self.attempt} {'ok' if self.ok else 'failed'}"
+
+
+class CameraStats(models.Model):
+    """What a subtask's running job measured, written once a second with its heartbeat
+    (analysis/observe.py): the per-camera figures on the console and the gauges on /metrics.
+    Kept after the run ends, so a finished subtask still says what it saw (or that it saw nothing)."""
+
+    subtask = models.OneToOneField(
+        "subtasks.Subtask", on_delete=models.CASCADE, primary_key=True, related_name="camera_stats"
+    )
+    node_name = models.CharField(_("node"), max_length=constants.MAX_NAME_LENGTH, blank=True)
+    provider = models.CharField(_("provider"), max_length=64, blank=True, help_text=_("CPU or CUDA"))
+    frames_decoded = models.PositiveBigIntegerField(_("frames decoded"), default=0)
+    frames_analysed = models.PositiveBigIntegerField(_("frames analysed"), default=0)
+    source_fps = models.FloatField(_("source fps"), default=0.0)
+    analysed_fps = models.FloatField(_("analysed fps"), default=0.0, help_text=_("over the last seconds"))
+    detections = models.PositiveBigIntegerField(_("detections"), default=0)
+    detections_per_minute = models.FloatField(_("detections per minute"), default=0.0)
+    inference_ms = models.FloatField(_("inference ms"), default=0.0, help_text=_("mean per frame, recent"))
+    inference_seconds = models.FloatField(_("inference seconds"), default=0.0, help_text=_("in total"))
+    reconnects = models.PositiveIntegerField(_("reconnects"), default=0)
+    events = models.PositiveBigIntegerField(_("events"), default=0)
+    last_frame_at = models.DateTimeField(_("last frame"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("camera statistics")
+        verbose_name_plural = _("camera statistics")
+
+    def __str__(self) -> str:
+        return f"subtask {self.subtask_id}: {self.frames_analysed} frames, {self.detections} detections"
+
+    @property
+    def saw_nothing(self) -> bool:
+        """Analysed frames and not one detection: worth saying on the page (wrong model? dark?)."""
+        return self.frames_analysed > 0 and self.detections == 0

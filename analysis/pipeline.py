@@ -9,6 +9,7 @@ pipeline.flush()                                        # end of the source
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import cv2
@@ -29,6 +30,9 @@ class Pipeline:
         self.detectors = list(detectors)
         self.engine = engine
         self.frames = 0
+        # Read by the per-camera stats (analysis/observe.py).
+        self.detections = 0
+        self.inference_s = 0.0
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
         merged: list[list[Detection]] = [[] for _ in frames]
@@ -44,7 +48,10 @@ class Pipeline:
         self, frames: Sequence[np.ndarray], frame_indices: Sequence[int], offsets: Sequence[float]
     ) -> list[list[Finding]]:
         """Consecutive frames of one source, detected as one batch; rules then run in order."""
+        began = time.perf_counter()
         detections = self.detect(frames) if frames else []
+        self.inference_s += time.perf_counter() - began
+        self.detections += sum(len(found) for found in detections)
         results = []
         for frame, index, offset, found in zip(frames, frame_indices, offsets, detections, strict=True):
             results.append(self.engine.step(found, index, offset, frame.shape, frame))
