@@ -7,12 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from django.conf import settings
 
 from analysis import control, live
 from analysis.clips import PRE_SECONDS, ClipRecorder
 from analysis.models import CameraStats, Event
+from subtasks import services as subtask_services
 from subtasks.choices import State
 from tests.nodes import long_video, wait_for
 from tests.onnx_models import register_fixed_person_model
@@ -62,33 +64,55 @@ def test_a_run_with_no_detection_says_it_saw_nothing(alice):
     assert stats.frames_analysed > 10 and stats.detections == 0 and stats.saw_nothing
 
 
-def test_the_live_view_is_published_only_while_a_viewer_key_exists(alice, request):
+def test_a_watched_run_publishes_annotated_frames_that_change(alice, request):
     store = request.getfixturevalue("video_store")
     register_fixed_person_model(models_dir(), PERSON)
     long_video(store / "long.mp4", loops=6)
     _task, subtask, node = security_task(alice, "long.mp4")
-    frame_key = f"{settings.VIAS_CONTROL_PREFIX}:frame:{subtask.pk}"
+    assert live.watch(subtask.pk) is None  # a viewer waits before the run begins
     thread, _result = in_thread(subtask, node)
     try:
-        wait_for(lambda: CameraStats.objects.filter(subtask=subtask, frames_analysed__gt=10).exists(), 60)
-        assert not control.client().exists(frame_key)  # running, nobody watching: nothing drawn
-        assert live.watch(subtask.pk) is None
-        jpeg = wait_for(lambda: live.watch(subtask.pk), 10, what="a live frame")
-        image = cv2.imdecode(__import__("numpy").frombuffer(jpeg, "uint8"), cv2.IMREAD_COLOR)
+        jpeg = wait_for(lambda: live.watch(subtask.pk), 30, what="a live frame")
+        image = cv2.imdecode(np.frombuffer(jpeg, "uint8"), cv2.IMREAD_COLOR)
         assert image is not None and image.shape[1] <= 640
         second = wait_for(lambda: (frame := live.watch(subtask.pk)) != jpeg and frame, 10, what="a new frame")
         assert second != jpeg
     finally:
-        from subtasks import services as subtask_services
-
         subtask_services.stop_task(subtask.task)
         thread.join(60)
-    assert state_of(subtask) == State.STOPPED
+    assert state_of(subtask) in (State.STOPPED, State.SUCCEEDED)
+
+
+def test_nobody_watching_means_nothing_is_drawn_and_one_exists_a_second():
+    clock = FakeClock()
+    publisher = live.LivePublisher(4242, clock=clock)
+    viewers = f"{settings.VIAS_CONTROL_PREFIX}:viewers:4242"
+    control.client().delete(viewers)
+    assert not publisher.due()
+    control.client().set(viewers, "1", ex=10)
+    clock.now += 0.5
+    assert not publisher.due()  # the key is looked for at most once a second
+    clock.now += 0.5
+    assert publisher.due()
+    publisher.publish(b"jpeg")
+    clock.now += 0.2
+    assert not publisher.due()  # about 2 frames a second, not more
+    clock.now += 0.3
+    assert publisher.due()
+    control.client().delete(viewers)
+    clock.now += 1.0
+    assert not publisher.due()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def test_a_clip_holds_the_seconds_before_and_after_its_event(tmp_path, settings):
-    import numpy as np
-
     settings.MEDIA_ROOT = tmp_path
     recorder = ClipRecorder(fps=5)
     frame = np.zeros((90, 160, 3), np.uint8)

@@ -22,11 +22,11 @@ from tasks.xmlformats import (
     Zone,
     homography,
     parse_calibration,
-    polygon_problem,
-    reprojection_errors,
     parse_roi,
+    polygon_problem,
     render_calibration,
     render_roi,
+    reprojection_errors,
 )
 
 
