@@ -211,13 +211,15 @@ class CameraStats(models.Model):
     analysed_fps = models.FloatField(_("analysed fps"), default=0.0, help_text=_("over the last seconds"))
     detections = models.PositiveBigIntegerField(_("detections"), default=0)
     detections_per_minute = models.FloatField(_("detections per minute"), default=0.0)
-    inference_ms = models.FloatField(_("inference ms"), default=0.0, help_text=_("mean per frame, recent"))
+    inference_ms = models.FloatField(_("inference ms"), default=0.0, help_text=_("mean per analysed frame"))
     inference_seconds = models.FloatField(_("inference seconds"), default=0.0, help_text=_("in total"))
     reconnects = models.PositiveIntegerField(_("reconnects"), default=0)
     events = models.PositiveBigIntegerField(_("events"), default=0)
     last_frame_at = models.DateTimeField(_("last frame"), null=True, blank=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = tenant_queryset("subtask__task__project").as_manager()
 
     class Meta:
         verbose_name = _("camera statistics")

@@ -49,6 +49,12 @@ def register(name: str, capacity: int, capabilities: dict[str, Any] | None = Non
 
 def heartbeat(name: str) -> None:
     Node.objects.filter(name=name).update(last_heartbeat=timezone.now())
+    try:
+        from analysis import sysstats
+
+        sysstats.publish(name)  # CPU, memory, GPU for the System page
+    except Exception:  # noqa: BLE001 - the load figures are extras; the heartbeat is what counts
+        log.warning("node %s: load sample not published", name, exc_info=True)
 
 
 def start_draining(name: str) -> None:

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from analysis import sysstats
 from analysis.models import CameraStats, Delivery, Event
 from subtasks.choices import State
 from subtasks.models import Node, Subtask
@@ -128,22 +129,9 @@ class VIASCollector:
             [],
             Subtask.objects.filter(state__in=(State.STARTING, State.RECOVERING), node__isnull=True).count(),
         )
-        for name, depth in queue_depths().items():
+        for name, depth in sysstats.queue_depths(list(Node.objects.values_list("name", flat=True))).items():
             family.add_metric([name], depth)
         yield from (family, waiting)
-
-
-def queue_depths() -> dict[str, int]:
-    """Jobs waiting per node queue (django-q2 keeps one Redis list per cluster name)."""
-    from django_q.brokers import get_broker
-
-    depths = {}
-    for name in Node.objects.values_list("name", flat=True):
-        try:
-            depths[name] = int(get_broker(name).queue_size() or 0)
-        except Exception:  # noqa: BLE001 - Redis down: the queue depth is unknown, the rest still answers
-            continue
-    return depths
 
 
 def _active(prefix: str):
