@@ -1,25 +1,12 @@
 """Words for what the rules find, as the operator reads them (the event list, its page, the review
-timeline): the rule names the engine stores (Event.rule) and an event's key spelled out."""
+timeline): the rule names the engine stores (Event.rule, analysis/choices.py) and an event's key
+spelled out."""
 
 from __future__ import annotations
 
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
-from analysis.rules import engine
-
-RULE_LABELS = {
-    engine.LINE_CROSS: gettext_lazy("line crossing"),
-    engine.SPEEDING: gettext_lazy("speeding"),
-    engine.FLOW: gettext_lazy("flow count"),
-    engine.OCCUPANCY: gettext_lazy("occupancy over the limit"),
-    engine.INTRUSION: gettext_lazy("intrusion"),
-    engine.LOITERING: gettext_lazy("loitering"),
-    engine.FALL: gettext_lazy("fall"),
-    engine.PARKING: gettext_lazy("illegal parking"),
-    engine.FACE_CAPTURE: gettext_lazy("face capture"),
-    engine.APPEAR: gettext_lazy("appearance"),
-}
+from analysis.choices import RULE_LABELS
 
 
 def rule_label(rule: str) -> str:

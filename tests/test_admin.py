@@ -141,7 +141,9 @@ def test_the_admin_speaks_chinese_when_asked(staff, task):
     Subtask.objects.filter(task=task).update(state=State.RUNNING)
     page = staff.get(reverse("admin:tasks_task_changelist"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert 'lang="zh-hans"' in page
-    assert 'data-state="RUNNING" title="RUNNING">运行中<' in page  # the state's label, from the shared catalogue
+    assert (
+        'data-state="RUNNING" title="RUNNING">运行中<' in page
+    )  # the state's label, from the shared catalogue
     assert "简体中文" in page  # the language switch
 
 

@@ -57,7 +57,10 @@ def camera_figures(stats: CameraStats | None) -> list[tuple[str, str]]:
     return [
         (_("frames decoded / analysed"), f"{stats.frames_decoded} / {stats.frames_analysed}"),
         (_("analysed fps / source fps"), f"{stats.analysed_fps:.1f} / {stats.source_fps:.1f}"),
-        (_("detections"), f"{stats.detections} ({stats.detections_per_minute:.1f} / min)"),
+        (
+            _("detections"),
+            _("%(n)d (%(rate).1f a minute)") % {"n": stats.detections, "rate": stats.detections_per_minute},
+        ),
         (_("inference"), f"{stats.inference_ms:.1f} ms"),
         (_("events"), str(stats.events)),
         (_("reconnects"), str(stats.reconnects)),

@@ -4,7 +4,7 @@
   "use strict";
 
   function format(text, values) {
-    return text.replace(/%\((\w+)\)s/g, function (_m, k) { return values[k] == null ? "" : values[k]; });
+    return text.replace(/\{(\w+)\}/g, function (_m, k) { return values[k] == null ? "" : values[k]; });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
