@@ -259,3 +259,4 @@ ZH.update(
         "%(n)d (%(rate).1f a minute)": "%(n)d(每分钟 %(rate).1f)",
     }
 )
+ZH.update({"polygon": "多边形", "line": "线"})

@@ -128,6 +128,8 @@ def editor_labels() -> dict[str, str]:
         "polygon": _("Add polygon"),
         "line": _("Add line"),
         "pair": _("Add point pair"),
+        "shape_polygon": _("polygon"),
+        "shape_line": _("line"),
         "finish": _("Finish shape"),
         "cancel": _("Cancel"),
         "delete": _("Delete"),

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.django_db
 VIDEO = Path(__file__).resolve().parent / "data" / "bikes.mp4"
 # Names and units that stay as they are in a Chinese UI (product, protocols, hardware, formats).
 TECHNICAL = {
+    "Shift",
     "API",
     "VP",
     "mp",

@@ -394,7 +394,7 @@
     this.table.innerHTML = "";
     this.shapes.forEach(function (shape, index) {
       var row = el("tr", { "data-shape": shape.type });
-      row.appendChild(el("td", {}, shape.type === "pair" ? "#" + (index + 1) : L[shape.type] ? shape.type : shape.type));
+      row.appendChild(el("td", {}, shape.type === "pair" ? "#" + (index + 1) : L["shape_" + shape.type] || shape.type));
       function changed() {
         self.writeText();
         self.render();
