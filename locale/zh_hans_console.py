@@ -260,3 +260,10 @@ ZH.update(
     }
 )
 ZH.update({"polygon": "多边形", "line": "线"})
+ZH.update(
+    {
+        "reprojection error %(e)s m": "重投影误差 %(e)s 米",
+        "reprojection error: from 4 pairs": "重投影误差:需 4 个点对",
+        "ground grid: one line every %(step)s m": "地面网格:每 %(step)s 米一条线",
+    }
+)

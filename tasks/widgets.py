@@ -158,6 +158,9 @@ def editor_labels() -> dict[str, str]:
             "coordinates in metres. Drag a point to move it; Shift+click it to delete the pair."
         ),
         "frame_size": _("frame %(w)s×%(h)s"),
+        "error": _("reprojection error %(e)s m"),
+        "error_none": _("reprojection error: from 4 pairs"),
+        "grid": _("ground grid: one line every %(step)s m"),
     }
 
 

@@ -24,11 +24,14 @@ from tests.test_jobs import PERSON
 # Nearly the whole frame: the test model's person stands in the middle, feet near the bottom.
 CLICKS = [(0.04, 0.04), (0.96, 0.04), (0.96, 0.985), (0.04, 0.985)]
 TARGET = 12
-# What a reader sees on the page, without the code editors' documents (XML is data, not labels).
+# What a reader sees on the page (innerText: rendered text only), without the code editors'
+# documents (XML is data, not labels).
 READABLE_TEXT = """() => {
-  const body = document.body.cloneNode(true);
-  body.querySelectorAll('.CodeMirror, script, style, textarea, select, [hidden]').forEach(n => n.remove());
-  return body.innerText;
+  const editors = [...document.querySelectorAll('.CodeMirror')];
+  editors.forEach(n => { n.style.display = 'none'; });
+  const text = document.body.innerText;  // rendered text only: closed <details> stay out
+  editors.forEach(n => { n.style.display = ''; });
+  return text;
 }"""
 
 
@@ -189,8 +192,9 @@ def test_one_camera_from_nothing_to_running_with_live_view_figures_and_a_clip(pa
         ("system", "/admin/console/system/"),
     ):
         page.goto(base + url)
-        # Data, not labels: names and the event's key. The XML editors' documents are data too.
-        data = {"admin", "lobby", "hall", *WORD.findall(node.name), *WORD.findall(event.key)}
+        # Data, not labels: names, the event's key, "English" in the language switch (each language
+        # in its own words). The XML editors' documents are data too.
+        data = {"admin", "lobby", "hall", "English", *WORD.findall(node.name), *WORD.findall(event.key)}
         left = english_words(page.evaluate(READABLE_TEXT), data)
         assert not left, f"English on the {name} page in Chinese: {left}"
         screenshot(page, f"17-zh-{name}")
