@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,7 @@ def test_one_camera_from_nothing_to_running_with_live_view_figures_and_a_clip(pa
         # Data, not labels: names, the event's key, "English" in the language switch (each language
         # in its own words). The XML editors' documents are data too.
         data = {"admin", "lobby", "hall", "English", *WORD.findall(node.name), *WORD.findall(event.key)}
+        data |= set(WORD.findall(socket.gethostname()))  # the node's host, on the System page
         left = english_words(page.evaluate(READABLE_TEXT), data)
         assert not left, f"English on the {name} page in Chinese: {left}"
         screenshot(page, f"17-zh-{name}")
@@ -239,3 +241,56 @@ def test_the_old_way_to_one_running_camera_counts_its_interactions(page, live_se
     assert subtask.state == "STARTING" and 'name="hall"' in subtask.rois[0]
     record("before: task and subtask pages", ops.count)
     assert ops.count > TARGET
+
+
+def test_the_calibration_editor_shows_each_pairs_error_and_a_ground_grid(page, live_server, store):
+    from subtasks.models import Subtask
+    from tasks import services
+    from tasks.models import Project
+
+    # A 10 m square and its centre, the centre's ground point 0.3 m off (under the refusal limit).
+    pairs = [
+        ((0.2, 0.2), (0, 0)),
+        ((0.8, 0.2), (10, 0)),
+        ((0.8, 0.8), (10, 10)),
+        ((0.2, 0.8), (0, 10)),
+        ((0.5, 0.5), (5.3, 5)),
+    ]
+    xml = (
+        "<root>"
+        + "".join(
+            f'<pair><image x="{a}" y="{b}"/><ground x="{c}" y="{d}"/></pair>' for (a, b), (c, d) in pairs
+        )
+        + "</root>"
+    )
+    task = services.create_task(
+        Project.objects.get(),
+        {
+            "task_name": "yard",
+            "algo_type": "2",
+            "run_dt": timezone.now(),
+            "play_url": "bikes.mp4",
+            "mtasks": [
+                {
+                    "mtask_unid": "m",
+                    "scenes": [{"scene_unid": "s", "name": "yard", "algo_type": "2", "calibration_xml": xml}],
+                }
+            ],
+        },
+    )
+    subtask = task.subtasks.get()
+    assert Subtask.objects.get(pk=subtask.pk).calibration_xml == xml
+    login(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/subtasks/subtask/{subtask.pk}/change/")
+    editor = ".field-calibration_xml .vias-draw"
+    page.wait_for_selector(f"{editor}[data-grid=on]")
+    errors = [
+        float(v)
+        for v in page.eval_on_selector_all(
+            f"{editor} td.vias-pair-error", "cells => cells.map(c => c.dataset.error)"
+        )
+    ]
+    assert len(errors) == 5 and max(errors) == errors[4] and 0.05 < errors[4] < 0.3
+    assert "reprojection error" in page.inner_text(f"{editor} .vias-draw-shapes")
+    page.locator(editor).scroll_into_view_if_needed()
+    page.locator(editor).screenshot(path=str(SCREENSHOTS / "18-calibration-grid.png"))
