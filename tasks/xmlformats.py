@@ -28,9 +28,9 @@ from vias.lib.xmlsafe import parse_xml
 
 MAX_POLYGON_POINTS = 256
 MIN_CALIBRATION_PAIRS = 4
-# Twice a triangle's area below this (in units of the frame, or of the ground's extent squared)
-# means its three points are on one line: about 0.2 px off a 1000 px line in a 1080p frame.
-COLLINEAR_TOLERANCE = 2e-4
+# A point this close to the line through two others (a share of the frame, or of the ground's
+# extent) is on that line: about 1 px in a 1000 px frame.
+COLLINEAR_DISTANCE = 1e-3
 MIN_POLYGON_AREA = 1e-6  # of the frame: a polygon smaller than about 2 px² is no area at all
 # A pair whose ground point lies further than this from where the others map its image point
 # (the larger of metres and a share of the ground's extent) contradicts them.
@@ -223,28 +223,36 @@ def parse_calibration(text: str) -> Calibration:
     return calibration
 
 
-def _on_line(points: list[Point], i: int, j: int, scale: float) -> list[int]:
-    """Indexes of the points on the line through points i and j (i and j included)."""
+def _on_line(points: list[Point], i: int, j: int, scale: float) -> list[int] | None:
+    """Indexes of the points within COLLINEAR_DISTANCE of the line through points i and j (i and j
+    included); None when i and j are too close to define a line."""
     (ax, ay), (bx, by) = points[i], points[j]
+    length = math.hypot(bx - ax, by - ay)
+    if length <= COLLINEAR_DISTANCE * scale:
+        return None
     return [
         k
         for k, (cx, cy) in enumerate(points)
-        if abs((bx - ax) * (cy - ay) - (by - ay) * (cx - ax)) <= COLLINEAR_TOLERANCE * scale
+        if abs((bx - ax) * (cy - ay) - (by - ay) * (cx - ax)) / length <= COLLINEAR_DISTANCE * scale
     ]
 
 
 def _degenerate_line(points: list[Point], scale: float) -> list[int] | None:
     """The points on one line that leave no 4 points with no three on a line, or None.
 
-    With 4 pairs that is any 3 on a line. With more, a homography still has a basis unless all
-    the points, or all but one, are on one line (repeated points count as on every line)."""
+    With 4 pairs that is any 3 on a line, or two points on top of each other. With more, a
+    homography still has a basis unless all the points, or all but one, are on one line
+    (repeated points are left to the contradiction check). `scale`: the points' extent."""
     import itertools
 
-    need = 3 if len(points) == MIN_CALIBRATION_PAIRS else len(points) - 1
+    four = len(points) == MIN_CALIBRATION_PAIRS
+    need = 3 if four else len(points) - 1
     for i, j in itertools.combinations(range(len(points)), 2):
-        if points[i] == points[j] and len(points) > MIN_CALIBRATION_PAIRS:
-            continue  # a repeated point defines no line; the contradiction check sees it
         on_line = _on_line(points, i, j, scale)
+        if on_line is None:
+            if four:
+                return [i, j]  # the same point twice: no 4 distinct points
+            continue
         if len(on_line) >= need:
             return on_line
     return None
@@ -263,7 +271,7 @@ def calibration_problem(calibration: Calibration) -> tuple[int, str] | None:
         return None
     images = [p.image for p in calibration.pairs]
     grounds = [p.ground for p in calibration.pairs]
-    for kind, points, scale in (("image", images, 1.0), ("ground", grounds, _extent(grounds) ** 2 or 1.0)):
+    for kind, points, scale in (("image", images, 1.0), ("ground", grounds, _extent(grounds) or 1.0)):
         on_line = _degenerate_line(points, scale)
         if on_line:
             numbers = {"pairs": ", ".join(str(k + 1) for k in on_line)}

@@ -67,8 +67,9 @@ def test_metrics_ask_for_the_bearer_token_when_one_is_set(client, settings):
 @pytest.mark.django_db(transaction=True)
 def test_metrics_scraped_during_a_real_run_show_moving_counters(alice, client, request):
     node = request.getfixturevalue("node_process")(capacity=1)
-    long_video(Path(request.getfixturevalue("store")) / "long.mp4", loops=6)
-    task, subtask = started_task(alice, "long.mp4")
+    long_video(Path(request.getfixturevalue("store")) / "long.mp4", loops=12)
+    # Every frame analysed: the run lasts while the test scrapes, even on a fast machine.
+    task, subtask = started_task(alice, "long.mp4", fps=25)
     wait_for(
         lambda: CameraStats.objects.filter(subtask=subtask, frames_analysed__gt=5).exists(),
         timeout=90,
