@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tasks import constants
 from tasks.choices import DetectorModel as Category
-from vias.lib.tenancy import tenant_queryset
+from vias.lib.tenancy import TenantQuerySet
 
 
 class Head(models.TextChoices):
@@ -128,6 +128,10 @@ class Detector(models.Model):
             raise ValidationError({"onnx_file": _("no file %(p)s") % {"p": self.path}})
 
 
+class EventQuerySet(TenantQuerySet):
+    project_path = "task__project"
+
+
 class Event(models.Model):
     """Something a rule found: who, where, when, how sure, and the picture."""
 
@@ -166,7 +170,7 @@ class Event(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
 
-    objects = tenant_queryset("task__project").as_manager()
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("event")
@@ -206,6 +210,10 @@ class Event(models.Model):
         }
 
 
+class DeliveryQuerySet(TenantQuerySet):
+    project_path = "event__task__project"
+
+
 class Delivery(models.Model):
     """One attempt to send one event to one output (webhook POST, Redis stream, result file)."""
 
@@ -226,7 +234,7 @@ class Delivery(models.Model):
     duration_ms = models.FloatField(default=0.0, verbose_name=_("duration (ms)"))
     created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("when"))
 
-    objects = tenant_queryset("event__task__project").as_manager()
+    objects = DeliveryQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("delivery")
@@ -235,6 +243,10 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.output} #{self.attempt} {'ok' if self.ok else 'failed'}"
+
+
+class CameraStatsQuerySet(TenantQuerySet):
+    project_path = "subtask__task__project"
 
 
 class CameraStats(models.Model):
@@ -261,7 +273,7 @@ class CameraStats(models.Model):
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
-    objects = tenant_queryset("subtask__task__project").as_manager()
+    objects = CameraStatsQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("camera statistics")

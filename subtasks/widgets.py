@@ -14,7 +14,7 @@ from subtasks.choices import STARTABLE_STATES, STOP_DIRECTLY, STOP_VIA_NODE, Sta
 def state_badge(state: str) -> SafeString:
     """A coloured badge for a subtask (or derived task) state; `data-state` lets live.js update it."""
     try:
-        label = State(state).label
+        label = str(State(state).label)
     except ValueError:
         label = state
     return format_html(

@@ -7,6 +7,7 @@ subtasks/widgets.py (state badges).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
@@ -15,8 +16,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Min, QuerySet
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
+from django.db.models.functions.datetime import TruncBase
 from django.forms.renderers import TemplatesSetting
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.utils import timezone
@@ -79,7 +81,7 @@ def pretty_or_same(value: Any) -> Any:
     return pretty(value) if isinstance(value, str) and value.strip() else value
 
 
-class ProjectTemplates:
+class ProjectTemplates(forms.Widget):
     """Widgets whose templates live in the project's templates/ (the default form renderer only
     looks inside Django and the installed apps)."""
 
@@ -95,12 +97,11 @@ CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 720, 160, 28
 def events_chart(queryset: QuerySet, *, title: str = "") -> SafeString:
     """Events of `queryset` per minute, hour or day (by the span they cover) as an inline SVG bar chart:
     two queries (the span, then the counts per bucket)."""
-    from django.db.models import Count, Max, Min
-
     span = queryset.order_by().aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
     if not span["first"]:
         return format_html('<p class="vias-chart-empty">{}</p>', _("No events yet."))
     length = span["last"] - span["first"]
+    trunc: type[TruncBase]
     if length <= timedelta(hours=2):
         trunc, step, fmt = TruncMinute, timedelta(minutes=1), "%H:%M"
     elif length <= timedelta(days=3):
@@ -115,7 +116,8 @@ def events_chart(queryset: QuerySet, *, title: str = "") -> SafeString:
         .order_by("bucket")
     )
     counts = {row["bucket"]: row["n"] for row in rows}
-    buckets, at = [], rows[0]["bucket"]
+    buckets: list[tuple[Any, int]] = []
+    at = rows[0]["bucket"]
     while at <= rows[-1]["bucket"] and len(buckets) < 400:
         buckets.append((at, counts.get(at, 0)))
         at += step
@@ -208,6 +210,15 @@ class TenantAdminMixin:
             queryset = db_field.remote_field.model._default_manager.using(db)
         return visible(queryset, request)
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)  # type: ignore[misc]
+        return limit_choices(form, request)
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)  # type: ignore[misc]
+        formset.form = limit_choices(formset.form, request)
+        return formset
+
     def get_list_filter(self, request: HttpRequest) -> Any:
         filters = super().get_list_filter(request)  # type: ignore[misc]
         if request.user.is_superuser:
@@ -220,6 +231,18 @@ class TenantAdminMixin:
         if obj is None and not request.user.is_superuser:
             raise Http404  # not "does not exist": another project's row is simply not there
         return obj
+
+
+def limit_choices(form_class: Any, request: HttpRequest) -> Any:
+    """Model choices a form declares itself (not made by the admin from the model) limited the same
+    way; the fields are copied first, as a form class shares its declared fields."""
+    for name, field in list(form_class.base_fields.items()):
+        queryset = getattr(field, "queryset", None)
+        if queryset is not None and hasattr(queryset, "visible_to") and not request.user.is_superuser:
+            limited = copy.deepcopy(field)
+            limited.queryset = queryset.visible_to(request.user)
+            form_class.base_fields[name] = limited
+    return form_class
 
 
 def visible(queryset: QuerySet[Any], request: HttpRequest) -> QuerySet[Any]:
