@@ -99,7 +99,8 @@ class ClipRecorder:
 def write_clip(path: Path, frames: list[np.ndarray], fps: float) -> None:
     height, width = frames[0].shape[:2]
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height))
+    fourcc = cv2.VideoWriter_fourcc(*FOURCC)  # type: ignore[attr-defined]  # missing from OpenCV's stubs
+    writer = cv2.VideoWriter(str(path), fourcc, fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write {FOURCC} to {path.name}")
     try:

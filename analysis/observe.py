@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ class Observer:
         self.frames_decoded = 0
         self.reconnects = 0
         self.events = 0
-        self.last_frame_at = None
+        self.last_frame_at: datetime | None = None
         self.started_at = timezone.now()
         self._first_index: int | None = None
         self._samples: deque[tuple[float, int, int]] = deque()  # (time, frames, detections)

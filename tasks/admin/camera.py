@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
@@ -127,14 +127,17 @@ class CameraForm(forms.Form):
 
     ADVANCED = ("mtask_name", "run_dt", "play_url", "calibration_xml", "config_xml")
 
-    def __init__(self, *args: Any, projects=None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, projects: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = projects
+        cast(forms.ModelChoiceField, self.fields["project"]).queryset = projects
         if projects is not None and projects.count() == 1:
             self.fields["project"].initial = projects.first()
             self.fields["project"].widget = forms.HiddenInput()
         videos = store_videos()
-        self.fields["video"].choices = [("", _("— choose a video —")), *[(v, v) for v in videos]]
+        cast(forms.ChoiceField, self.fields["video"]).choices = [
+            ("", _("— choose a video —")),
+            *[(v, v) for v in videos],
+        ]
         editor = self.fields["roi"].widget
         editor.frame_url = frame_url()
         editor.attrs["data-frame-inputs"] = "source=id_frame_source"
@@ -153,7 +156,7 @@ class CameraForm(forms.Form):
         return text
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         given = [name for name in ("video", "upload", "stream_url") if data.get(name)]
         if not given:
             raise ValidationError(_("Choose a video from the store, upload one or give a stream URL."))
