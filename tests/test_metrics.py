@@ -67,9 +67,10 @@ def test_metrics_ask_for_the_bearer_token_when_one_is_set(client, settings):
 @pytest.mark.django_db(transaction=True)
 def test_metrics_scraped_during_a_real_run_show_moving_counters(alice, client, request):
     node = request.getfixturevalue("node_process")(capacity=1)
-    long_video(Path(request.getfixturevalue("store")) / "long.mp4", loops=12)
-    # Every frame analysed: the run lasts while the test scrapes, even on a fast machine.
-    task, subtask = started_task(alice, "long.mp4", fps=25)
+    # A file of its own (another test may have left a shorter long.mp4 in the store), every frame
+    # analysed: the run lasts while the test scrapes, even on a fast machine.
+    long_video(Path(request.getfixturevalue("store")) / "metrics-long.mp4", loops=12)
+    task, subtask = started_task(alice, "metrics-long.mp4", fps=25)
     wait_for(
         lambda: CameraStats.objects.filter(subtask=subtask, frames_analysed__gt=5).exists(),
         timeout=90,
@@ -77,7 +78,7 @@ def test_metrics_scraped_during_a_real_run_show_moving_counters(alice, client, r
     )
     labels = {"subtask": str(subtask.pk), "node": node.name}
     first = scrape(client)
-    time.sleep(2.5)  # the node writes its figures once a second
+    time.sleep(1.5)  # the node writes its figures once a second
     second = scrape(client)
     for counter in ("frames_analysed", "frames_decoded", "detections", "inference_seconds"):
         name = f"vias_subtask_{counter}_total"
