@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from subtasks import callbacks
 from subtasks.choices import (
     ACTIVE_STATES,
     STARTABLE_STATES,
@@ -95,6 +96,7 @@ def transition(subtask: Subtask, target: State, reason: str = "", **fields: Any)
     for name, value in changes.items():
         setattr(subtask, name, value)
     _announce_state(subtask, current)
+    callbacks.state_changed(subtask, current)
     return subtask
 
 
@@ -212,6 +214,44 @@ def run_edge(task_id: str, action: str) -> str:
         log.info("scheduled %s of task %s: %s", action, task_id, exc.message)
         return exc.message
     return f"{action}: {sum(o.ok for o in outcomes)} of {len(outcomes)} subtasks"
+
+
+@transaction.atomic
+def start_task_at(task: Task, when: datetime, now: datetime | None = None) -> list[Outcome]:
+    """Start at `when` (the VCS execStartTime): at once when that has passed, else one deferred
+    start (tasks.schedules.defer_start) that `stop_task` cancels. Checked now as a start would be,
+    so a task that cannot start is refused when asked, not when the moment comes."""
+    if when <= (now or timezone.now()) or task.schedule:
+        return start_task(task, now)
+    _check_startable(task)
+    schedules.defer_start(task, when)
+    announce(task.project.project_id, "task.start_deferred", {"task_id": task.task_id}, task_id=task.task_id)
+    return []
+
+
+def _check_startable(task: Task) -> None:
+    subtasks = list(Subtask.objects.filter(task=task))
+    if not subtasks:
+        raise Conflict(_("the task has no subtasks to start"))
+    _check_detectors(task)
+    if not any(s.config_complete or s.state in ACTIVE_STATES for s in subtasks):
+        raise Conflict(
+            _("no subtask is config-complete; configure the subtasks and mark them config-complete first")
+        )
+
+
+def run_deferred_start(task_id: str) -> str:
+    """What the one-off schedule runs at execStartTime: the task's subtasks start."""
+    task = Task.objects.select_related("project").filter(pk=task_id).first()
+    if task is None:
+        return "no such task"
+    try:
+        with transaction.atomic():
+            outcomes = _start_subtasks(task)
+    except ServiceError as exc:
+        log.info("deferred start of task %s: %s", task_id, exc.message)
+        return exc.message
+    return f"start: {sum(o.ok for o in outcomes)} of {len(outcomes)} subtasks"
 
 
 def _set_schedule_active(task: Task, active: bool) -> None:

@@ -14,10 +14,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from tasks import constants
-from tasks.choices import PICTURE_SOURCES, AlgoType, MTaskType, SourceType
+from tasks import constants, validators
+from tasks.choices import PICTURE_SOURCES, AccessType, AlgoType, MTaskType, SourceKind, SourceType
 from tasks.validators import (
     has_output_mode,
+    output_warnings,
     validate_alg_id,
     validate_algo_args,
     validate_calibration_xml,
@@ -37,6 +38,11 @@ from tasks.validators import (
     validate_xml,
 )
 from vias.lib.tenancy import TenantQuerySet
+
+
+def uuid_str() -> str:
+    """A UUID in its 36-character form: the shape of v2 video source and group ids."""
+    return str(uuid.uuid4())
 
 
 def new_id() -> str:
@@ -176,6 +182,29 @@ class VideoChannel(models.Model):
         null=True, blank=True, help_text=_("frame height, when known"), verbose_name=_("height")
     )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
+    # What a VIAS v2 video source adds (tasks/validators.py); empty type_config: not a v2 source.
+    access_type = models.CharField(
+        max_length=5, choices=AccessType.choices, default=AccessType.CLOUD, verbose_name=_("access type")
+    )
+    kind = models.CharField(
+        max_length=16,
+        choices=SourceKind.choices,
+        default=SourceKind.URL,
+        help_text=_("the v2 type"),
+        verbose_name=_("type"),
+    )
+    type_config = models.TextField(
+        max_length=validators.MAX_TYPE_CONFIG, blank=True, verbose_name=_("type configuration")
+    )
+    latitude = models.CharField(
+        max_length=16, blank=True, validators=[validators.validate_latitude], verbose_name=_("latitude")
+    )
+    longitude = models.CharField(
+        max_length=16, blank=True, validators=[validators.validate_longitude], verbose_name=_("longitude")
+    )
+    tags = models.JSONField(
+        default=list, blank=True, validators=[validators.validate_tags], verbose_name=_("tags")
+    )
 
     objects = TenantQuerySet.as_manager()
 
@@ -189,6 +218,59 @@ class VideoChannel(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.vchan_refid
+
+    def clean(self) -> None:
+        """A v2 source keeps the v2 name rule, and its url is the one its type_config names."""
+        if not self.type_config:
+            return
+        try:
+            validators.validate_source_name(self.name)
+        except ValidationError as exc:
+            raise ValidationError({"name": exc.messages}) from None
+        self.apply_type_config()
+
+    def apply_type_config(self) -> None:
+        """Take the url from type_config (before field validation, which then checks the url)."""
+        if not self.type_config:
+            return
+        try:
+            fields = validators.parse_type_config(self.kind, self.type_config)
+        except ValidationError as exc:
+            raise ValidationError({"type_config": exc.messages}) from None
+        self.url = fields["url_address"]
+
+
+class VideoGroup(models.Model):
+    """A VIAS v2 video source group: a named set of the project's video sources."""
+
+    group_id = models.CharField(
+        primary_key=True, max_length=36, default=uuid_str, editable=False, verbose_name=_("group ID")
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="video_groups", verbose_name=_("project")
+    )
+    name = models.CharField(
+        max_length=20, validators=[validators.validate_group_name], verbose_name=_("name")
+    )
+    description = models.CharField(max_length=100, blank=True, verbose_name=_("description"))
+    access_type = models.CharField(
+        max_length=5, choices=AccessType.choices, default=AccessType.CLOUD, verbose_name=_("access type")
+    )
+    channels = models.ManyToManyField(
+        VideoChannel, blank=True, related_name="groups", verbose_name=_("video channels")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("video group")
+        verbose_name_plural = _("video groups")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class BatchTask(models.Model):
@@ -268,6 +350,10 @@ class BatchTask(models.Model):
             raise ValidationError(
                 {"output": _("configure at least one output mode (obs, dis, webhook, event_center)")}
             )
+
+    def output_warnings(self) -> list[str]:
+        """Accepted, but worth telling the client (a webhook host that does not resolve yet)."""
+        return output_warnings(self.output)
 
 
 class Task(models.Model):
@@ -368,7 +454,12 @@ class Task(models.Model):
     video_group_id = models.CharField(
         max_length=64, blank=True, validators=[validate_unid], verbose_name=_("video group")
     )
-    target_roi = models.CharField(max_length=2048, blank=True, verbose_name=_("target ROI"))
+    target_roi = models.CharField(
+        max_length=2048,
+        blank=True,
+        validators=[validators.validate_target_roi],
+        verbose_name=_("target ROI"),
+    )
     batch = models.ForeignKey(
         BatchTask,
         null=True,
@@ -402,6 +493,10 @@ class Task(models.Model):
     @property
     def is_picture_task(self) -> bool:
         return self.source_type in PICTURE_SOURCES
+
+    def output_warnings(self) -> list[str]:
+        """Accepted, but worth telling the client (a webhook host that does not resolve yet)."""
+        return output_warnings(self.output)
 
     def clean(self) -> None:
         if self.source_type == SourceType.PULL_PIC_FILES and not self.pull_source_url:

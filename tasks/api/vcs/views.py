@@ -55,7 +55,9 @@ class StartComputeTask(VcsAPIView):
     @extend_schema(request=s.TaskIdIn, responses=OpenApiTypes.OBJECT, summary="VCS: start a compute task")
     def post(self, request: Request) -> Response:
         task_id = self.parse(s.TaskIdIn).validated_data["taskId"]
-        subtask_services.start_task(services.get_task(self.project, task_id))
+        task = services.get_task(self.project, task_id)
+        # execStartTime is when it starts: later, a deferred start; passed, at once.
+        subtask_services.start_task_at(task, task.run_dt)
         return self.ok()
 
 
