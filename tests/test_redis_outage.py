@@ -116,7 +116,14 @@ def test_running_subtasks_on_a_node_carry_on_through_a_3_second_redis_restart(
     bundled_redis.process.wait()
     at_kill = [fetch(s).progress for s in runs]
     time.sleep(3)
-    during = [fetch(s).progress for s in runs]
+    # Progress reaches the database every VIAS_PROGRESS_INTERVAL (5 s): keep Redis away until the
+    # next write shows up (still far inside VIAS_REDIS_GRACE), or give up after 15 s.
+    deadline = time.monotonic() + 12
+    while True:
+        during = [fetch(s).progress for s in runs]
+        if all(d > k for d, k in zip(during, at_kill, strict=True)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     bundled_redis.restart()
     assert all(d > k for d, k in zip(during, at_kill, strict=True)), (at_kill, during)  # kept analysing
     for subtask in runs:
