@@ -326,6 +326,10 @@ class SubtaskRun:
         state = Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
         self.subtask.progress = percent
         self._write_mtask_progress()
+        self._announce_progress(percent)
+        return state
+
+    def _announce_progress(self, percent: float) -> None:
         announce(
             self.task.project.project_id,
             "progress",
@@ -338,7 +342,6 @@ class SubtaskRun:
             },
             task_id=self.task.task_id,
         )
-        return state
 
     def _write_mtask_progress(self) -> None:
         """The mtask's progress: the mean of its subtasks' (one aggregate query and one UPDATE)."""
@@ -399,6 +402,9 @@ class SubtaskRun:
             transition(self.subtask, target, reason, **fields)
         except IllegalTransition as exc:
             log.info("subtask %s: not finishing as %s: %s", self.subtask.pk, target, exc)
+        else:
+            if target == State.SUCCEEDED:
+                self._announce_progress(100.0)  # the live bars end at 100 %, not the last tick's
         self._write_mtask_progress()
 
     def _hand_back(self) -> None:
