@@ -74,11 +74,11 @@ def data_dir() -> Iterator[Path]:
         yield Path(path)
 
 
-def start_up(data_dir: Path, port: int) -> subprocess.Popen[str]:
+def start_up(data_dir: Path, port: int, *flags: str) -> subprocess.Popen[str]:
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
     env.update(VIAS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", VIAS_WORKERS="1")
     return subprocess.Popen(
-        [sys.executable, "manage.py", "up", "--port", str(port)],
+        [sys.executable, "manage.py", "up", "--port", str(port), *flags],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

@@ -25,6 +25,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from vias.lib.bundled_redis import BundledRedis, die_with_parent
+from vias.management import demo
 
 ADMIN_USERNAME = "admin"
 PASSWORD_FILE = "admin-password.txt"
@@ -142,9 +143,15 @@ class Command(BaseCommand):
             "--host", default="127.0.0.1", help="address the web server binds (default 127.0.0.1)"
         )
         parser.add_argument("--port", type=int, default=8000, help="port of the web server (default 8000)")
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="also create and start a demo task on the bundled sample video",
+        )
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         self.verbosity = int(options["verbosity"])
+        self.demo = bool(options.get("demo"))
         signals = Signals()
         signals.install()
         stack = ExitStack()
@@ -163,6 +170,7 @@ class Command(BaseCommand):
         # Checked first: with another server on the port, "listening" would look like success.
         _check_port_free(host, port)
         call_command("migrate", interactive=False, verbosity=self.verbosity, stdout=self.stdout)
+        demo.install_default_models(self.stdout)  # a fresh install analyses at once
         redis_url = self._start_redis(stack)
         login = ensure_admin(Path(settings.DATA_DIR))
         supervisor = Supervisor(_child_env(redis_url), Path(settings.BASE_DIR))
@@ -172,7 +180,8 @@ class Command(BaseCommand):
         daphne_argv = ["-m", "daphne", "-b", host, "-p", str(port), "vias.asgi:application"]
         supervisor.start("daphne", [sys.executable, *daphne_argv])
         supervisor.wait_for_port(host, port)
-        self._banner(host, port, redis_url, login)
+        extra = self._start_demo(host, port) if self.demo else []
+        self._banner(host, port, redis_url, login, extra)
         child = supervisor.watch()
         raise CommandError(
             f"{child.name} exited unexpectedly with code {child.process.returncode}; stopped VIAS"
@@ -187,7 +196,13 @@ class Command(BaseCommand):
         _check_redis(settings.REDIS_URL)
         return settings.REDIS_URL
 
-    def _banner(self, host: str, port: int, redis_url: str, login: Login) -> None:
+    def _start_demo(self, host: str, port: int) -> list[str]:
+        try:
+            return demo.describe(demo.start_demo(), f"http://{_url_host(host)}:{port}")
+        except Exception as exc:  # noqa: BLE001 - the system stays up; the operator is told why
+            return [f"  Demo:     not started: {exc}"]
+
+    def _banner(self, host: str, port: int, redis_url: str, login: Login, extra: list[str]) -> None:
         url = f"http://{_url_host(host)}:{port}/admin/"
         if login.password is not None:
             credentials = f"{login.username} / {login.password}  (saved in {login.password_file})"
@@ -202,6 +217,7 @@ class Command(BaseCommand):
             f"  Database: {_describe_database()}",
             f"  Redis:    {redis_kind}, {_redact(redis_url)}",
             f"  Data:     {settings.DATA_DIR}",
+            *extra,
             "Press Ctrl-C to stop.",
             "",
         ]
