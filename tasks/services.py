@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from subtasks.choices import State
 from subtasks.models import Subtask
-from tasks import constants, schedules
+from tasks import cameras, constants, schedules
 from tasks.choices import AlgoType, DetectorModel, SourceType
 from tasks.models import BatchTask, MTask, Project, Scene, SceneRoi, StoreConf, Task, VideoChannel
 from tasks.validators import decode_file_b64
@@ -87,6 +87,8 @@ SCENE_FIELDS = (
     "vchan_refid",
     "play_urls",
 )
+# What a request may say about a video channel (vchans items, POST/PUT /vchans).
+VCHAN_FIELDS = ("vchan_refid", "name", "url", "ptz", "onvif_url", "onvif_username", "onvif_password")
 # Fields a subtask copies from the scene of its video channel when the task is created.
 SUBTASK_CONFIG_FIELDS = ("calibration_xml", "config_xml", "algo_args")
 # Fields a `vchans` item may carry about its source, kept on that channel's subtask (a recorded file).
@@ -149,6 +151,7 @@ def create_task(project: Project, spec: dict[str, Any]) -> Task:
     mtasks, scenes, rois = _build_tree(task, spec.get("mtasks") or [])
     sources = _source_fields(spec.get("vchans") or [])
     channels = _resolve_channels(project, task, spec.get("vchans") or [])
+    cameras.check_cameras(project, scenes, channels)
     task.save()
     _save_tree(mtasks, scenes, rois)
     Subtask.objects.bulk_create(_ready(_split(task, channels, scenes, rois, sources), spec))
@@ -186,6 +189,7 @@ def update_task(task: Task, spec: dict[str, Any]) -> Task:
     clean(task, "", exclude=TASK_CLEAN_EXCLUDE)
     if "mtasks" in spec:
         mtasks, scenes, rois = _build_tree(task, spec["mtasks"] or [])
+        cameras.check_cameras(task.project, scenes)
         task.subtasks.update(scene=None)
         task.mtasks.all().delete()
         _save_tree(mtasks, scenes, rois)
@@ -256,6 +260,8 @@ def save_mtasks(task: Task, changed: list[MTask], deleted: list[MTask]) -> None:
     for index, mtask in enumerate(changed):
         mtask.task = task
         clean(mtask, f"mtasks[{index}]")
+        if mtask.pk is not None:
+            cameras.check_mtask(mtask)
         mtask.save()
     for mtask in deleted:
         Subtask.objects.filter(scene__mtask=mtask).update(scene=None)
@@ -269,6 +275,7 @@ def save_scene(scene: Scene, rois: list[str] | None = None) -> Scene:
     that order. Validated by the models; refused while the task runs (as update_task is)."""
     task = _lock_idle_task(scene.mtask.task_id)
     clean(scene, "")  # the model checks algo_type against its task's
+    cameras.check_cameras(task.project, [scene], where=lambda _scene, field: field)
     scene.save()
     if rois is not None:
         documents = [SceneRoi(scene=scene, position=i, xml=xml) for i, xml in enumerate(rois)]
@@ -366,7 +373,7 @@ def _resolve_channels(project: Project, task: Task, vchan_specs: list[dict[str, 
                     _("no video channel %(r)s (give its url to create it)") % {"r": spec["vchan_refid"]},
                     field=f"vchans[{index}]",
                 )
-            channel = VideoChannel(project=project, **_pick(spec, ("vchan_refid", "name", "url")))
+            channel = VideoChannel(project=project, **_pick(spec, VCHAN_FIELDS))
             clean(channel, f"vchans[{index}]", exclude=["project"])
             new.append(channel)
         elif spec.get("url") and spec["url"] != channel.url:
@@ -487,7 +494,7 @@ def create_vchan(project: Project, spec: dict[str, Any]) -> VideoChannel:
         raise Conflict(
             _("video channel %(r)s already exists") % {"r": spec.get("vchan_refid")}, field="vchan_refid"
         )
-    channel = VideoChannel(project=project, **_pick(spec, ("vchan_refid", "name", "url", "width", "height")))
+    channel = VideoChannel(project=project, **_pick(spec, (*VCHAN_FIELDS, "width", "height")))
     clean(channel, "", exclude=["project"])
     channel.save()
     announce(project.project_id, "vchan.created", {"vchan_refid": channel.vchan_refid})
@@ -502,7 +509,7 @@ def update_vchan(channel: VideoChannel, spec: dict[str, Any]) -> VideoChannel:
         raise Conflict(
             _("the channel is being analysed; stop its subtasks before changing its url"), field="url"
         )
-    for name, value in _pick(spec, ("name", "url", "width", "height")).items():
+    for name, value in _pick(spec, (*VCHAN_FIELDS[1:], "width", "height")).items():
         setattr(channel, name, value)
     clean(channel, "", exclude=["project"])
     channel.save()

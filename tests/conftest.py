@@ -105,7 +105,7 @@ def scene_body(algo_type: int = 1, vchan_refid: str = "", rois: int = 2, **extra
     return {
         "scene_unid": extra.pop("scene_unid", "scene-1"),
         "name": "gate",
-        "preset": 1,
+        "preset": 0,
         "callibration": {"calibration": EMPTY_XML},
         "rois": [{"roi": EMPTY_XML} for _ in range(rois)],
         "config": {"xml": EMPTY_XML},

@@ -58,7 +58,7 @@ def test_create_answers_201_with_the_seed_shaped_task(alice):
     assert scene["rois"] == [{"roi": EMPTY_XML}, {"roi": EMPTY_XML}]
     assert scene["config"] == {"xml": EMPTY_XML}
     assert scene["basicConfig"] == {"xml": EMPTY_XML}
-    assert (scene["algo_type"], scene["vchan_refid"], scene["preset"]) == (1, "cam-1", 1)
+    assert (scene["algo_type"], scene["vchan_refid"], scene["preset"]) == (1, "cam-1", 0)
     assert task["state"] == "PENDING"
     assert task["subtask_count"] == 2
 
