@@ -21,12 +21,15 @@ import os
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import redis
 from django.conf import settings
+
+from subtasks.engine import ACKNOWLEDGED, APPLIED, REFUSED, TIMEOUT, Ack
+from subtasks.models import Subtask
 
 # The job refreshes its live key at least this often (seconds); the key outlives a few misses.
 LIVE_REFRESH = 1.0
@@ -34,28 +37,6 @@ LIVE_TTL = 5
 ACK_TTL = 60
 log = logging.getLogger(__name__)
 COMMAND_TTL = 60
-
-ACKNOWLEDGED = "acknowledged"
-REFUSED = "refused"
-TIMEOUT = "timeout"
-APPLIED = "applied"
-
-
-@dataclass(frozen=True)
-class Ack:
-    """One subtask's answer to one command."""
-
-    subtask_id: int
-    status: str
-    reason: str = ""
-    command_id: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status in (ACKNOWLEDGED, APPLIED)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
 
 
 @dataclass
@@ -137,8 +118,6 @@ def _collect(
 
 def push_store_conf(store_conf: Any, timeout: float | None = None) -> list[Ack]:
     """Send a replaced storage config to every active subtask of every task that uses it."""
-    from subtasks.models import Subtask
-
     ids = list(Subtask.objects.active().filter(task__store_conf=store_conf).values_list("pk", flat=True))
     command = {"op": "store_conf", "store_conf_id": store_conf.pk, "version": store_conf.version}
     return send_to_subtasks(ids, command, timeout)

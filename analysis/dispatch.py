@@ -20,8 +20,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from analysis.detect.face import available as face_detector_available
+from analysis.hosting import enqueue_to_queue, try_adopt
+from analysis.models import Detector
 from subtasks.choices import State
 from subtasks.models import Node, Subtask
+from subtasks.services import IllegalTransition, transition
 from tasks.choices import AlgoType, DetectorModel
 from tasks.models import Task
 
@@ -46,8 +50,6 @@ def required_categories(task: Task) -> list[str]:
 
 def missing_categories(task: Task) -> list[str]:
     """Categories the task asks for that no enabled registered detector provides."""
-    from analysis.models import Detector
-
     provided = set(built_in_categories())
     for classes in Detector.objects.filter(enabled=True).values_list("classes", flat=True):
         provided.update(spec.get("category") for spec in classes.values())
@@ -57,9 +59,7 @@ def missing_categories(task: Task) -> list[str]:
 def built_in_categories() -> set[str]:
     """OpenCV's Haar cascade finds faces without a registered model, where this OpenCV build has
     it (the pinned opencv-python-headless 4.14 does; OpenCV 5 wheels do not)."""
-    from analysis.detect.face import available
-
-    return {DetectorModel.FACE} if available() else set()
+    return {DetectorModel.FACE} if face_detector_available() else set()
 
 
 def node_is_live(last_heartbeat: datetime | None, now: datetime | None = None) -> bool:
@@ -107,25 +107,8 @@ def dispatch(subtask_id: int, count_attempt: bool = True) -> Node | None:
 def enqueue(subtask_id: int, node_name: str, resume_frame: int = 0) -> None:
     """To a worker of that node already hosting subtasks, if one has room (analysis/hosting.py);
     otherwise onto the node's django-q2 queue."""
-    from analysis.hosting import try_adopt
-
     if not try_adopt(subtask_id, node_name, resume_frame):
         enqueue_to_queue(subtask_id, node_name, resume_frame)
-
-
-def enqueue_to_queue(subtask_id: int, node_name: str, resume_frame: int = 0) -> None:
-    from django_q.brokers import get_broker
-    from django_q.tasks import async_task
-
-    async_task(
-        "analysis.jobs.run_subtask",
-        subtask_id,
-        node_name,
-        resume_frame,
-        broker=get_broker(node_name),
-        task_name=f"subtask-{subtask_id}",
-        timeout=settings.Q_CLUSTER["timeout"],
-    )
 
 
 def dispatch_waiting() -> int:
@@ -137,8 +120,6 @@ def dispatch_waiting() -> int:
 def reap(now: datetime | None = None) -> list[int]:
     """Subtasks whose job stopped heartbeating: ABNORMAL with the reason, then dispatched again
     until VIAS_MAX_DISPATCH_ATTEMPTS, then FAILED. Returns the ids reaped."""
-    from subtasks.services import IllegalTransition, transition
-
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.VIAS_HEARTBEAT_TIMEOUT)
     stale = Subtask.objects.select_related("task__project", "node").filter(
@@ -153,14 +134,14 @@ def reap(now: datetime | None = None) -> list[int]:
             "at": subtask.heartbeat_at.isoformat(timespec="seconds"),
         }
         try:
-            _recover(subtask, reason, transition)
+            _recover(subtask, reason)
         except IllegalTransition:
             continue  # it moved meanwhile (the job came back to life, or a stop won)
         reaped.append(subtask.pk)
     return reaped
 
 
-def _recover(subtask: Subtask, reason: str, transition) -> None:
+def _recover(subtask: Subtask, reason: str) -> None:
     with transaction.atomic():
         if subtask.state == State.STOPPING:
             transition(subtask, State.STOPPED, reason, node=None)

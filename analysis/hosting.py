@@ -23,6 +23,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django_q.brokers import get_broker
+from django_q.tasks import async_task
 
 from analysis import control
 
@@ -131,8 +133,19 @@ def _start(job: tuple, run_one: Callable[[int, str, int], str], results: list[st
 
 def _give_back(redis_client, adopt_key: str) -> None:
     """Jobs queued on this host after it stopped looking: back to their node's queue."""
-    from analysis.dispatch import enqueue_to_queue
-
     while (item := redis_client.lpop(adopt_key)) is not None:
         subtask_id, node_name, resume_frame = json.loads(item)
         enqueue_to_queue(subtask_id, node_name, resume_frame)
+
+
+def enqueue_to_queue(subtask_id: int, node_name: str, resume_frame: int = 0) -> None:
+    """Onto the node's own django-q2 queue, for whichever of its workers is free first."""
+    async_task(
+        "analysis.jobs.run_subtask",
+        subtask_id,
+        node_name,
+        resume_frame,
+        broker=get_broker(node_name),
+        task_name=f"subtask-{subtask_id}",
+        timeout=settings.Q_CLUSTER["timeout"],
+    )

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tasks import constants
 from tasks.choices import DetectorModel as Category
+from vias.lib.tenancy import tenant_queryset
 
 
 class Head(models.TextChoices):
@@ -129,6 +130,8 @@ class Event(models.Model):
     snapshot = models.CharField(max_length=255, blank=True, help_text=_("JPEG under MEDIA_ROOT"))
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = tenant_queryset("task__project").as_manager()
+
     class Meta:
         ordering = ["-occurred_at", "-pk"]
         constraints = [models.UniqueConstraint(fields=["subtask", "key"], name="event_unique_per_subtask")]
@@ -179,6 +182,8 @@ class Delivery(models.Model):
     error = models.CharField(max_length=1024, blank=True)
     duration_ms = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = tenant_queryset("event__task__project").as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]

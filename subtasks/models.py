@@ -13,6 +13,7 @@ from subtasks.choices import ACTIVE_STATES, State
 from tasks import constants
 from tasks.models import Scene, Task, VideoChannel
 from tasks.validators import validate_algo_args, validate_calibration_xml, validate_roi_xml, validate_xml
+from vias.lib.tenancy import TenantQuerySet
 
 
 def validate_roi_list(value: object) -> None:
@@ -52,7 +53,9 @@ class Node(models.Model):
         return self.name
 
 
-class SubtaskQuerySet(models.QuerySet):
+class SubtaskQuerySet(TenantQuerySet):
+    project_path = "task__project"
+
     def active(self) -> SubtaskQuerySet:
         return self.filter(state__in=ACTIVE_STATES)
 

@@ -3,10 +3,13 @@ configuration steps are built on it. Views, admin actions, consumers and queue j
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -19,14 +22,15 @@ from subtasks.choices import (
     State,
     can_transition,
 )
+from subtasks.engine import Ack, engine
 from subtasks.models import Subtask
+from tasks import schedules
 from tasks.models import Project, Task
-from tasks.services import clean
+from tasks.validators import validate_detector_models
 from vias.lib.announce import announce
-from vias.lib.errors import Conflict, NotFound
+from vias.lib.errors import Conflict, Invalid, NotFound, ServiceError, clean
 
-if TYPE_CHECKING:
-    from analysis.control import Ack
+log = logging.getLogger(__name__)
 
 CONFIG_FIELDS = ("rois", "calibration_xml", "config_xml", "algo_args")
 
@@ -129,18 +133,15 @@ def configure_subtask(subtask: Subtask, spec: dict[str, Any]) -> Subtask:
 
 
 def _tell(subtask_ids: list[int], command: dict[str, Any]) -> None:
-    from analysis.control import notify_subtasks
-
-    notify_subtasks(subtask_ids, command)
+    engine().notify_subtasks(subtask_ids, command)
 
 
 def apply_config(subtask: Subtask, spec: dict[str, Any], timeout: float | None = None) -> tuple[Subtask, Ack]:
     """configure_subtask, then have a running subtask apply it now; the device's acknowledgement
     (or "applied" when nothing runs: the job reads the stored configuration when it starts)."""
-    from analysis.control import send_to_subtask
-
     subtask = configure_subtask(subtask, spec)
-    return subtask, send_to_subtask(subtask.pk, {"op": "update", "fields": sorted(spec)}, timeout)
+    command = {"op": "update", "fields": sorted(spec)}
+    return subtask, engine().send_to_subtasks([subtask.pk], command, timeout)[0]
 
 
 @transaction.atomic
@@ -171,7 +172,54 @@ def delete_subtask(subtask: Subtask) -> None:
 
 
 @transaction.atomic
-def start_task(task: Task) -> list[Outcome]:
+def start_task(task: Task, now: datetime | None = None) -> list[Outcome]:
+    """Start a big task, for every dialect, the admin and the websocket alike.
+
+    A task with a weekly schedule is activated: its django-q2 Schedule rows call `run_edge` at
+    each window edge, and it starts now only inside a window. One without a schedule starts at
+    once: every config-complete subtask that is not running is dispatched. Reports each subtask
+    that was asked to start (none when a scheduled task is outside its windows).
+    """
+    if not task.schedule:
+        return _start_subtasks(task)
+    _set_schedule_active(task, True)
+    schedules.sync(task, now)
+    return _start_subtasks(task) if schedules.in_window(task.schedule, now or timezone.now()) else []
+
+
+@transaction.atomic
+def stop_task(task: Task) -> list[Outcome]:
+    """Stop a big task and deactivate its schedule: no Schedule row is left to start it again.
+
+    Not yet picked up -> STOPPED; on a node -> STOPPING (the node confirms)."""
+    if task.schedule_active:
+        _set_schedule_active(task, False)
+    schedules.remove(task.task_id)
+    return _stop_subtasks(task)
+
+
+def run_edge(task_id: str, action: str) -> str:
+    """What a django-q2 schedule runs at a window edge: the subtasks of an active scheduled task
+    start or stop; the schedule itself stays active."""
+    task = Task.objects.select_related("project").filter(pk=task_id).first()
+    if task is None or not task.schedule_active:
+        schedules.remove(task_id)  # deleted or deactivated meanwhile: these schedules are left over
+        return "no active scheduled task"
+    try:
+        with transaction.atomic():
+            outcomes = _start_subtasks(task) if action == schedules.START else _stop_subtasks(task)
+    except ServiceError as exc:
+        log.info("scheduled %s of task %s: %s", action, task_id, exc.message)
+        return exc.message
+    return f"{action}: {sum(o.ok for o in outcomes)} of {len(outcomes)} subtasks"
+
+
+def _set_schedule_active(task: Task, active: bool) -> None:
+    Task.objects.filter(pk=task.pk).update(schedule_active=active)
+    task.schedule_active = active
+
+
+def _start_subtasks(task: Task) -> list[Outcome]:
     """Dispatch every config-complete subtask that is not running; report each subtask."""
     subtasks = list(Subtask.objects.select_for_update().select_related("task__project").filter(task=task))
     if not subtasks:
@@ -202,16 +250,12 @@ def _start_one(subtask: Subtask) -> Outcome:
 
 
 def _dispatch(subtask_id: int) -> None:
-    from analysis.dispatch import dispatch
-
-    dispatch(subtask_id)
+    engine().dispatch(subtask_id)
 
 
 def _check_detectors(task: Task) -> None:
     """A task asking for a category no registered detector provides does not start."""
-    from analysis.dispatch import missing_categories
-
-    missing = missing_categories(task)
+    missing = engine().missing_categories(task)
     if missing:
         raise Conflict(
             _(
@@ -221,9 +265,7 @@ def _check_detectors(task: Task) -> None:
         )
 
 
-@transaction.atomic
-def stop_task(task: Task) -> list[Outcome]:
-    """Stop every active subtask: not yet picked up -> STOPPED; on a node -> STOPPING (the node confirms)."""
+def _stop_subtasks(task: Task) -> list[Outcome]:
     subtasks = list(Subtask.objects.select_for_update().select_related("task__project").filter(task=task))
     return [_stop_one(subtask) for subtask in subtasks]
 
@@ -242,7 +284,7 @@ def _stop_one(subtask: Subtask) -> Outcome:
 
 # ---- commands that reach running subtasks (websocket protocol, docs/websocket.md) -------------------
 # Each writes first (the database stays the source of truth), then tells the running subtasks through
-# the control channel and returns one analysis.control.Ack per subtask. A subtask that is not running
+# the control channel and returns one subtasks.engine.Ack per subtask. A subtask that is not running
 # answers "applied" at once: it reads the database when it starts.
 
 
@@ -265,10 +307,8 @@ def dispatch_again(subtask: Subtask) -> Outcome:
     """Put a subtask on a node's queue again: one waiting for a node (STARTING, RECOVERING) is
     dispatched now; an ABNORMAL one goes back to STARTING first (the reaper's path); a FAILED,
     STOPPED or SUCCEEDED one is started again (start_subtask's rules)."""
-    from analysis.dispatch import dispatch
-
     if subtask.state in (State.STARTING, State.RECOVERING):
-        node = dispatch(subtask.pk, count_attempt=False)
+        node = engine().dispatch(subtask.pk, count_attempt=False)
         reason = (
             _("on node %(node)s") % {"node": node.name} if node else _("waiting for a free analysis node")
         )
@@ -277,7 +317,7 @@ def dispatch_again(subtask: Subtask) -> Outcome:
         with transaction.atomic():
             locked = Subtask.objects.select_for_update().select_related("task__project").get(pk=subtask.pk)
             transition(locked, State.STARTING, _("dispatched again"), node=None)
-            transaction.on_commit(lambda: dispatch(locked.pk))
+            transaction.on_commit(partial(_dispatch, locked.pk))
         return Outcome(locked.pk, locked.state, True)
     if subtask.state in STARTABLE_STATES:
         return start_subtask(subtask)
@@ -286,15 +326,9 @@ def dispatch_again(subtask: Subtask) -> Outcome:
     )
 
 
-def set_pic_task_models(task: Task, models: Any, timeout: float | None = None) -> list:
+def set_pic_task_models(task: Task, models: Any, timeout: float | None = None) -> list[Ack]:
     """Change a picture task's algorithm combination (Task.detector_models) and send it straight
     to its subtasks. Refused for video tasks; validated by the model's own validator."""
-    from django.core.exceptions import ValidationError
-
-    from analysis.control import send_to_subtasks
-    from tasks.validators import validate_detector_models
-    from vias.lib.errors import Invalid
-
     with transaction.atomic():
         task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
         if not task.is_picture_task:
@@ -311,14 +345,4 @@ def set_pic_task_models(task: Task, models: Any, timeout: float | None = None) -
         subtask_ids = list(task.subtasks.order_by("position").values_list("pk", flat=True))
         announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
     command = {"op": "update", "fields": {"detector_models": task.detector_models}}
-    return send_to_subtasks(subtask_ids, command, timeout)
-
-
-def replace_store_conf_and_push(conf: Any, spec: dict[str, Any], timeout: float | None = None):
-    """Replace a storage config, then send it to every running subtask of every task using it.
-    Returns (conf, [Ack]). The old file is not kept, so delivery is what counts."""
-    from analysis.control import push_store_conf
-    from tasks.services import replace_store_conf
-
-    conf = replace_store_conf(conf, spec)
-    return conf, push_store_conf(conf, timeout)
+    return engine().send_to_subtasks(subtask_ids, command, timeout)

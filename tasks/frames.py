@@ -14,13 +14,19 @@ import json
 import os
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
+from subtasks.models import Subtask
+from tasks.choices import SourceType
+from tasks.models import MTask, Project, Scene, VideoChannel
 from tasks.validators import resolve_video_path, validate_source_url
 
 FRAME_TTL = 300  # seconds a grabbed frame is reused
@@ -129,3 +135,58 @@ def _grab(source: str, key: str, width: int, height: int) -> Frame:
     tmp.write_bytes(data.tobytes())
     os.replace(tmp, path)
     return Frame(True, key, int(image.shape[1]), int(image.shape[0]), "", now)
+
+
+def frame_source(
+    params: Mapping[str, str], projects: QuerySet[Project]
+) -> tuple[str, tuple[int | None, int | None], str]:
+    """(source, (width, height), reason-why-not) for the admin frame endpoint's query
+    (subtask=, vchan=, mtask= or scene= with vchan_refid=), among the objects of `projects` only."""
+    subtasks = Subtask.objects.filter(task__project__in=projects)
+    channels = VideoChannel.objects.filter(project__in=projects)
+    channel = None
+    if params.get("subtask"):
+        subtask = subtasks.select_related("video_channel").filter(pk=_int(params["subtask"])).first()
+        if subtask is None:
+            return "", (None, None), _("no subtask %(id)s") % {"id": params["subtask"]}
+        channel = subtask.video_channel
+        if channel is None:
+            return subtask.source_url, (None, None), "" if subtask.source_url else _("no video source")
+    elif params.get("vchan"):
+        channel = channels.filter(pk=_int(params["vchan"])).first()
+    else:
+        mtask = (
+            MTask.objects.select_related("task")
+            .filter(task__project__in=projects, pk=_int(params.get("mtask")))
+            .first()
+        )
+        if mtask is None and params.get("scene"):
+            scene = (
+                Scene.objects.select_related("mtask__task")
+                .filter(mtask__task__project__in=projects, pk=_int(params["scene"]))
+                .first()
+            )
+            mtask = scene.mtask if scene else None
+            refid = params.get("vchan_refid", scene.vchan_refid if scene else "")
+        else:
+            refid = params.get("vchan_refid", "")
+        if mtask is None:
+            return "", (None, None), _("choose the scene's mtask first")
+        task = mtask.task
+        if not refid:
+            if task.source_type != SourceType.PULL_VIDEO_STREAM:
+                return "", (None, None), _("a picture task has no video stream")
+            return task.play_url, (None, None), ""
+        channel = channels.filter(project_id=task.project_id, vchan_refid=refid).first()
+        if channel is None:
+            return "", (None, None), _("no video channel %(r)s") % {"r": refid}
+    if channel is None:
+        return "", (None, None), _("no video source")
+    return channel.url, (channel.width, channel.height), ""
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

@@ -36,11 +36,16 @@ from tasks.validators import (
     validate_v2_name,
     validate_xml,
 )
+from vias.lib.tenancy import TenantQuerySet, tenant_queryset
 
 
 def new_id() -> str:
     """32 hex digits: the shape the VCS API shows for task ids."""
     return uuid.uuid4().hex
+
+
+class ProjectQuerySet(TenantQuerySet):
+    project_path = ""  # a project is its own tenant
 
 
 class Project(models.Model):
@@ -51,6 +56,8 @@ class Project(models.Model):
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="vias_projects", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ProjectQuerySet.as_manager()
+
     class Meta:
         ordering = ["project_id"]
 
@@ -58,7 +65,7 @@ class Project(models.Model):
         return self.project_id
 
 
-class ApiTokenQuerySet(models.QuerySet):
+class ApiTokenQuerySet(TenantQuerySet):
     def for_key(self, raw: str) -> ApiToken | None:
         return self.select_related("user", "project").filter(key_hash=ApiToken.hash_key(raw)).first()
 
@@ -105,6 +112,8 @@ class StoreConf(models.Model):
     version = models.PositiveIntegerField(default=1, help_text=_("increases on every replace"))
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = TenantQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "unid"], name="store_conf_unid_per_project")
@@ -149,6 +158,8 @@ class VideoChannel(models.Model):
     onvif_password = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = TenantQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "vchan_refid"], name="vchan_refid_per_project")
@@ -171,6 +182,19 @@ class BatchTask(models.Model):
     Its tasks carry `batch`; the settings below are copied onto each of them (docs/dialects.md).
     """
 
+    # What a batch copies onto each of its tasks (at creation, and again when it changes).
+    TASK_FIELDS = (
+        "description",
+        "schedule",
+        "output",
+        "config",
+        "service_name",
+        "service_version",
+        "resource_order_id",
+        "company",
+        "creator",
+    )
+
     batch_id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batch_tasks")
     name = models.CharField(max_length=constants.V2_MAX_NAME_LENGTH, validators=[validate_v2_name])
@@ -189,6 +213,8 @@ class BatchTask(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = TenantQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -200,11 +226,6 @@ class BatchTask(models.Model):
             raise ValidationError(
                 {"output": _("configure at least one output mode (obs, dis, webhook, event_center)")}
             )
-
-
-class TaskQuerySet(models.QuerySet):
-    def for_project(self, project: Project) -> TaskQuerySet:
-        return self.filter(project=project)
 
 
 class Task(models.Model):
@@ -268,7 +289,7 @@ class Task(models.Model):
     create_dt = models.DateTimeField(auto_now_add=True, db_index=True)
     update_dt = models.DateTimeField(auto_now=True)
 
-    objects = TaskQuerySet.as_manager()
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         ordering = ["-create_dt"]
@@ -320,6 +341,8 @@ class MTask(models.Model):
     start_time = models.TimeField(null=True, blank=True)
     end_time = models.TimeField(null=True, blank=True)
     progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+
+    objects = tenant_queryset("task__project").as_manager()
 
     class Meta:
         ordering = ["task", "position"]
@@ -375,6 +398,8 @@ class Scene(models.Model):
     is_running = models.BooleanField(default=False)
     status_reason = models.CharField(max_length=1024, blank=True)
 
+    objects = tenant_queryset("mtask__task__project").as_manager()
+
     class Meta:
         ordering = ["mtask", "position"]
 
@@ -410,6 +435,8 @@ class SceneRoi(models.Model):
     scene = models.ForeignKey(Scene, on_delete=models.CASCADE, related_name="rois")
     position = models.PositiveIntegerField(default=0)
     xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_roi_xml])
+
+    objects = tenant_queryset("scene__mtask__task__project").as_manager()
 
     class Meta:
         ordering = ["scene", "position"]

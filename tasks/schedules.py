@@ -6,10 +6,11 @@ A task's `schedule` is `{"type": "weekly", "timezone": "+08:00", "days_of_week":
 after its `begin_at` runs across midnight into the next day. Windows that overlap or touch (a gap
 of at most a minute: 23:59 then 00:00 the next day) are one continuous run.
 
-Starting a scheduled task activates it: each merged window becomes two django-q2 schedules,
-one calling `run_edge(task_id, "start")` at its beginning and one `run_edge(task_id, "stop")` at
-its end, every week; if the task is inside a window now it starts at once. Stopping it removes
-them. The edges call the core `subtasks.services.start_task` / `stop_task`, like every API.
+Starting a scheduled task (`subtasks.services.start_task`, for every dialect) activates it: each
+merged window becomes two django-q2 schedules, one calling `subtasks.services.run_edge(task_id,
+"start")` at its beginning and one `run_edge(task_id, "stop")` at its end, every week; if the task
+is inside a window now it starts at once. Stopping it (`stop_task`, for every dialect) removes
+them. This module only computes the windows and keeps the Schedule rows.
 
 Offsets are fixed (no daylight saving in "+08:00"), so the schedules repeat every 10080 minutes
 (`MINUTES` schedules: django-q2 shifts `WEEKLY` ones by the server's daylight-saving changes).
@@ -17,27 +18,23 @@ Offsets are fixed (no daylight saving in "+08:00"), so the schedules repeat ever
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
 from tasks.models import Task
 from tasks.validators import parse_clock, parse_utc_offset
-from vias.lib.errors import ServiceError
-
-log = logging.getLogger(__name__)
 
 DAY = 24 * 3600
 WEEK = 7 * DAY
 # Two windows this close (23:59 then 00:00 the next day) are one continuous run.
 CONTIGUOUS = 60
 START, STOP = "start", "stop"
-EDGE_FUNC = "tasks.schedules.run_edge"
+# The core start/stop of the subtasks at a window edge (tasks.schedules cannot import it: it imports us).
+EDGE_FUNC = "subtasks.services.run_edge"
 
 Interval = tuple[int, int]  # [begin, end) in seconds after Monday 00:00 UTC; end may pass WEEK
 
@@ -120,7 +117,9 @@ def sync(task: Task, now: datetime | None = None) -> list[Schedule]:
     now = now or timezone.now()
     Schedule.objects.filter(name__startswith=_prefix(task.task_id)).delete()
     if task.schedule_active and not task.schedule:
-        _set_active(task, False)  # its schedule was removed: nothing left to activate
+        # Its schedule was removed: nothing is left to activate.
+        Task.objects.filter(pk=task.pk).update(schedule_active=False)
+        task.schedule_active = False
     if not (task.schedule_active and task.schedule):
         return []
     rows = [
@@ -140,49 +139,3 @@ def sync(task: Task, now: datetime | None = None) -> list[Schedule]:
 
 def remove(task_id: str) -> None:
     Schedule.objects.filter(name__startswith=_prefix(task_id)).delete()
-
-
-def _set_active(task: Task, active: bool) -> None:
-    Task.objects.filter(pk=task.pk).update(schedule_active=active)
-    task.schedule_active = active
-
-
-@transaction.atomic
-def start(task: Task, now: datetime | None = None) -> list[Any]:
-    """Start a task: a scheduled one is activated and runs in its windows (now, if inside one);
-    one without a schedule starts at once. Returns the subtask outcomes of what started now."""
-    from subtasks import services  # subtasks.services imports the task core
-
-    now = now or timezone.now()
-    if not task.schedule:
-        return services.start_task(task)
-    _set_active(task, True)
-    sync(task, now)
-    return services.start_task(task) if in_window(task.schedule, now) else []
-
-
-@transaction.atomic
-def stop(task: Task) -> list[Any]:
-    """Stop a task and deactivate its schedule."""
-    from subtasks import services
-
-    if task.schedule_active:
-        _set_active(task, False)
-    remove(task.task_id)
-    return services.stop_task(task)
-
-
-def run_edge(task_id: str, action: str) -> str:
-    """What a django-q2 schedule runs at a window edge: the core start or stop of the task."""
-    from subtasks import services
-
-    task = Task.objects.select_related("project").filter(pk=task_id).first()
-    if task is None or not task.schedule_active:
-        remove(task_id)  # deleted or deactivated meanwhile: these schedules are left over
-        return "no active scheduled task"
-    try:
-        outcomes = services.start_task(task) if action == START else services.stop_task(task)
-    except ServiceError as exc:
-        log.info("scheduled %s of task %s: %s", action, task_id, exc.message)
-        return exc.message
-    return f"{action}: {sum(o.ok for o in outcomes)} of {len(outcomes)} subtasks"

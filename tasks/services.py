@@ -7,8 +7,6 @@ their request bodies into that shape and call these; none of them writes models 
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +15,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from subtasks import services as subtask_services
 from subtasks.choices import State
+from subtasks.engine import Ack, engine
 from subtasks.models import Subtask
 from tasks import cameras, constants, schedules
-from tasks.choices import AlgoType, DetectorModel, SourceType
+from tasks.choices import SourceType
 from tasks.models import BatchTask, MTask, Project, Scene, SceneRoi, StoreConf, Task, VideoChannel
 from tasks.validators import decode_file_b64
 from vias.lib.announce import announce
@@ -30,31 +30,14 @@ from vias.lib.errors import (
     NotFound,
     ServiceError,
     TooLarge,
+    clean,
     flatten_errors,
     prefix_validation_error,
     summary,
 )
 
-# What a VIAS v2 task adds (docs/dialects.md); a batch copies BATCH_TASK_FIELDS onto its tasks.
-BATCH_TASK_FIELDS = (
-    "description",
-    "schedule",
-    "output",
-    "config",
-    "service_name",
-    "service_version",
-    "resource_order_id",
-    "company",
-    "creator",
-)
-V2_TASK_FIELDS = (
-    *BATCH_TASK_FIELDS[1:],
-    "alg_id",
-    "video_group_id",
-    "target_roi",
-    "batch",
-)
-BATCH_FIELDS = (*BATCH_TASK_FIELDS, "name", "is_saved_as_template")
+# What a batch task's spec may set: the fields it copies onto its tasks, and its own.
+BATCH_FIELDS = (*BatchTask.TASK_FIELDS, "name", "is_saved_as_template")
 # Foreign keys whose rows the caller already holds: validating them would cost a query each.
 TASK_CLEAN_EXCLUDE = ["project", "creator", "batch"]
 TASK_FIELDS = (
@@ -69,7 +52,17 @@ TASK_FIELDS = (
     "detector_models",
     "client_name",
     "output",
-    *V2_TASK_FIELDS,
+    "schedule",
+    "config",
+    "service_name",
+    "service_version",
+    "resource_order_id",
+    "company",
+    "creator",
+    "alg_id",
+    "video_group_id",
+    "target_roi",
+    "batch",
 )
 MTASK_FIELDS = ("mtask_unid", "name", "type", "time_interval", "start_time", "end_time")
 SCENE_FIELDS = (
@@ -93,14 +86,6 @@ VCHAN_FIELDS = ("vchan_refid", "name", "url", "ptz", "onvif_url", "onvif_usernam
 SUBTASK_CONFIG_FIELDS = ("calibration_xml", "config_xml", "algo_args")
 # Fields a `vchans` item may carry about its source, kept on that channel's subtask (a recorded file).
 SUBTASK_SOURCE_FIELDS = ("video_time_length", "video_begin_time")
-
-
-def clean(instance: Any, path: str, exclude: list[str] | None = None) -> None:
-    """Model validation without per-row queries; errors carry where in the request they are."""
-    try:
-        instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
-    except ValidationError as exc:
-        raise prefix_validation_error(exc, path) if path else exc from None
 
 
 def _pick(spec: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
@@ -475,6 +460,15 @@ def replace_store_conf(conf: StoreConf, spec: dict[str, Any]) -> StoreConf:
     return conf
 
 
+def replace_store_conf_and_push(
+    conf: StoreConf, spec: dict[str, Any], timeout: float | None = None
+) -> tuple[StoreConf, list[Ack]]:
+    """Replace a storage config, then send it to every running subtask of every task using it
+    and wait for their acknowledgements. The old file is not kept, so delivery is what counts."""
+    conf = replace_store_conf(conf, spec)
+    return conf, engine().push_store_conf(conf, timeout)
+
+
 @transaction.atomic
 def delete_store_conf(conf: StoreConf) -> None:
     used = conf.tasks.count()
@@ -556,39 +550,6 @@ def with_play_url(project: Project, spec: dict[str, Any]) -> dict[str, Any]:
     if not url:
         raise NotFound(_("no video channel %(r)s") % {"r": first["vchan_refid"]}, field="vchans[0]")
     return {**spec, "play_url": url}
-
-
-# A v2 algorithm service name -> (algo_type, detector models); any other name: security, default models.
-SERVICE_ALGORITHMS: dict[str, tuple[str, list[str]]] = {
-    **{code: (code, []) for code in AlgoType.values},
-    **{str(label): (code, []) for code, label in AlgoType.choices},
-    **{code_name.lower(): (code, []) for code_name, code in AlgoType.__members__.items()},
-    "交通": (AlgoType.TRAFFIC, []),
-    "客流": (AlgoType.PASSENGER_FLOW, []),
-    "安防": (AlgoType.SECURITY, []),
-    "违停": (AlgoType.ILLEGAL_PARKING, []),
-    "人脸": (AlgoType.FACE, []),
-    DetectorModel.BODY: (AlgoType.SECURITY, [DetectorModel.BODY]),
-    DetectorModel.MOTOR: (AlgoType.TRAFFIC, [DetectorModel.MOTOR]),
-    DetectorModel.NO_MOTOR: (AlgoType.TRAFFIC, [DetectorModel.NO_MOTOR]),
-}
-
-
-def service_spec(service_name: str) -> dict[str, Any]:
-    """The core fields a v2 algorithm service stands for: algo_type, detector models, a stable alg_id.
-
-    alg_id (v2 algorithm_publish_id) is a version-4-shaped UUID made from the name, so every task
-    of one service shares it.
-    """
-    key = service_name.lower().replace("-", "_").replace(" ", "_")
-    algo_type, models = SERVICE_ALGORITHMS.get(key, (AlgoType.SECURITY, []))
-    digest = hashlib.sha256(service_name.encode("utf-8")).digest()[:16]
-    return {
-        "service_name": service_name,
-        "algo_type": str(algo_type),
-        "detector_models": [str(m) for m in models],
-        "alg_id": str(uuid.UUID(bytes=digest, version=4)),
-    }
 
 
 @transaction.atomic
@@ -698,11 +659,13 @@ def get_batch(project: Project, batch_id: str) -> BatchTask:
     return batch
 
 
-def _batch_task_specs(batch: BatchTask, sources: list[dict[str, Any]]) -> tuple[list, list[str]]:
+def _batch_task_specs(
+    batch: BatchTask, sources: list[dict[str, Any]], task_defaults: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
     """One task spec per video source (those listed twice are refused with a reason)."""
     common = {
-        **service_spec(batch.service_name),
-        **{name: getattr(batch, name) for name in BATCH_TASK_FIELDS},
+        **task_defaults,
+        **{name: getattr(batch, name) for name in BatchTask.TASK_FIELDS},
         "run_dt": timezone.now(),
         "source_type": SourceType.PULL_VIDEO_STREAM,
         "batch": batch,
@@ -729,24 +692,33 @@ def _batch_task_specs(batch: BatchTask, sources: list[dict[str, Any]]) -> tuple[
     return specs, labels, errors
 
 
-def _add_batch_tasks(batch: BatchTask, sources: list[dict[str, Any]]) -> BatchResult:
-    specs, labels, errors = _batch_task_specs(batch, sources)
+def _add_batch_tasks(
+    batch: BatchTask, sources: list[dict[str, Any]], task_defaults: dict[str, Any]
+) -> BatchResult:
+    specs, labels, errors = _batch_task_specs(batch, sources, task_defaults)
     made = create_tasks(batch.project, specs, validated=("output", "schedule", "config"))
     errors += [f"{labels[index]}: {message}" for index, message in made.errors]
     return BatchResult(batch, total=len(sources), errors=errors)
 
 
 @transaction.atomic
-def create_batch(project: Project, spec: dict[str, Any], sources: list[dict[str, Any]]) -> BatchResult:
+def create_batch(
+    project: Project,
+    spec: dict[str, Any],
+    sources: list[dict[str, Any]],
+    task_defaults: dict[str, Any] | None = None,
+) -> BatchResult:
     """A batch task and one task per video source, in one transaction with bulk inserts.
 
     spec: BATCH_FIELDS; sources: [{vchan_refid, video_group_id?, target_roi?, label?}], where
     `label` names the source in error messages. A source that fails is counted and listed.
+    task_defaults: task fields every task of the batch starts from (v2: what its algorithm
+    service stands for, tasks/api/v2/algorithms.py).
     """
     batch = BatchTask(project=project, **_pick(spec, BATCH_FIELDS))
     clean(batch, "", exclude=["project", "creator"])
     batch.save()
-    result = _add_batch_tasks(batch, sources)
+    result = _add_batch_tasks(batch, sources, task_defaults or {})
     announce(project.project_id, "batch.created", {"batch_id": batch.batch_id})
     return result
 
@@ -767,7 +739,10 @@ def _delete_batch_tasks(batch: BatchTask) -> int:
 
 @transaction.atomic
 def update_batch(
-    batch: BatchTask, spec: dict[str, Any], sources: list[dict[str, Any]] | None = None
+    batch: BatchTask,
+    spec: dict[str, Any],
+    sources: list[dict[str, Any]] | None = None,
+    task_defaults: dict[str, Any] | None = None,
 ) -> BatchResult:
     """Change a batch's settings (copied onto its tasks); `sources` replaces its tasks. Refused
     while one of its tasks runs; service_name cannot change."""
@@ -784,9 +759,9 @@ def update_batch(
     announce(batch.project.project_id, "batch.updated", {"batch_id": batch.batch_id})
     if sources is not None:
         _delete_batch_tasks(batch)
-        return _add_batch_tasks(batch, sources)
+        return _add_batch_tasks(batch, sources, task_defaults or {})
     tasks = Task.objects.filter(batch=batch)
-    changes = {name: getattr(batch, name) for name in BATCH_TASK_FIELDS if name != "creator"}
+    changes = {name: getattr(batch, name) for name in BatchTask.TASK_FIELDS if name != "creator"}
     total = tasks.update(**changes, update_dt=timezone.now())
     for task in tasks.filter(schedule_active=True):
         schedules.sync(task)
@@ -806,9 +781,9 @@ def delete_batch(batch: BatchTask) -> BatchResult:
 
 
 def run_batch(batch: BatchTask, action: str) -> BatchResult:
-    """Start or stop every task of a batch (tasks.schedules.start / stop); a task that cannot is
-    counted and listed, the others go on."""
-    act = schedules.start if action == schedules.START else schedules.stop
+    """Start or stop every task of a batch (the core start_task / stop_task); a task that cannot
+    is counted and listed, the others go on."""
+    act = subtask_services.start_task if action == schedules.START else subtask_services.stop_task
     tasks = list(Task.objects.filter(batch=batch).select_related("project").order_by("task_name", "task_id"))
     result = BatchResult(batch, total=len(tasks))
     for task in tasks:

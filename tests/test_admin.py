@@ -187,6 +187,40 @@ def test_dispatch_again_moves_an_abnormal_subtask_back_to_starting(staff, task):
     assert Subtask.objects.get(pk=subtask.pk).state == State.STARTING
 
 
+def test_the_task_pages_dispatch_again_button_redispatches_an_abnormal_subtask(
+    staff, task, django_capture_on_commit_callbacks
+):
+    """The button on the task's page posts to its command URL, as the browser's form does."""
+    abnormal, other = task.subtasks.order_by("position")
+    Subtask.objects.filter(pk=abnormal.pk).update(state=State.ABNORMAL, config_complete=True)
+    page = staff.get(reverse("admin:tasks_task_change", args=[task.pk])).content.decode()
+    url = reverse("admin:tasks_task_command", args=[task.pk, "dispatch"])
+    assert f'action="{url}"' in page or url in page
+
+    with django_capture_on_commit_callbacks(execute=True):  # the dispatch runs once the write commits
+        answer = staff.post(url, follow=True)
+
+    assert answer.status_code == 200
+    assert any(f"dispatch again: subtask {abnormal.pk} → STARTING" in t for t in texts(answer))
+    again = Subtask.objects.get(pk=abnormal.pk)
+    # Dispatched: with no live node it waits for one, and says so.
+    assert again.state == State.STARTING and "waiting" in again.status_reason
+    assert Subtask.objects.get(pk=other.pk).state == State.PENDING
+
+
+def test_the_dispatch_again_action_on_the_task_list_redispatches_an_abnormal_subtask(staff, task):
+    abnormal = task.subtasks.order_by("position").first()
+    Subtask.objects.filter(pk=abnormal.pk).update(state=State.ABNORMAL, config_complete=True)
+    answer = staff.post(
+        reverse("admin:tasks_task_changelist"),
+        {"action": "dispatch_again", "_selected_action": [task.pk]},
+        follow=True,
+    )
+    assert answer.status_code == 200
+    assert any(f"subtask {abnormal.pk} → STARTING" in t for t in texts(answer))
+    assert Subtask.objects.get(pk=abnormal.pk).state == State.STARTING
+
+
 def test_commands_are_post_only(staff, task):
     assert staff.get(reverse("admin:tasks_task_command", args=[task.pk, "start"])).status_code == 404
 

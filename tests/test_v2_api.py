@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from django.test import Client
 
+from subtasks import services as subtask_services
 from subtasks.choices import State
 from subtasks.models import Subtask
-from tasks import schedules
 from tasks.api.v2.serializers import LIST_STATES, TASK_STATES, V2_STATE
 from tasks.models import BatchTask, Task, VideoChannel
 from tests.conftest import Actor
@@ -195,7 +195,7 @@ def test_scheduling_finds_activated_tasks_between_their_windows(alice, cams):
     create_task(alice, sources=[cams[1]], name="plain")
     task = Task.objects.get(pk=scheduled["id"])
 
-    schedules.start(task, now=datetime(2026, 1, 7, 12, 0, tzinfo=UTC))  # a Wednesday
+    subtask_services.start_task(task, now=datetime(2026, 1, 7, 12, 0, tzinfo=UTC))  # a Wednesday
 
     assert _names(alice, "task_state=SCHEDULING") == {"scheduled"}
     assert v2_ok(alice.get(v2(alice, f"/tasks/{task.pk}")))["schedule_status"] == "ACTIVATED"

@@ -11,6 +11,7 @@ from django_q import scheduler as q_scheduler
 from django_q.conf import Conf
 from django_q.models import Schedule
 
+from subtasks import services
 from subtasks.choices import State
 from subtasks.models import Subtask
 from tasks import schedules
@@ -116,10 +117,10 @@ def test_the_scheduler_starts_and_stops_the_task_at_the_window_edges(alice, cloc
     task_id = create_task(alice, sources=["cam-0", "cam-1"], schedule=body)["id"]
     task = Task.objects.get(pk=task_id)
 
-    schedules.start(task, now=MONDAY - 2 * H)  # Sunday 22:00 UTC: outside the window, nothing starts yet
+    services.start_task(task, now=MONDAY - 2 * H)  # Sunday 22:00 UTC: outside the window, nothing starts yet
     rows = {row.name.split("-")[-2]: row for row in Schedule.objects.filter(name__contains=task_id)}
     assert (rows["start"].next_run, rows["stop"].next_run) == (MONDAY, MONDAY + 2 * H)
-    assert rows["start"].func == "tasks.schedules.run_edge" and rows["start"].minutes == 7 * 24 * 60
+    assert rows["start"].func == "subtasks.services.run_edge" and rows["start"].minutes == 7 * 24 * 60
     assert states(task_id) == {State.CONFIGURED}
 
     clock.now_value = MONDAY - H
@@ -143,7 +144,7 @@ def test_starting_inside_a_window_starts_at_once_and_stop_removes_the_schedules(
     task_id = create_task(alice, sources=["cam-0"], schedule=weekly([1], [[w("08:00", "10:00")]]))["id"]
     task = Task.objects.get(pk=task_id)
 
-    outcomes = schedules.start(task, now=MONDAY + H)
+    outcomes = services.start_task(task, now=MONDAY + H)
 
     assert [o.ok for o in outcomes] == [True] and states(task_id) == {State.STARTING}
     assert Schedule.objects.filter(name__contains=task_id).count() == 2
@@ -160,7 +161,7 @@ def test_an_edge_of_a_deleted_task_removes_its_schedules(alice):
     Subtask.objects.filter(task_id=task_id).delete()
     Task.objects.filter(pk=task_id).delete()
 
-    assert schedules.run_edge(task_id, "start") == "no active scheduled task"
+    assert services.run_edge(task_id, "start") == "no active scheduled task"
     assert not Schedule.objects.filter(name__contains=task_id).exists()
 
 

@@ -165,6 +165,9 @@ VIAS_WS_MAX_PENDING_BYTES = envint("VIAS_WS_MAX_PENDING_BYTES", 256 * 1024)
 # Seconds a client may leave that backlog unread before its socket is closed (1008).
 VIAS_WS_STALL_TIMEOUT = envint("VIAS_WS_STALL_TIMEOUT", 30)
 
+# The model vias.lib.auth authenticates API tokens with (the lib imports no app).
+VIAS_API_TOKEN_MODEL = "tasks.ApiToken"
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "vias.lib.auth.TokenAuthentication",

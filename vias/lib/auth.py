@@ -12,6 +12,8 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from django.apps import apps
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import authentication, exceptions, permissions
@@ -38,10 +40,14 @@ def raw_token(headers: Any, query: dict[str, str] | None = None) -> str | None:
     return parts[0]
 
 
-def token_for(raw: str):
-    from tasks.models import ApiToken  # the model lives in a domain app; import when first used
+def token_model() -> Any:
+    """The API token model, named by settings.VIAS_API_TOKEN_MODEL ("app_label.Model"), as Django's
+    get_user_model() does for AUTH_USER_MODEL: the lib names no app, the settings wire it."""
+    return apps.get_model(settings.VIAS_API_TOKEN_MODEL, require_ready=True)
 
-    token = ApiToken.objects.for_key(raw)
+
+def token_for(raw: str) -> Any:
+    token = token_model().objects.for_key(raw)
     if token is None or not token.user.is_active:
         raise exceptions.AuthenticationFailed(_("unknown API token"))
     now = timezone.now()

@@ -109,3 +109,11 @@ def prefix_validation_error(exc: ValidationError, prefix: str) -> ValidationErro
     """The same error with every field path put under `prefix` (e.g. "mtasks[0].scenes[1]")."""
     flat = flatten_errors(exc)
     return ValidationError({_join(prefix, path) if path else prefix: msgs for path, msgs in flat.items()})
+
+
+def clean(instance: Any, path: str, exclude: list[str] | None = None) -> None:
+    """A model's own validation without per-row queries; errors carry where in the request they are."""
+    try:
+        instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        raise prefix_validation_error(exc, path) if path else exc from None

@@ -14,8 +14,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from subtasks import services as subtask_services
 from tasks import queries, schedules, services
 from tasks.api.v2 import serializers as s
+from tasks.api.v2.algorithms import service_spec
 from tasks.api.v2.envelope import V2, v2_exception_handler
 from tasks.models import BatchTask, Task, VideoChannel, new_id
 from vias.lib.api import ProjectAPIView
@@ -130,9 +132,9 @@ class TaskAction(V2APIView):
     def put(self, request: Request, project_id: str, task_id: str, action: str) -> Response:
         task = services.get_task(self.project, task_id)
         if action == schedules.START:
-            schedules.start(task)
+            subtask_services.start_task(task)
         else:
-            schedules.stop(task)
+            subtask_services.stop_task(task)
         return Response(self.task_answer(task_id))
 
 
@@ -176,7 +178,10 @@ class BatchCollection(V2APIView):
     @extend_schema(request=s.BatchTaskIn, responses=OpenApiTypes.OBJECT, summary="v2: add a batch task")
     def post(self, request: Request, project_id: str) -> Response:
         body = self.parse(s.BatchTaskIn)
-        result = services.create_batch(self.project, body.to_spec(request.user), body.sources())
+        spec = body.to_spec(request.user)
+        result = services.create_batch(
+            self.project, spec, body.sources(), service_spec(body.validated_data["service_name"])
+        )
         return Response(s.batch_result(result))
 
 
@@ -187,7 +192,10 @@ class BatchDetail(V2APIView):
     def put(self, request: Request, project_id: str, batch_id: str) -> Response:
         batch = services.get_batch(self.project, batch_id)
         body = self.parse(s.BatchTaskUpdateIn)
-        return Response(s.batch_result(services.update_batch(batch, body.to_spec(), body.sources())))
+        result = services.update_batch(
+            batch, body.to_spec(), body.sources(), service_spec(batch.service_name)
+        )
+        return Response(s.batch_result(result))
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: delete a batch task and its tasks")
     def delete(self, request: Request, project_id: str, batch_id: str) -> Response:

@@ -265,9 +265,7 @@ def put_store_confs(ctx: Context, params: dict[str, Any]) -> Body:
     """The seed's 20.3: replace, send to every running subtask using it, answer once they acknowledge.
     A refusal still counts as delivered (the seed: the platform keeps no copy of the old file)."""
     conf = _store_conf(ctx, params)
-    conf, acks = subtask_services.replace_store_conf_and_push(
-        conf, parse(s.StoreConfUpdateIn, params).validated_data
-    )
+    conf, acks = services.replace_store_conf_and_push(conf, parse(s.StoreConfUpdateIn, params).validated_data)
     return ack_body(acks, refusal_fails=False, data=s.store_conf_out(conf))
 
 

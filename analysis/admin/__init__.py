@@ -18,11 +18,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from analysis.models import Delivery, Detector, Event
-from vias.admin_ui import LIVE_MEDIA, events_chart
+from vias.lib.admin import LIVE_MEDIA, TenantAdminMixin, events_chart
 
 
 @admin.register(Detector)
-class DetectorAdmin(admin.ModelAdmin):
+class DetectorAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "enabled",
@@ -85,7 +85,9 @@ class RuleFilter(admin.SimpleListFilter):
     parameter_name = "rule"
 
     def lookups(self, request, model_admin):
-        rules = Event.objects.order_by("rule").values_list("rule", flat=True).distinct()
+        rules = (
+            Event.objects.visible_to(request.user).order_by("rule").values_list("rule", flat=True).distinct()
+        )
         return [(rule, rule) for rule in rules]
 
     def queryset(self, request, queryset):
@@ -97,7 +99,7 @@ def snapshot_src(event: Event) -> str:
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_display = (
         "thumbnail",
         "occurred_at",
@@ -217,7 +219,7 @@ class EventAdmin(admin.ModelAdmin):
 
     def snapshot_view(self, request, object_id: int):
         """The event's JPEG from MEDIA_ROOT, for staff; never a path outside it."""
-        event = get_object_or_404(Event.objects.only("snapshot"), pk=object_id)
+        event = get_object_or_404(self.get_queryset(request).only("snapshot"), pk=object_id)
         root = Path(settings.MEDIA_ROOT).resolve()
         path_ = (root / event.snapshot).resolve() if event.snapshot else None
         if path_ is None or root not in path_.parents or not path_.is_file():
@@ -226,7 +228,7 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "output",

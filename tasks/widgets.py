@@ -1,32 +1,28 @@
-"""Shared pieces of the operator's admin (docs/admin.md): state badges and progress bars, the XML
-code editor and the visual ROI / calibration editors (form widgets), and the bridge from service
-functions to admin messages. The ModelAdmins live in each app's admin.py."""
+"""The admin's editors for the task core's XML fields: a code editor for every XML document and
+a drawing editor over a video frame for ROIs and calibration, validated with the models' rules.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
-from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
-from django.db.models.functions import TruncDay, TruncHour, TruncMinute
-from django.forms.renderers import TemplatesSetting
-from django.utils import timezone, translation
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
+from django.db import models
+from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 
-from subtasks.choices import State
 from tasks.validators import validate_calibration_xml, validate_roi_xml, validate_xml
-from vias.lib.errors import ServiceError, flatten_errors, summary
-from vias.lib.xmlsafe import check_xml, pretty
+from vias.lib.admin import ProjectTemplates, pretty_or_same
+from vias.lib.xmlsafe import check_xml
 
 CODEMIRROR = "vendor/codemirror-5.65.21"
+
+
 EDITOR_MEDIA = forms.Media(
     css={"all": (f"{CODEMIRROR}/lib/codemirror.css", "vias/admin.css")},
     js=(
@@ -38,98 +34,18 @@ EDITOR_MEDIA = forms.Media(
         "vias/xml-editor.js",
     ),
 )
+
+
 DRAW_MEDIA = forms.Media(js=("vias/draw-editor.js",))
-LIVE_MEDIA = forms.Media(css={"all": ("vias/admin.css",)}, js=("vias/live.js",))
 
-# ---- badges and progress ------------------------------------------------------------------------
-
-
-def state_badge(state: str) -> SafeString:
-    """A coloured badge for a subtask (or derived task) state; `data-state` lets live.js update it."""
-    try:
-        label = State(state).label
-    except ValueError:
-        label = state
-    return format_html(
-        '<span class="vias-badge vias-state-{}" data-state="{}" title="{}">{}</span>',
-        state.lower(),
-        state,
-        label,
-        state,
-    )
-
-
-def counts_badges(counts: Mapping[str, int], *, zeros: bool = False) -> SafeString:
-    """One small badge per state with subtasks in it (all states when `zeros`), in canonical order."""
-    items = [(s, counts.get(s, 0)) for s in State.values if zeros or counts.get(s, 0)]
-    inner = format_html_join(
-        "",
-        '<span class="vias-count vias-state-{}" data-count-state="{}" title="{}"{}>{} {}</span>',
-        (
-            (s.lower(), s, State(s).label, mark_safe(' hidden=""') if not n else "", s, n)
-            for s, n in (items or [])
-        ),
-    )
-    if not zeros:
-        return format_html('<span class="vias-counts">{}</span>', inner or "—")
-    return format_html('<span class="vias-counts" data-all-states="1">{}</span>', inner)
-
-
-def progress_bar(percent: float | None) -> SafeString:
-    value = max(0.0, min(100.0, float(percent or 0.0)))
-    return format_html(
-        '<span class="vias-progress" data-progress="{}" title="{}%"><span style="width:{}%"></span>'
-        "<em>{}%</em></span>",
-        f"{value:.1f}",
-        f"{value:.1f}",
-        f"{value:.1f}",
-        f"{value:.0f}",
-    )
-
-
-# ---- service calls reported as messages ---------------------------------------------------------
-
-
-def error_text(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return summary(flatten_errors(exc)) or "; ".join(exc.messages)
-    return str(exc)
-
-
-def run_service(
-    request, fn: Callable[..., Any], *args: Any, prefix: str = "", **kwargs: Any
-) -> tuple[bool, Any]:
-    """Call a service function; a refusal (ServiceError, ValidationError) becomes an error message."""
-    try:
-        return True, fn(*args, **kwargs)
-    except (ServiceError, ValidationError) as exc:
-        messages.error(request, f"{prefix}{error_text(exc)}")
-        return False, None
-
-
-def report_outcomes(request, label: str, outcomes: Iterable[Any]) -> None:
-    """One message per subtask Outcome (or control-channel Ack): success, or warning with the reason."""
-    for outcome in outcomes:
-        state = getattr(outcome, "state", "") or getattr(outcome, "status", "")
-        reason = getattr(outcome, "reason", "")
-        text = _("%(label)s: subtask %(id)s → %(state)s") % {
-            "label": label,
-            "id": outcome.subtask_id,
-            "state": state,
-        }
-        if reason:
-            text = f"{text} ({reason})"
-        level = messages.SUCCESS if outcome.ok else messages.WARNING
-        messages.add_message(request, level, text)
-
-
-# ---- XML fields ---------------------------------------------------------------------------------
 
 KIND_VALIDATORS: dict[str, Callable[[str], None]] = {
     "xml": validate_xml,
     "roi": validate_roi_xml,
     "calibration": validate_calibration_xml,
 }
+
+
 _WHERE = re.compile(r"line (\d+)(?:, column (\d+))?")
 
 
@@ -146,20 +62,6 @@ def locate_error(text: str, kind: str) -> tuple[int, int]:
             if match:
                 return int(match.group(1)), int(match.group(2) or 0)
     return 0, 0
-
-
-def pretty_or_same(value: Any) -> Any:
-    return pretty(value) if isinstance(value, str) and value.strip() else value
-
-
-class ProjectTemplates:
-    """Widgets whose templates live in the project's templates/ (the default form renderer only
-    looks inside Django and the installed apps)."""
-
-    renderer = TemplatesSetting()
-
-    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer=None) -> SafeString:
-        return super().render(name, value, attrs, renderer=self.renderer)
 
 
 class XmlEditor(ProjectTemplates, forms.Textarea):
@@ -363,85 +265,28 @@ class RoiListField(forms.Field):
         return [pretty_or_same(v) for v in (initial or [])] != [pretty_or_same(v) for v in (data or [])]
 
 
-# ---- events over time ---------------------------------------------------------------------------
-
-CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 720, 160, 28
-
-
-def events_chart(queryset: QuerySet, *, title: str = "") -> SafeString:
-    """Events of `queryset` per minute, hour or day (by the span they cover) as an inline SVG bar chart:
-    two queries (the span, then the counts per bucket)."""
-    from django.db.models import Count, Max, Min
-
-    span = queryset.order_by().aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
-    if not span["first"]:
-        return format_html('<p class="vias-chart-empty">{}</p>', _("No events yet."))
-    length = span["last"] - span["first"]
-    if length <= timedelta(hours=2):
-        trunc, step, fmt = TruncMinute, timedelta(minutes=1), "%H:%M"
-    elif length <= timedelta(days=3):
-        trunc, step, fmt = TruncHour, timedelta(hours=1), "%m-%d %H:00"
-    else:
-        trunc, step, fmt = TruncDay, timedelta(days=1), "%Y-%m-%d"
-    rows = list(
-        queryset.order_by()
-        .annotate(bucket=trunc("occurred_at"))
-        .values("bucket")
-        .annotate(n=Count("pk"))
-        .order_by("bucket")
-    )
-    counts = {row["bucket"]: row["n"] for row in rows}
-    buckets, at = [], rows[0]["bucket"]
-    while at <= rows[-1]["bucket"] and len(buckets) < 400:
-        buckets.append((at, counts.get(at, 0)))
-        at += step
-    top = max(n for _b, n in buckets) or 1
-    inner_w, inner_h = CHART_WIDTH - 2 * CHART_PAD, CHART_HEIGHT - 2 * CHART_PAD
-    bar_w = inner_w / len(buckets)
-    bars = []
-    for index, (bucket, n) in enumerate(buckets):
-        h = inner_h * n / top
-        local = timezone.localtime(bucket)
-        bars.append(
-            format_html(
-                '<rect x="{}" y="{}" width="{}" height="{}"><title>{}: {}</title></rect>',
-                f"{CHART_PAD + index * bar_w:.1f}",
-                f"{CHART_PAD + inner_h - h:.1f}",
-                f"{max(bar_w - 1, 1):.1f}",
-                f"{h:.1f}",
-                local.strftime(fmt),
-                n,
-            )
-        )
-    first, last = timezone.localtime(buckets[0][0]), timezone.localtime(buckets[-1][0])
-    total = sum(n for _b, n in buckets)
-    return format_html(
-        '<figure class="vias-chart"><figcaption>{} — {}</figcaption>'
-        '<svg viewBox="0 0 {} {}" role="img" aria-label="{}">'
-        '<line x1="{}" y1="{}" x2="{}" y2="{}" class="axis"/>'
-        '<text x="{}" y="{}" class="label">{}</text><text x="{}" y="{}" class="label" text-anchor="end">{}</text>'
-        '<text x="4" y="{}" class="label">{}</text>{}</svg></figure>',
-        title or _("Events over time"),
-        _("%(n)d events") % {"n": total},
-        CHART_WIDTH,
-        CHART_HEIGHT,
-        title or _("Events over time"),
-        CHART_PAD,
-        CHART_PAD + inner_h,
-        CHART_PAD + inner_w,
-        CHART_PAD + inner_h,
-        CHART_PAD,
-        CHART_HEIGHT - 8,
-        first.strftime(fmt),
-        CHART_PAD + inner_w,
-        CHART_HEIGHT - 8,
-        last.strftime(fmt),
-        CHART_PAD - 6,
-        top,
-        mark_safe("".join(bars)),
-    )
+# What kind of editor each XML field of the task core's models gets.
+XML_KINDS = {"calibration_xml": "calibration", "config_xml": "xml", "basic_config_xml": "xml", "xml": "roi"}
 
 
-def live_attrs(**ids: Any) -> SafeString:
-    """Attributes telling live.js what this page shows (task / subtask ids) and where to subscribe."""
-    return format_html_join(" ", 'data-{}="{}"', ((k.replace("_", "-"), v) for k, v in ids.items()))
+def frame_url() -> str:
+    return reverse("admin:tasks_scene_frame")
+
+
+class XmlFieldsMixin:
+    """XML fields get the code editor (ROI and calibration also the drawing editor), pretty-printed
+    when the page opens and validated with the model's own validators on save."""
+
+    frame_inputs = "mtask=id_mtask,vchan_refid=id_vchan_refid"
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.TextField) and db_field.name in XML_KINDS:
+            return xml_formfield(db_field, XML_KINDS[db_field.name])
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def point_editors(self, form_class, query: str) -> None:
+        for field in form_class.base_fields.values():
+            widget = getattr(field, "widget", None)
+            if widget is not None and hasattr(widget, "frame_url"):
+                widget.frame_url = frame_url() + query
+                widget.attrs["data-frame-inputs"] = self.frame_inputs

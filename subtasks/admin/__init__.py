@@ -27,14 +27,15 @@ from django.utils.translation import gettext_lazy
 from subtasks import services
 from subtasks.choices import ACTIVE_STATES
 from subtasks.models import Node, Subtask
-from tasks.admin import ServiceChangeMixin, XmlFieldsMixin
-from vias.admin_ui import (
+from subtasks.widgets import state_badge
+from tasks.widgets import RoiListField, XmlFieldsMixin
+from vias.lib.admin import (
     LIVE_MEDIA,
-    RoiListField,
+    ServiceChangeMixin,
+    TenantAdminMixin,
     progress_bar,
     report_outcomes,
     run_service,
-    state_badge,
 )
 
 
@@ -47,7 +48,7 @@ class SubtaskForm(forms.ModelForm):
 
 
 @admin.register(Subtask)
-class SubtaskAdmin(ServiceChangeMixin, XmlFieldsMixin, admin.ModelAdmin):
+class SubtaskAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.ModelAdmin):
     form = SubtaskForm
     list_display = (
         "id",
@@ -223,7 +224,7 @@ class SubtaskAdmin(ServiceChangeMixin, XmlFieldsMixin, admin.ModelAdmin):
     def command_view(self, request, object_id: int, verb: str):
         if request.method != "POST":
             raise Http404
-        subtask = get_object_or_404(Subtask, pk=object_id)
+        subtask = get_object_or_404(self.get_queryset(request), pk=object_id)
         if not self.has_change_permission(request, subtask):
             raise PermissionDenied
         commands = {
@@ -271,7 +272,7 @@ class SubtaskAdmin(ServiceChangeMixin, XmlFieldsMixin, admin.ModelAdmin):
 
 
 @admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
+class NodeAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_display = (
         "name",
         "hostname",
