@@ -81,6 +81,11 @@ class Subtask(models.Model):
     calibration_xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_calibration_xml])
     config_xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_xml])
     algo_args = models.JSONField(default=dict, blank=True)
+    # False once configured on its own (PUT /subtasks/{id}): scene edits then leave it alone until
+    # the scene is copied to it again (tasks.scene_links).
+    follows_scene = models.BooleanField(
+        default=True, help_text=_("takes its scene's ROIs, calibration and config when the scene changes")
+    )
     node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="subtasks")
     # A recorded file as source (VCS-SPS videoTimeLength / videoBeginTime): analysis dates an event
     # at video_begin_time + its offset in the file, and reports progress against video_time_length.

@@ -121,8 +121,10 @@ def configure_subtask(subtask: Subtask, spec: dict[str, Any]) -> Subtask:
     for name in CONFIG_FIELDS:
         if name in spec:
             setattr(subtask, name, spec[name])
+    if set(spec) & set(CONFIG_FIELDS):
+        subtask.follows_scene = False  # its own configuration now: scene edits leave it alone
     clean(subtask, "", exclude=["task", "video_channel", "scene", "node"])
-    subtask.save(update_fields=[*CONFIG_FIELDS, "updated_at"])
+    subtask.save(update_fields=[*CONFIG_FIELDS, "follows_scene", "updated_at"])
     announce(
         subtask.task.project.project_id,
         "subtask.configured",

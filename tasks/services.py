@@ -19,7 +19,7 @@ from subtasks import services as subtask_services
 from subtasks.choices import State
 from subtasks.engine import Ack, engine
 from subtasks.models import Subtask
-from tasks import cameras, constants, schedules
+from tasks import cameras, constants, scene_links, schedules
 from tasks.choices import SourceType
 from tasks.models import BatchTask, MTask, Project, Scene, SceneRoi, StoreConf, Task, VideoChannel
 from tasks.validators import decode_file_b64
@@ -144,11 +144,27 @@ def create_task(project: Project, spec: dict[str, Any]) -> Task:
     return task
 
 
-@transaction.atomic
 def update_task(task: Task, spec: dict[str, Any]) -> Task:
     """Replace a task's fields and its mtask/scene tree. How it was split stays as it is."""
-    task = Task.objects.select_for_update().get(pk=task.pk)
-    if task.subtasks.active().exists():
+    return update_task_live(task, spec)[0]
+
+
+def update_task_live(task: Task, spec: dict[str, Any]) -> tuple[Task, list[Ack]]:
+    """update_task, and the running subtasks whose scene changed apply it now: one
+    acknowledgement per subtask whose analysed configuration changed (docs/state-machine.md).
+
+    While subtasks run only the mtask tree may change (the other fields as they are), and only so
+    that each running subtask keeps its scene; anything else is refused, naming what to stop.
+    """
+    task, changed = _update_task(task, spec)
+    return task, _reach_running(changed)
+
+
+@transaction.atomic
+def _update_task(task: Task, spec: dict[str, Any]) -> tuple[Task, list[Subtask]]:
+    task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
+    running = task.subtasks.active().exists()
+    if running and _changes_beyond_scenes(task, spec):
         raise Conflict(_("stop the task before changing it: some of its subtasks are running"))
     for name in ("source_type", "node_count", "pull_source_url"):
         if name in spec and spec[name] != getattr(task, name):
@@ -172,18 +188,60 @@ def update_task(task: Task, spec: dict[str, Any]) -> Task:
     if "store_conf_unid" in spec:
         task.store_conf = get_store_conf(task.project, spec["store_conf_unid"])
     clean(task, "", exclude=TASK_CLEAN_EXCLUDE)
+    changed: list[Subtask] = []
     if "mtasks" in spec:
         mtasks, scenes, rois = _build_tree(task, spec["mtasks"] or [])
         cameras.check_cameras(task.project, scenes)
+        before = {link.subtask.pk: link.before for link in scene_links.links(task, [])}
         task.subtasks.update(scene=None)
         task.mtasks.all().delete()
         _save_tree(mtasks, scenes, rois)
-        _relink_scenes(task, scenes)
+        changed = _relink(task, before)
     task.save()
     if task.schedule_active:
         schedules.sync(task)
     announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
-    return task
+    return task, changed
+
+
+def _changes_beyond_scenes(task: Task, spec: dict[str, Any]) -> bool:
+    """Whether `spec` changes more than the mtask tree (a client may send back what it read)."""
+    if (
+        "vchans" in spec
+        or "store_conf_unid" in spec
+        and spec["store_conf_unid"] != (task.store_conf.unid if task.store_conf else None)
+    ):
+        return True
+    return any(getattr(task, name) != value for name, value in _pick(spec, TASK_FIELDS).items())
+
+
+def _relink(task: Task, before: dict[int, Any] | None = None, force: bool = False) -> list[Subtask]:
+    """The one rule (tasks.scene_links) applied to every subtask of the task; refused when it
+    would move a running subtask to another scene. Returns the subtasks whose configuration changed."""
+    found = scene_links.links(task, scene_links.ordered_scenes(task), before)
+    moving = scene_links.moved_while_running(found)
+    if moving:
+        names = ", ".join(
+            f"#{link.subtask.pk} ({link.subtask.video_channel.vchan_refid if link.subtask.video_channel else _('no channel')}, {link.subtask.state})"
+            for link in moving
+        )
+        raise Conflict(
+            _(
+                "this change gives running subtask %(subtasks)s another scene; stop it first "
+                "(POST /subtasks/{id}/stop), or stop the task"
+            )
+            % {"subtasks": names}
+        )
+    return scene_links.write(found, force=force)
+
+
+def _reach_running(changed: list[Subtask]) -> list[Ack]:
+    """After commit: running subtasks re-read their configuration now and acknowledge it
+    ("applied" for those not running: they read it when they start)."""
+    if not changed:
+        return []
+    command = {"op": "update", "fields": list(scene_links.COPIED)}
+    return engine().send_to_subtasks([subtask.pk for subtask in changed], command)
 
 
 @transaction.atomic
@@ -214,18 +272,6 @@ def replace_vchans(task: Task, vchan_specs: list[dict[str, Any]], ready: bool = 
     return subtasks
 
 
-def _relink_scenes(task: Task, scenes: list[Scene]) -> None:
-    """After the tree is replaced, each subtask points again at the scene of its channel."""
-    first_by_refid: dict[str, Scene] = {}
-    for scene in scenes:
-        first_by_refid.setdefault(scene.vchan_refid, scene)
-    for subtask in task.subtasks.select_related("video_channel"):
-        refid = subtask.video_channel.vchan_refid if subtask.video_channel else ""
-        scene = first_by_refid.get(refid) or (scenes[0] if len(scenes) == 1 else None)
-        if scene is not None:
-            Subtask.objects.filter(pk=subtask.pk).update(scene=scene)
-
-
 def _lock_idle_task(task_id: str) -> Task:
     task = Task.objects.select_for_update().select_related("project").get(pk=task_id)
     if task.subtasks.active().exists():
@@ -251,14 +297,21 @@ def save_mtasks(task: Task, changed: list[MTask], deleted: list[MTask]) -> None:
     for mtask in deleted:
         Subtask.objects.filter(scene__mtask=mtask).update(scene=None)
         mtask.delete()
+    _relink(task)
     _announce_changed(task)
 
 
-@transaction.atomic
-def save_scene(scene: Scene, rois: list[str] | None = None) -> Scene:
+def save_scene(scene: Scene, rois: list[str] | None = None) -> list[Ack]:
     """Add or change one scene of a task and, when `rois` is given, replace its ROI documents in
-    that order. Validated by the models; refused while the task runs (as update_task is)."""
-    task = _lock_idle_task(scene.mtask.task_id)
+    that order; then every subtask it configures gets the change (running ones at once, with
+    their acknowledgements returned). Validated by the models. While subtasks run, refused only
+    when it would give a running subtask another scene (docs/state-machine.md)."""
+    return _reach_running(_save_scene(scene, rois))
+
+
+@transaction.atomic
+def _save_scene(scene: Scene, rois: list[str] | None) -> list[Subtask]:
+    task = Task.objects.select_for_update().select_related("project").get(pk=scene.mtask.task_id)
     clean(scene, "")  # the model checks algo_type against its task's
     cameras.check_cameras(task.project, [scene], where=lambda _scene, field: field)
     scene.save()
@@ -268,8 +321,38 @@ def save_scene(scene: Scene, rois: list[str] | None = None) -> Scene:
             clean(roi, f"rois[{index}]", exclude=["scene"])
         SceneRoi.objects.filter(scene=scene).delete()
         SceneRoi.objects.bulk_create(documents)
+    changed = _relink(task)
     _announce_changed(task)
-    return scene
+    return changed
+
+
+def delete_scene(scene: Scene) -> list[Ack]:
+    """Delete a scene; its subtasks are configured by the rule again (refused when that would
+    give a running subtask another scene)."""
+    return _reach_running(_delete_scene(scene))
+
+
+@transaction.atomic
+def _delete_scene(scene: Scene) -> list[Subtask]:
+    task = Task.objects.select_for_update().select_related("project").get(pk=scene.mtask.task_id)
+    scene.delete()
+    changed = _relink(task)
+    _announce_changed(task)
+    return changed
+
+
+def copy_scene_to_subtasks(scene: Scene) -> list[Ack]:
+    """The scene page's button: every subtask it configures takes its configuration again (their
+    own, from a subtask-level PUT, replaced); running ones at once. One answer per subtask."""
+    return _reach_running(_copy_scene(scene))
+
+
+@transaction.atomic
+def _copy_scene(scene: Scene) -> list[Subtask]:
+    task = Task.objects.select_for_update().select_related("project").get(pk=scene.mtask.task_id)
+    mine = [link for link in scene_links.links(task, scene_links.ordered_scenes(task)) if link.scene == scene]
+    scene_links.write(mine, force=True)
+    return [link.subtask for link in mine]
 
 
 @transaction.atomic

@@ -637,18 +637,26 @@ def test_a_scene_and_its_rois_are_saved_through_the_service_in_order(staff, task
     assert len(xmls) == count + 1 and 'name="l9"' in xmls[0]
 
 
-def test_a_scene_of_a_running_task_is_not_changed_and_the_admin_says_why(staff, task):
+def test_a_scene_of_a_running_task_reaches_its_subtasks_and_moving_one_is_refused(staff, task):
     from subtasks.choices import State
     from subtasks.models import Subtask
 
     scene = Scene.objects.get(mtask__task=task)
     Subtask.objects.filter(task=task).update(state=State.RUNNING)
-    answer = staff.post(
-        reverse("admin:tasks_scene_change", args=[scene.pk]), scene_form_data(scene, name="x"), follow=True
-    )
-    page = answer.content.decode()
-    assert "Stop the task before changing it" in page  # the admin's message, capitalised
-    assert Scene.objects.get(pk=scene.pk).name != "x"
+    data = scene_form_data(scene, name="x")
+    data["rois-0-xml"] = ROI.replace("door", "gate")
+    answer = staff.post(reverse("admin:tasks_scene_change", args=[scene.pk]), data, follow=True)
+    assert Scene.objects.get(pk=scene.pk).name == "x"
+    reached = [t for t in texts(answer) if t.startswith("scene change: subtask")]
+    assert len(reached) == 2, texts(answer)  # each subtask it configures answered (no job: "applied")
+    assert all('name="gate"' in s.rois[0] for s in Subtask.objects.filter(task=task))
+
+    # A second scene naming cam-1 would take that running subtask from the first one: refused.
+    add = {**scene_form_data(scene, name="side", scene_unid="s2", vchan_refid="front-door-cam-1")}
+    add.update({"rois-TOTAL_FORMS": 0, "rois-INITIAL_FORMS": 0})
+    page = staff.post(reverse("admin:tasks_scene_add"), add, follow=True).content.decode()
+    assert "stop it first" in page and "front-door-cam-1" in page
+    assert not Scene.objects.filter(name="side").exists()
 
 
 def test_the_mtask_inline_is_saved_through_the_service(staff, task):

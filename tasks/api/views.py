@@ -3,6 +3,8 @@ service, shape the answer."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -23,11 +25,11 @@ PAGE_PARAMS = [
 ]
 
 
-def _task_response(view: NativeAPIView, task_id: str, status: int = 200) -> Response:
+def _task_response(view: NativeAPIView, task_id: str, status: int = 200, **extra: Any) -> Response:
     rows = queries.task_documents(Task.objects.filter(project=view.project, task_id=task_id))
     if not rows:
         raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
-    return view.ok(status=status, data=s.task_out(rows[0]))
+    return view.ok(status=status, data=s.task_out(rows[0]), **extra)
 
 
 class TaskCollection(NativeAPIView):
@@ -56,8 +58,9 @@ class TaskDetail(NativeAPIView):
     @extend_schema(request=s.TaskUpdateIn, responses=OpenApiTypes.OBJECT, summary="Change a task")
     def put(self, request: Request, task_id: str) -> Response:
         task = services.get_task(self.project, task_id)
-        services.update_task(task, self.parse(s.TaskUpdateIn).to_spec())
-        return _task_response(self, task_id)
+        # Running subtasks whose scene changed apply it at once: one acknowledgement each.
+        _task, acks = services.update_task_live(task, self.parse(s.TaskUpdateIn).to_spec())
+        return _task_response(self, task_id, subtasks=[ack.as_dict() for ack in acks])
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Delete a task that has no subtasks left")
     def delete(self, request: Request, task_id: str) -> Response:
