@@ -172,6 +172,7 @@ class SubtaskRun:
                 return "failed"
 
     def _run(self, resume_frame: int) -> str:
+        self._turn_camera()
         self.pipeline = build_pipeline(self.subtask)
         if self.task.source_type in PICTURE_SOURCES:
             self._run_pictures()
@@ -357,6 +358,9 @@ class SubtaskRun:
                 self.stop_asked = True
             elif command.op in ("update", "reload"):
                 self._reload_config()
+            elif command.op == "scene":  # its mtask's rotation: another preset, another scene
+                self._turn_camera()
+                self._reload_config()
             elif command.op == "store_conf":
                 self.task.refresh_from_db(fields=["store_conf"])
             else:
@@ -366,6 +370,18 @@ class SubtaskRun:
             self.inbox.ack(command, ok=False, reason=f"{type(exc).__name__}: {exc}")
             return
         self.inbox.ack(command)
+
+    def _turn_camera(self) -> None:
+        """A dome camera goes to its scene's preset (ONVIF) and settles before it is analysed."""
+        from analysis import ptz
+
+        fresh = Subtask.objects.select_related("video_channel", "scene").get(pk=self.subtask.pk)
+        channel = fresh.video_channel
+        if channel is None or not channel.ptz or not channel.onvif_url or fresh.scene is None:
+            return
+        camera = ptz.Camera(channel.onvif_url, channel.onvif_username, channel.onvif_password)
+        ptz.goto_preset(camera, fresh.scene.preset)
+        time.sleep(settings.VIAS_PTZ_SETTLE_MS / 1000)
 
     def _reload_config(self) -> None:
         fresh = Subtask.objects.select_related("task").get(pk=self.subtask.pk)

@@ -87,6 +87,9 @@ class Subtask(models.Model):
         default=True, help_text=_("takes its scene's ROIs, calibration and config when the scene changes")
     )
     node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="subtasks")
+    # Started, but outside its mtask's window: when it runs next (the v2 word: SCHEDULING). It
+    # holds no node slot while it waits (docs/state-machine.md, "Mtask schedules").
+    waiting_until = models.DateTimeField(null=True, blank=True)
     # A recorded file as source (VCS-SPS videoTimeLength / videoBeginTime): analysis dates an event
     # at video_begin_time + its offset in the file, and reports progress against video_time_length.
     video_time_length = models.FloatField(

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from functools import reduce
 from typing import Any
 
-from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Avg, Count, Exists, Min, OuterRef, Q, QuerySet
 
 from subtasks.choices import TASK_STATE_PRIORITY, State, derive_task_state
 from subtasks.models import Subtask
@@ -76,7 +76,11 @@ STATE_COUNTS = {_count_key(s): Count("subtasks", filter=Q(subtasks__state=s)) fo
 
 def task_rows(queryset: QuerySet[Task], extra_columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Task rows with `state` (derived) and `state_counts`, in one query."""
-    rows = list(queryset.values(*TASK_COLUMNS, *extra_columns, **STATE_COUNTS))
+    rows = list(
+        queryset.values(
+            *TASK_COLUMNS, *extra_columns, **STATE_COUNTS, next_start=Min("subtasks__waiting_until")
+        )
+    )
     for row in rows:
         counts = {state: row.pop(_count_key(state)) for state in State.values}
         row["state_counts"] = counts
@@ -154,6 +158,7 @@ def subtask_rows(queryset: QuerySet[Subtask]) -> list[dict[str, Any]]:
             "algo_args",
             "node__name",
             "attempts",
+            "waiting_until",
             "heartbeat_at",
             "started_at",
             "finished_at",

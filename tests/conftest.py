@@ -143,7 +143,7 @@ def task_body(
                 "type": 0,
                 "time_interval": 5,
                 "start_time": "00:00:00",
-                "end_time": "22:01:20",
+                "end_time": "23:59:59",
                 "progress": 30,
                 "scenes": [
                     scene_body(int(algo_type), vchan_refid=f"cam-{s}", scene_unid=f"scene-{m}-{s}")

@@ -50,7 +50,7 @@ def test_create_answers_201_with_the_seed_shaped_task(alice):
         0,
         5,
         "00:00:00",
-        "22:01:20",
+        "23:59:59",
     )
     assert [s["scene_unid"] for s in mtask["scenes"]] == ["scene-0-0", "scene-0-1"]
     scene = mtask["scenes"][1]

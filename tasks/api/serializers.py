@@ -21,6 +21,8 @@ from tasks.choices import AlgoType, MTaskType, SourceType
 
 RUN_DT_FORMATS = ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "iso-8601"]
 TIME_FORMATS = ["%H:%M:%S", "%H:%M"]
+# A started subtask outside its mtask's window (the VIAS v2 word).
+SCHEDULING = "SCHEDULING"
 # A dome camera's ONVIF access (tasks.models.VideoChannel); the password is never answered.
 ONVIF_FIELDS = ("onvif_url", "onvif_username", "onvif_password")
 
@@ -308,6 +310,9 @@ def task_out(row: dict[str, Any]) -> dict[str, Any]:
         "state": row["state"],
         "state_counts": row["state_counts"],
         "subtask_count": row["subtask_count"],
+        # Started, with subtasks waiting for their mtask's window (docs/state-machine.md).
+        "schedule_state": SCHEDULING if row.get("next_start") else "",
+        "next_start_dt": format_dt(row.get("next_start")),
         "mtasks": [mtask_out(m) for m in row.get("mtasks", [])],
     }
 
@@ -330,6 +335,8 @@ def subtask_out(row: dict[str, Any]) -> dict[str, Any]:
         "algo_args": row["algo_args"],
         "node": row["node__name"] or "",
         "attempts": row["attempts"],
+        "schedule_state": SCHEDULING if row.get("waiting_until") else "",
+        "next_start_dt": format_dt(row.get("waiting_until")),
         "heartbeat_at": format_dt(row["heartbeat_at"]),
         "started_at": format_dt(row["started_at"]),
         "finished_at": format_dt(row["finished_at"]),
