@@ -198,7 +198,8 @@ def _update_task(task: Task, spec: dict[str, Any]) -> tuple[Task, list[Subtask]]
         _save_tree(mtasks, scenes, rois)
         changed = _relink(task, before)
     task.save()
-    if task.schedule_active:
+    if task.schedule_active and (task.schedule or "schedule" in spec):
+        # A weekly (v2) schedule; an active task without one runs by its mtasks (subtasks.mtask_runs).
         schedules.sync(task)
     announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
     return task, changed
