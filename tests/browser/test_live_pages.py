@@ -109,8 +109,11 @@ def test_a_page_opened_before_running_shows_running_and_events_arrive_live(page,
         page.wait_for_selector("body[data-live=on]")
         page.wait_for_selector(f"{badge}[data-state=RUNNING]", timeout=15000)
         page.wait_for_selector(f"[data-subtask-id='{subtask.pk}'] .vias-badge[data-state=RUNNING]")
-        row = page.wait_for_selector("[data-live-events] tbody tr[data-event-id]", timeout=60000)
-        assert "intrusion" in row.inner_text() and "yard" in row.inner_text()
+        page.wait_for_selector("[data-live-events] tbody tr[data-event-id]", timeout=60000)
+        rows = page.eval_on_selector_all(
+            "[data-live-events] tbody tr[data-event-id]", "rows => rows.map(r => r.innerText)"
+        )
+        assert any("intrusion" in row and "yard" in row for row in rows), rows  # newest on top
         assert page.evaluate("window.notReloaded") is True
         screenshot(page, "09-live-events")
     finally:

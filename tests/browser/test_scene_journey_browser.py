@@ -137,9 +137,13 @@ def test_channel_task_scene_drawn_started_running_with_live_events_in_the_drawn_
     try:
         badge = f"#vias-task-panel [data-task-id='{subtask.task_id}'] .vias-badge"
         page.wait_for_selector(f"{badge}[data-state=RUNNING]", timeout=60000)
-        row = page.wait_for_selector("[data-live-events] tbody tr[data-event-id]", timeout=60000)
+        page.wait_for_selector("[data-live-events] tbody tr[data-event-id]", timeout=60000)
         assert page.evaluate("window.notReloaded") is True
-        assert "intrusion" in row.inner_text()
+        rules = page.eval_on_selector_all(
+            "[data-live-events] tbody tr[data-event-id] td:nth-child(3)",
+            "cells => cells.map(c => c.textContent)",
+        )
+        assert "intrusion" in rules, rules
         zones = page.eval_on_selector_all(
             "[data-live-events] tbody tr[data-event-id] td:nth-child(5)",
             "cells => cells.map(c => c.textContent)",
