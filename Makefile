@@ -1,4 +1,4 @@
-# `make run` starts VIAS; `make test` runs the test suite; `make lint` checks style.
+# `make run` starts VIAS; `make test` runs the test suite; `make lint` checks style and types.
 PYTHON ?= python3
 VENV := .venv
 HOST ?= 127.0.0.1
@@ -17,6 +17,7 @@ test: deps
 lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 deps: $(VENV)/bin/python
 	@cmp -s requirements.txt $(STAMP) || { \

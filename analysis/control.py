@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -107,7 +107,7 @@ def _collect(
         popped = redis_client.blpop(list(waiting), timeout=max(left, 0.01))
         if popped is None:
             break
-        key = popped[0].decode()
+        key = cast(bytes, popped[0]).decode()  # the client answers bytes
         subtask_id = waiting.pop(key)
         answer = json.loads(popped[1])
         answers[subtask_id] = Ack(subtask_id, answer["status"], answer.get("reason", ""), answer["id"])

@@ -20,7 +20,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from analysis.detect.face import available as face_detector_available
 from analysis.hosting import enqueue_to_queue, try_adopt
 from analysis.models import Detector
 from subtasks.choices import State
@@ -59,7 +58,11 @@ def missing_categories(task: Task) -> list[str]:
 def built_in_categories() -> set[str]:
     """OpenCV's Haar cascade finds faces without a registered model, where this OpenCV build has
     it (the pinned opencv-python-headless 4.14 does; OpenCV 5 wheels do not)."""
-    return {DetectorModel.FACE} if face_detector_available() else set()
+    # Imported here: OpenCV is loaded by the processes that analyse, not by every web process
+    # that registers the engine at start-up.
+    from analysis.detect.face import available
+
+    return {DetectorModel.FACE} if available() else set()
 
 
 def node_is_live(last_heartbeat: datetime | None, now: datetime | None = None) -> bool:

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection
@@ -88,8 +88,8 @@ def try_adopt(subtask_id: int, node_name: str, resume_frame: int) -> bool:
     own setting decides whether it hosts; the dispatcher only looks for advertised slots.)"""
     redis_client = control.client()
     job = json.dumps([subtask_id, node_name, resume_frame])
-    for pid in redis_client.hkeys(_hosts_key(node_name)):
-        pid = pid.decode()
+    for raw_pid in redis_client.hkeys(_hosts_key(node_name)):
+        pid = cast(bytes, raw_pid).decode()  # the client answers bytes
         keys = [_hosts_key(node_name), _adopt_key(node_name, pid)]
         if redis_client.eval(ADOPT, 2, *keys, pid, job):
             return True

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
@@ -23,13 +23,14 @@ from django.db.models import Avg
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from analysis import control, node
-from analysis.dispatch import required_categories
+from analysis import control, hosting, node
+from analysis.dispatch import dispatch, enqueue, required_categories
 from analysis.models import Event
 from subtasks.choices import State
 from subtasks.models import Subtask
+from subtasks.services import IllegalTransition, transition
 from tasks.choices import PICTURE_SOURCES, SourceType
-from tasks.models import MTask
+from tasks.models import MTask, Scene
 from tasks.validators import resolve_video_path
 from vias.lib.announce import announce
 
@@ -61,8 +62,6 @@ class SegmentEnd(Exception):
 def run_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> str:
     """The django-q2 job. With VIAS_SUBTASKS_PER_WORKER > 1 this worker hosts several subtasks
     in threads (analysis/hosting.py); otherwise it runs this one."""
-    from analysis import hosting
-
     if hosting.per_worker() > 1:
         return hosting.host((subtask_id, node_name, resume_frame), run_one_subtask)
     return run_one_subtask(subtask_id, node_name, resume_frame)
@@ -80,8 +79,6 @@ def run_one_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> s
         return "gone"
     if subtask.node is None or subtask.node.name != node_name:
         return "dispatched elsewhere"
-    from subtasks.services import transition
-
     if subtask.state in (State.STARTING, State.RECOVERING):
         transition(subtask, State.RUNNING, heartbeat_at=timezone.now())
     elif not (subtask.state == State.RUNNING and resume_frame > 0):
@@ -91,7 +88,6 @@ def run_one_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> s
 
 def build_pipeline(subtask: Subtask):
     """Detectors for the categories the task asks for, and its algorithm type's rules."""
-    from analysis.hosting import shared_detectors
     from analysis.pipeline import Pipeline
     from analysis.rules.engine import RuleEngine
 
@@ -103,7 +99,7 @@ def build_pipeline(subtask: Subtask):
         algo_args=subtask.algo_args,
         categories=categories,
     )
-    return Pipeline(shared_detectors(categories), engine)
+    return Pipeline(hosting.shared_detectors(categories), engine)
 
 
 def update_pipeline(pipeline, subtask: Subtask, detectors: bool = False) -> None:
@@ -112,9 +108,7 @@ def update_pipeline(pipeline, subtask: Subtask, detectors: bool = False) -> None
         rois=subtask.rois, calibration_xml=subtask.calibration_xml, algo_args=subtask.algo_args
     )
     if detectors:
-        from analysis.hosting import shared_detectors
-
-        pipeline.detectors = shared_detectors(required_categories(subtask.task))
+        pipeline.detectors = hosting.shared_detectors(required_categories(subtask.task))
 
 
 @dataclass
@@ -140,7 +134,7 @@ class SubtaskRun:
     def __post_init__(self) -> None:
         self.attempt = self.subtask.attempts
         self.task = self.subtask.task
-        self.inbox: control.Inbox | None = None
+        self.inbox: control.Inbox  # set when run() opens it
         self.pipeline: Any = None
 
     # -- the run --------------------------------------------------------------------------------
@@ -159,8 +153,6 @@ class SubtaskRun:
                 self._hand_back()
                 return "handed back: node draining"
             except SegmentEnd:
-                from analysis.dispatch import enqueue
-
                 enqueue(self.subtask.pk, self.node_name, self.progress.last_frame + 1)
                 return f"continues from frame {self.progress.last_frame + 1}"
             except Exception as exc:  # noqa: BLE001 - whatever broke, the subtask must not stay RUNNING
@@ -324,7 +316,7 @@ class SubtaskRun:
         )
         if not owned.update(heartbeat_at=timezone.now(), progress=percent):
             raise LostOwnership
-        state = Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
+        state = cast(str, Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first())
         self.subtask.progress = percent
         self._write_mtask_progress()
         self._announce_progress(percent)
@@ -348,7 +340,7 @@ class SubtaskRun:
         """The mtask's progress: the mean of its subtasks' (one aggregate query and one UPDATE)."""
         if self.subtask.scene_id is None:
             return
-        mtask_id = self.subtask.scene.mtask_id
+        mtask_id = cast(Scene, self.subtask.scene).mtask_id  # scene_id is set
         mean = Subtask.objects.filter(scene__mtask_id=mtask_id).aggregate(p=Avg("progress"))["p"] or 0
         MTask.objects.filter(pk=mtask_id).update(progress=int(mean))
 
@@ -394,8 +386,6 @@ class SubtaskRun:
     # -- state ----------------------------------------------------------------------------------
 
     def _move(self, target: State, reason: str, **fields: Any) -> None:
-        from subtasks.services import IllegalTransition, transition
-
         try:
             transition(self.subtask, target, reason, **fields)
         except IllegalTransition:
@@ -405,8 +395,6 @@ class SubtaskRun:
             raise LostOwnership from None
 
     def _finish(self, target: State, reason: str) -> None:
-        from subtasks.services import IllegalTransition, transition
-
         self._refresh_state()
         fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
         if target == State.SUCCEEDED:
@@ -424,8 +412,6 @@ class SubtaskRun:
         self._write_mtask_progress()
 
     def _hand_back(self) -> None:
-        from analysis.dispatch import dispatch
-
         reason = _("node %(node)s is shutting down; handed back") % {"node": self.node_name}
         self._refresh_state()
         if self.subtask.state == State.STOPPING:
@@ -437,6 +423,6 @@ class SubtaskRun:
         dispatch(self.subtask.pk, count_attempt=False)
 
     def _refresh_state(self) -> None:
-        self.subtask.state = (
-            Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
+        self.subtask.state = cast(
+            str, Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
         )

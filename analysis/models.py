@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tasks import constants
 from tasks.choices import DetectorModel as Category
-from vias.lib.tenancy import tenant_queryset
+from vias.lib.tenancy import TenantQuerySet
 
 
 class Head(models.TextChoices):
@@ -109,6 +109,10 @@ class Detector(models.Model):
             raise ValidationError({"onnx_file": _("no file %(p)s") % {"p": self.path}})
 
 
+class EventQuerySet(TenantQuerySet):
+    project_path = "task__project"
+
+
 class Event(models.Model):
     """Something a rule found: who, where, when, how sure, and the picture."""
 
@@ -130,7 +134,7 @@ class Event(models.Model):
     snapshot = models.CharField(max_length=255, blank=True, help_text=_("JPEG under MEDIA_ROOT"))
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = tenant_queryset("task__project").as_manager()
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-occurred_at", "-pk"]
@@ -165,6 +169,10 @@ class Event(models.Model):
         }
 
 
+class DeliveryQuerySet(TenantQuerySet):
+    project_path = "event__task__project"
+
+
 class Delivery(models.Model):
     """One attempt to send one event to one output (webhook POST, Redis stream, result file)."""
 
@@ -183,7 +191,7 @@ class Delivery(models.Model):
     duration_ms = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
-    objects = tenant_queryset("event__task__project").as_manager()
+    objects = DeliveryQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]

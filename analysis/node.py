@@ -12,6 +12,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from analysis import control
+from analysis.dispatch import dispatch_waiting, reap
 from subtasks.models import Node
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,6 @@ def is_draining(name: str) -> bool:
 
 
 def housekeeping() -> None:
-    from analysis.dispatch import dispatch_waiting, reap
-
     reap()
     dispatch_waiting()
 

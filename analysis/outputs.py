@@ -258,7 +258,7 @@ def deliver_dis(event: Event, spec: Any) -> Delivery:
     delivery = Delivery(event=event, output=Delivery.Output.DIS, target=str(name))
     try:
         delivery.target = dis_stream_key(name)
-        fields = {
+        fields: dict[Any, Any] = {
             "event_id": str(event.pk),
             "task_id": str(event.task_id),
             "event": json.dumps(event.as_message(), ensure_ascii=False),

@@ -8,7 +8,7 @@ analyses each like a frame. Queues are bounded: a full one answers 503 rather th
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from django.conf import settings
@@ -71,9 +71,5 @@ def pop_picture(subtask_id: int, timeout: float = 0.2) -> tuple[str, np.ndarray]
     popped = control.client().blpop([_key(subtask_id)], timeout=timeout)
     if popped is None:
         return None
-    picture_id, _sep, data = popped[1].partition(SEPARATOR)
+    picture_id, _sep, data = cast(bytes, popped[1]).partition(SEPARATOR)  # the client answers bytes
     return picture_id.decode(), decode_picture(data)
-
-
-def forget_queue(subtask_id: int) -> None:
-    control.client().delete(_key(subtask_id))

@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 import cv2
@@ -239,7 +239,7 @@ class VideoSource:
             self.position = index + 1
             if wanted:
                 self.analysed += 1
-                yield Frame(index, index / fps, image)
+                yield Frame(index, index / fps, cast(np.ndarray, image))  # read() gave one
 
     def _ended(self, index: int, decoded_any: bool, elapsed: float) -> None:
         slack = max(2, int(self.frame_count * TRUNCATION_SLACK))

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from subtasks.choices import ACTIVE_STATES, State
+from subtasks.validators import validate_positive, validate_roi_list
 from tasks import constants
 from tasks.models import Scene, Task, VideoChannel
-from tasks.validators import validate_algo_args, validate_calibration_xml, validate_roi_xml, validate_xml
+from tasks.validators import validate_algo_args, validate_calibration_xml, validate_xml
 from vias.lib.tenancy import TenantQuerySet
-
-
-def validate_roi_list(value: object) -> None:
-    if not isinstance(value, list) or len(value) > constants.MAX_ROIS_PER_SCENE:
-        raise ValidationError(
-            _("rois must be a list of at most %(n)d XML documents") % {"n": constants.MAX_ROIS_PER_SCENE}
-        )
-    for index, item in enumerate(value):
-        try:
-            validate_roi_xml(item)
-        except ValidationError as exc:
-            raise ValidationError(f"[{index}]: {exc.messages[0]}") from None
-
-
-def validate_positive(value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ValidationError(_("must be a number greater than 0"))
 
 
 class Node(models.Model):

@@ -67,7 +67,7 @@ def want_of(subtask: Subtask, scenes: list[Scene], task: Task, now: datetime, ac
     if plan.type == 2:  # a batch counts its turns from when the task was started
         plan = Plan(plan.type, plan.window, plan.interval_minutes, plan.scenes, plan.not_before, activated)
     slot = slot_at(plan, now)
-    return Want(subtask, rotation[slot.scene] if slot.running else None, slot)
+    return Want(subtask, rotation[slot.scene] if slot.scene is not None else None, slot)
 
 
 def plan_task(task: Task, now: datetime, activated: datetime) -> tuple[list[Want], datetime | None]:

@@ -59,7 +59,7 @@ def get_subtask(project: Project, subtask_id: int | str) -> Subtask:
     except (TypeError, ValueError):
         raise NotFound(_("no subtask %(id)s") % {"id": subtask_id}, field="subtask_id") from None
     subtask = (
-        Subtask.objects.select_related("task", "task__project").filter(pk=pk, task__project=project).first()
+        Subtask.objects.for_project(project).select_related("task", "task__project").filter(pk=pk).first()
     )
     if subtask is None:
         raise NotFound(_("no subtask %(id)s") % {"id": subtask_id}, field="subtask_id")

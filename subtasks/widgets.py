@@ -13,7 +13,7 @@ from subtasks.choices import State
 def state_badge(state: str) -> SafeString:
     """A coloured badge for a subtask (or derived task) state; `data-state` lets live.js update it."""
     try:
-        label = State(state).label
+        label = str(State(state).label)
     except ValueError:
         label = state
     return format_html(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
@@ -36,7 +37,7 @@ from tasks.validators import (
     validate_v2_name,
     validate_xml,
 )
-from vias.lib.tenancy import TenantQuerySet, tenant_queryset
+from vias.lib.tenancy import TenantQuerySet
 
 
 def new_id() -> str:
@@ -305,14 +306,14 @@ class Task(models.Model):
     def clean(self) -> None:
         if self.source_type == SourceType.PULL_PIC_FILES and not self.pull_source_url:
             raise ValidationError({"pull_source_url": _("pull_pic_files needs pull_source_url")})
-        if self.store_conf_id and self.project_id and self.store_conf.project_id != self.project_id:
+        if self.store_conf is not None and self.project_id and self.store_conf.project_id != self.project_id:
             raise ValidationError({"store_conf_unid": _("unknown storage config")})
         if self.service_name:
             self._clean_v2()
 
     def _clean_v2(self) -> None:
         """A task of a v2 algorithm service keeps the v2 rules, whichever API changes it."""
-        errors: dict[str, list[str]] = {}
+        errors: dict[str, list[Any]] = {}
         try:
             validate_v2_name(self.task_name)
         except ValidationError as exc:
@@ -325,6 +326,10 @@ class Task(models.Model):
             errors["output"] = [_("configure at least one output mode (obs, dis, webhook, event_center)")]
         if errors:
             raise ValidationError(errors)
+
+
+class MTaskQuerySet(TenantQuerySet):
+    project_path = "task__project"
 
 
 class MTask(models.Model):
@@ -342,7 +347,7 @@ class MTask(models.Model):
     end_time = models.TimeField(null=True, blank=True)
     progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
 
-    objects = tenant_queryset("task__project").as_manager()
+    objects = MTaskQuerySet.as_manager()
 
     class Meta:
         ordering = ["task", "position"]
@@ -373,8 +378,14 @@ def camera_problems(mtask_type: int, preset: int, ptz: bool) -> dict[str, list[s
             % {"t": mtask_type}
         ]
     if preset:
-        problems["preset"] = [_("a preset needs a dome (PTZ) camera; this scene's channel is fixed: use 0")]
+        problems["preset"] = [
+            str(_("a preset needs a dome (PTZ) camera; this scene's channel is fixed: use 0"))
+        ]
     return problems
+
+
+class SceneQuerySet(TenantQuerySet):
+    project_path = "mtask__task__project"
 
 
 class Scene(models.Model):
@@ -398,7 +409,7 @@ class Scene(models.Model):
     is_running = models.BooleanField(default=False)
     status_reason = models.CharField(max_length=1024, blank=True)
 
-    objects = tenant_queryset("mtask__task__project").as_manager()
+    objects = SceneQuerySet.as_manager()
 
     class Meta:
         ordering = ["mtask", "position"]
@@ -411,7 +422,7 @@ class Scene(models.Model):
             task = self.mtask.task  # also set on unsaved instances while a task is being built
         except ObjectDoesNotExist:
             task = None
-        errors: dict[str, list[str]] = {}
+        errors: dict[str, list[Any]] = {}
         if task is not None and self.algo_type != task.algo_type:
             errors["algo_type"] = [
                 _("must equal the task's algo_type %(expected)s, not %(got)s")
@@ -429,6 +440,10 @@ class Scene(models.Model):
             raise ValidationError(errors)
 
 
+class SceneRoiQuerySet(TenantQuerySet):
+    project_path = "scene__mtask__task__project"
+
+
 class SceneRoi(models.Model):
     """One of a scene's ordered ROI documents."""
 
@@ -436,7 +451,7 @@ class SceneRoi(models.Model):
     position = models.PositiveIntegerField(default=0)
     xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_roi_xml])
 
-    objects = tenant_queryset("scene__mtask__task__project").as_manager()
+    objects = SceneRoiQuerySet.as_manager()
 
     class Meta:
         ordering = ["scene", "position"]

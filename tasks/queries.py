@@ -141,8 +141,9 @@ def task_sources(task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
 
 
 def subtask_rows(queryset: QuerySet[Subtask]) -> list[dict[str, Any]]:
+    # The stubs type values() rows as a TypedDict; callers read them as plain dicts.
     return list(
-        queryset.values(
+        queryset.values(  # type: ignore[arg-type]
             "id",
             "task_id",
             "position",

@@ -33,7 +33,7 @@ validate_project_id = RegexValidator(
 STREAM_SCHEMES = {"rtsp", "rtsps", "http", "https"}
 
 
-def validate_xml(value: str) -> None:
+def validate_xml(value: str | bytes) -> None:
     parse_xml(value)
 
 

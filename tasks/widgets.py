@@ -209,7 +209,7 @@ class RoiListWidget(ProjectTemplates, forms.Widget):
     def media(self) -> forms.Media:
         return EDITOR_MEDIA + DRAW_MEDIA
 
-    def format_value(self, value: Any) -> list[str]:
+    def format_value(self, value: Any) -> list[str]:  # type: ignore[override]  # a list of documents
         if isinstance(value, str):
             try:
                 value = json.loads(value)

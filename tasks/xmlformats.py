@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.utils.translation import gettext as _
 from lxml import etree
 
@@ -120,7 +121,7 @@ def _name(element: etree._Element, seen: set[str]) -> str:
     return name
 
 
-def _choice(element: etree._Element, name: str, choices: type, default: str) -> str:
+def _choice(element: etree._Element, name: str, choices: type[models.TextChoices], default: str) -> str:
     value = element.get(name, default)
     if value not in choices.values:
         raise _error(
@@ -153,7 +154,8 @@ def parse_roi(text: str) -> Roi:
     """The ROI document as zones and lines, or ValidationError saying what is wrong and where."""
     root = parse_xml(text)
     _check_root(root)
-    zones, lines, seen = [], [], set()
+    zones, lines = [], []
+    seen: set[str] = set()
     for child in root:
         if child.tag == "polygon":
             zones.append(_zone(child, seen))

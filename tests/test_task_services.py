@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from subtasks.choices import ACTIVE_STATES, State
 from subtasks.models import Subtask
-from tasks import services
+from tasks import building, services
 from tasks.api.serializers import TaskIn
 from tasks.models import MTask, Project, Scene, SceneRoi, StoreConf, Task, VideoChannel
 from tests.conftest import task_body
@@ -303,11 +303,11 @@ def test_invalid_third_scene_fields_leave_no_rows(project, field, value):
 
 
 def test_a_failure_after_the_first_writes_rolls_everything_back(project, monkeypatch):
-    def broken_split(*args, **kwargs):
+    def broken_save_tree(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    # Channels, the task and its tree are written before the split: all of it must go.
-    monkeypatch.setattr(services, "_split", broken_split)
+    # New channels and the task are written before its tree: all of it must go.
+    monkeypatch.setattr(building, "save_tree", broken_save_tree)
     with pytest.raises(RuntimeError):
         services.create_task(project, task_spec(("cam-0", "cam-1", "cam-2")))
     assert counts() == dict.fromkeys(counts(), 0)

@@ -110,13 +110,14 @@ CHANNEL_LAYERS = {
 # This machine's analysis node (`manage.py node`): its name is its django-q2 queue. The cluster
 # name below stays "vias" on every node: django-q2 signs task payloads with it.
 VIAS_NODE_NAME = envstr("VIAS_NODE_NAME", "vias")
+# A subtask may analyse a long video; heartbeats (analysis issue) catch dead workers.
+JOB_TIMEOUT = envint("VIAS_JOB_TIMEOUT", 6 * 3600)
 Q_CLUSTER = {
     "name": "vias",
     "workers": envint("VIAS_WORKERS", 2),
-    # A subtask may analyse a long video; heartbeats (analysis issue) catch dead workers.
-    "timeout": envint("VIAS_JOB_TIMEOUT", 6 * 3600),
+    "timeout": JOB_TIMEOUT,
     # retry must exceed timeout, or a slow job would be handed out a second time.
-    "retry": envint("VIAS_JOB_TIMEOUT", 6 * 3600) + 600,
+    "retry": JOB_TIMEOUT + 600,
     "max_attempts": 3,
     "recycle": 200,
     "max_rss": 2 * 1024 * 1024,  # KiB: recycle a worker above 2 GiB
@@ -219,7 +220,7 @@ VIAS_HEARTBEAT_TIMEOUT = envint("VIAS_HEARTBEAT_TIMEOUT", 30)
 # A node whose heartbeat is older than this gets no new subtasks.
 VIAS_NODE_TIMEOUT = envint("VIAS_NODE_TIMEOUT", 30)
 # A job hands its subtask on to a fresh job before django-q2's timeout would kill it.
-VIAS_JOB_SEGMENT = envint("VIAS_JOB_SEGMENT", max(60, Q_CLUSTER["timeout"] - 300))
+VIAS_JOB_SEGMENT = envint("VIAS_JOB_SEGMENT", max(60, JOB_TIMEOUT - 300))
 # How many times one start of a subtask is dispatched before it is FAILED.
 VIAS_MAX_DISPATCH_ATTEMPTS = envint("VIAS_MAX_DISPATCH_ATTEMPTS", 3)
 # Frames analysed per second when a scene does not say (algo_args "fps").

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from vias.lib.envelopes import error_response
+from vias.lib.envelopes import dialect_for_path, error_response
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -27,12 +27,8 @@ urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
 
 
 def handler404(request, exception=None):
-    from vias.lib.envelopes import dialect_for_path
-
     return error_response(dialect_for_path(request.path), 404, "not found")
 
 
 def handler500(request):
-    from vias.lib.envelopes import dialect_for_path
-
     return error_response(dialect_for_path(request.path), 500, "internal error")

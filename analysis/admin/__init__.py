@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
-from django.db.models import Count
-from django.http import FileResponse, Http404
+from django.db.models import Count, QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -65,7 +67,7 @@ class TimeFilter(admin.SimpleListFilter):
         "30d": timedelta(days=30),
     }
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[Any, Any]]:
         return [
             ("1h", _("last hour")),
             ("24h", _("last 24 hours")),
@@ -73,7 +75,7 @@ class TimeFilter(admin.SimpleListFilter):
             ("30d", _("last 30 days")),
         ]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         span = self.SPANS.get(self.value() or "")
         return queryset.filter(occurred_at__gte=timezone.now() - span) if span else queryset
 
@@ -84,13 +86,13 @@ class RuleFilter(admin.SimpleListFilter):
     title = gettext_lazy("rule")
     parameter_name = "rule"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[Any, Any]]:
         rules = (
             Event.objects.visible_to(request.user).order_by("rule").values_list("rule", flat=True).distinct()
         )
         return [(rule, rule) for rule in rules]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.filter(rule=self.value()) if self.value() else queryset
 
 
@@ -147,20 +149,20 @@ class EventAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_per_page = 50
 
     @property
-    def media(self):
+    def media(self) -> forms.Media:
         return super().media + LIVE_MEDIA
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # analysis writes events
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).defer("attributes", "task__config", "task__output")
 
     @admin.display(description=gettext_lazy("snapshot"))
-    def thumbnail(self, obj: Event):
+    def thumbnail(self, obj: Event) -> Any:
         if not obj.snapshot:
             return "—"
         src = snapshot_src(obj)
@@ -169,7 +171,7 @@ class EventAdmin(TenantAdminMixin, admin.ModelAdmin):
         )
 
     @admin.display(description=gettext_lazy("snapshot"))
-    def big_snapshot(self, obj: Event):
+    def big_snapshot(self, obj: Event) -> Any:
         if not obj.snapshot:
             return "—"
         return format_html('<img src="{}" alt="" style="max-width:100%;max-height:540px">', snapshot_src(obj))
@@ -183,20 +185,22 @@ class EventAdmin(TenantAdminMixin, admin.ModelAdmin):
         return f"{obj.offset_s:.1f}"
 
     @admin.display(description=gettext_lazy("task"), ordering="task__task_name")
-    def task_link(self, obj: Event):
+    def task_link(self, obj: Event) -> Any:
         return format_html(
             '<a href="{}">{}</a>', reverse("admin:tasks_task_change", args=[obj.task_id]), obj.task
         )
 
     @admin.display(description=gettext_lazy("subtask"), ordering="subtask_id")
-    def subtask_link(self, obj: Event):
+    def subtask_link(self, obj: Event) -> Any:
         return format_html(
             '<a href="{}">#{}</a>',
             reverse("admin:subtasks_subtask_change", args=[obj.subtask_id]),
             obj.subtask_id,
         )
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None)
         if context and "cl" in context:
@@ -210,14 +214,14 @@ class EventAdmin(TenantAdminMixin, admin.ModelAdmin):
             )
         return response
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         return [
             path("<int:object_id>/snapshot.jpg", wrap(self.snapshot_view), name="analysis_event_snapshot"),
             *super().get_urls(),
         ]
 
-    def snapshot_view(self, request, object_id: int):
+    def snapshot_view(self, request: HttpRequest, object_id: int) -> FileResponse:
         """The event's JPEG from MEDIA_ROOT, for staff; never a path outside it."""
         event = get_object_or_404(self.get_queryset(request).only("snapshot"), pk=object_id)
         root = Path(settings.MEDIA_ROOT).resolve()
@@ -256,10 +260,10 @@ class DeliveryAdmin(TenantAdminMixin, admin.ModelAdmin):
         "created_at",
     )
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     @admin.display(description=gettext_lazy("duration (ms)"), ordering="duration_ms")
@@ -267,7 +271,7 @@ class DeliveryAdmin(TenantAdminMixin, admin.ModelAdmin):
         return f"{obj.duration_ms:.0f}"
 
     @admin.display(description=gettext_lazy("event"), ordering="event_id")
-    def event_link(self, obj: Delivery):
+    def event_link(self, obj: Delivery) -> Any:
         return format_html(
             '<a href="{}">{} #{}</a>',
             reverse("admin:analysis_event_change", args=[obj.event_id]),

@@ -58,9 +58,11 @@ class TaskPictures(NativeAPIView):
 class EventSnapshot(NativeAPIView):
     @extend_schema(responses={(200, "image/jpeg"): OpenApiTypes.BINARY}, summary="An event's snapshot (JPEG)")
     def get(self, request: Request, event_id: str) -> FileResponse:
-        event = Event.objects.filter(
-            pk=int(event_id) if event_id.isdigit() else 0, task__project=self.project
-        ).first()
+        event = (
+            Event.objects.for_project(self.project)
+            .filter(pk=int(event_id) if event_id.isdigit() else 0)
+            .first()
+        )
         path = Path(settings.MEDIA_ROOT) / event.snapshot if event is not None and event.snapshot else None
         if path is None or not path.is_file():
             raise NotFound(_("no snapshot of event %(id)s") % {"id": event_id}, field="event_id")

@@ -156,11 +156,6 @@ def get_session(path: str | Path, providers: Sequence[str] | None = None, thread
         return session
 
 
-def clear_sessions() -> None:
-    with _sessions_lock:
-        _sessions.clear()
-
-
 # -- YOLO ------------------------------------------------------------------------------------
 
 

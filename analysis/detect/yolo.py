@@ -105,9 +105,9 @@ def nms(candidates: Candidates, iou: float, limit: int = MAX_DETECTIONS) -> Cand
     keep = cv2.dnn.NMSBoxesBatched(
         xywh.tolist(), candidates.scores.tolist(), candidates.class_ids.tolist(), 0.0, float(iou)
     )
-    keep = np.asarray(keep, dtype=np.int64).reshape(-1)
-    keep = keep[np.argsort(-candidates.scores[keep], kind="stable")][:limit]
-    return Candidates(candidates.boxes[keep], candidates.scores[keep], candidates.class_ids[keep])
+    kept = np.asarray(keep, dtype=np.int64).reshape(-1)
+    kept = kept[np.argsort(-candidates.scores[kept], kind="stable")][:limit]
+    return Candidates(candidates.boxes[kept], candidates.scores[kept], candidates.class_ids[kept])
 
 
 def unletterbox(boxes: np.ndarray, box: Letterbox) -> np.ndarray:

@@ -12,7 +12,7 @@ import warnings
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import supervision as sv
@@ -298,7 +298,7 @@ class RuleEngine:
         tracked = self._tracker(category).update_with_detections(sv_detections)
         rows = []
         for position in range(len(tracked)):
-            local = int(tracked.tracker_id[position])
+            local = int(cast(np.ndarray, tracked.tracker_id)[position])  # ByteTrack sets it
             if local < 0:
                 continue
             track_id = self._ids.setdefault((category, local), len(self._ids) + 1)
@@ -440,7 +440,7 @@ class RuleEngine:
         kept_rows = [row for row, k in zip(rows, keep, strict=True) if k]
         for line in self.roi.lines:
             zone = self._line_zone(line, (frame.width, frame.height), category)
-            crossed_in, crossed_out = zone.trigger(subset)
+            crossed_in, crossed_out = zone.trigger(cast(sv.Detections, subset))
             for position, row in enumerate(kept_rows):
                 # supervision's "in" is a crossing to the right side of A→B seen as the image is drawn.
                 if crossed_in[position]:
@@ -459,7 +459,11 @@ class RuleEngine:
                     )
                     direction = "in" if crossing == inward else "out"
                     self.counts[line.name][direction] += 1
-                    attributes = {"line": line.name, "direction": direction, "crossing": str(crossing)}
+                    attributes: dict[str, Any] = {
+                        "line": line.name,
+                        "direction": direction,
+                        "crossing": str(crossing),
+                    }
                     findings.append(self._finding(FLOW, row, line.name, frame, attributes))
                 else:
                     if line.direction not in (LineDirection.BOTH, crossing):

@@ -8,6 +8,7 @@ box's bottom-centre point is (where a person or a vehicle touches the ground).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 import supervision as sv
@@ -97,5 +98,5 @@ class GroundMapping:
         """(n, 2) pixel points → (n, 2) ground points in metres."""
         normalised = np.asarray(points, dtype=np.float64) / [width, height]
         ones = np.ones((len(normalised), 1))
-        mapped = np.hstack([normalised, ones]) @ self.matrix.T
+        mapped = np.hstack([normalised, ones]) @ cast(np.ndarray, self.matrix).T  # calibrated
         return mapped[:, :2] / mapped[:, 2:3]

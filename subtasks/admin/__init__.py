@@ -15,10 +15,10 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
-from django.http import Http404, HttpResponseRedirect
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -130,17 +130,17 @@ class SubtaskAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.M
     frame_inputs = ""
 
     @property
-    def media(self):
+    def media(self) -> forms.Media:
         return super().media + LIVE_MEDIA
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)
         if request.resolver_match and request.resolver_match.url_name == "subtasks_subtask_changelist":
             # The list shows none of the configuration documents: do not read them.
             queryset = queryset.defer("rois", "calibration_xml", "config_xml", "task__config", "task__output")
         return queryset
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
         if obj is not None:
             self.point_editors(form, f"?subtask={obj.pk}")
@@ -149,10 +149,10 @@ class SubtaskAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.M
             )
         return form
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # subtasks are made by splitting a task (tasks.services.create_task)
 
-    def get_actions(self, request):
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
@@ -160,13 +160,13 @@ class SubtaskAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.M
     # -- columns --
 
     @admin.display(description=gettext_lazy("task"), ordering="task__task_name")
-    def task_link(self, obj: Subtask):
+    def task_link(self, obj: Subtask) -> Any:
         return format_html(
             '<a href="{}">{}</a>', reverse("admin:tasks_task_change", args=[obj.task_id]), obj.task.task_name
         )
 
     @admin.display(description=gettext_lazy("scene"))
-    def scene_link(self, obj: Subtask):
+    def scene_link(self, obj: Subtask) -> Any:
         if not obj.scene_id:
             return "—"
         return format_html(
@@ -178,33 +178,39 @@ class SubtaskAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.M
         return str(obj.video_channel) if obj.video_channel_id else obj.source_url
 
     @admin.display(description=gettext_lazy("state"), ordering="state")
-    def state_column(self, obj: Subtask):
+    def state_column(self, obj: Subtask) -> Any:
         return format_html(
             '<span data-subtask-id="{}" data-role="subtask-state">{}</span>', obj.pk, state_badge(obj.state)
         )
 
     @admin.display(description=gettext_lazy("progress"), ordering="progress")
-    def progress_column(self, obj: Subtask):
+    def progress_column(self, obj: Subtask) -> Any:
         return format_html('<span data-subtask-progress="{}">{}</span>', obj.pk, progress_bar(obj.progress))
 
     # -- saving through the services --
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         spec = {name: form.cleaned_data[name] for name in form.changed_data if name in services.CONFIG_FIELDS}
         if not spec:
             return
         _subtask, ack = services.apply_config(obj, spec)
         report_outcomes(request, _("configuration saved"), [ack])
 
-    def save_related(self, request, form, formsets, change):
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         pass  # no inlines; the configuration was saved by apply_config
 
-    def delete_model(self, request, obj):
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
         services.delete_subtask(obj)
 
     # -- the change page's buttons --
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         extra_context = {
             **(extra_context or {}),
             "buttons": [
@@ -216,14 +222,14 @@ class SubtaskAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.M
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         return [
             path("<int:object_id>/do/<str:verb>/", wrap(self.command_view), name="subtasks_subtask_command"),
             *super().get_urls(),
         ]
 
-    def command_view(self, request, object_id: int, verb: str):
+    def command_view(self, request: HttpRequest, object_id: int, verb: str) -> HttpResponse:
         if request.method != "POST":
             raise Http404
         subtask = get_object_or_404(self.get_queryset(request), pk=object_id)
@@ -249,7 +255,7 @@ class SubtaskAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.M
                 report_outcomes(request, label, [outcome])
 
     @admin.action(description=gettext_lazy("Mark config complete"))
-    def config_complete(self, request, queryset):
+    def config_complete(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         def mark(subtask: Subtask) -> services.Outcome:
             done = services.mark_config_complete(subtask)
             return services.Outcome(done.pk, done.state, True)
@@ -257,19 +263,19 @@ class SubtaskAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.M
         self._each(request, queryset, _("config complete"), mark)
 
     @admin.action(description=gettext_lazy("Start the selected subtasks"))
-    def start(self, request, queryset):
+    def start(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         self._each(request, queryset, _("start"), services.start_subtask)
 
     @admin.action(description=gettext_lazy("Stop the selected subtasks"))
-    def stop(self, request, queryset):
+    def stop(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         self._each(request, queryset, _("stop"), services.stop_subtask)
 
     @admin.action(description=gettext_lazy("Dispatch again"))
-    def dispatch(self, request, queryset):
+    def dispatch(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         self._each(request, queryset, _("dispatch again"), services.dispatch_again)
 
     @admin.action(description=gettext_lazy("Delete the selected subtasks (refused while one runs)"))
-    def delete_through_service(self, request, queryset):
+    def delete_through_service(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         self.service_delete_queryset(request, queryset, services.delete_subtask)
 
 
@@ -290,7 +296,7 @@ class NodeAdmin(TenantAdminMixin, admin.ModelAdmin):
     search_fields = ("name", "hostname")
     readonly_fields = ("last_heartbeat", "created_at")
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return (
             super()
             .get_queryset(request)
@@ -303,7 +309,7 @@ class NodeAdmin(TenantAdminMixin, admin.ModelAdmin):
         return bool(obj.last_heartbeat and timezone.now() - obj.last_heartbeat < timedelta(seconds=timeout))
 
     @admin.display(description=gettext_lazy("active subtasks"), ordering="busy")
-    def load(self, obj: Node) -> str:
+    def load(self, obj: Any) -> str:
         return f"{obj.busy} / {obj.capacity}"
 
     @admin.display(description=gettext_lazy("providers"))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy
 
 from tasks.models import (
@@ -28,15 +31,15 @@ class BatchTaskAdmin(TenantAdminMixin, admin.ModelAdmin):
     search_fields = ("name", "batch_id", "service_name")
     readonly_fields = ("batch_id", "creator", "created_at", "updated_at")
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).annotate(task_n=Count("tasks"))
 
     @admin.display(description=gettext_lazy("tasks"), ordering="task_n")
-    def task_total(self, obj: BatchTask) -> int:
+    def task_total(self, obj: Any) -> int:
         return obj.task_n
 
-    def has_add_permission(self, request):
-        return False  # batches are made through the VIAS v2 API (tasks.services.create_batch)
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # batches are made through the VIAS v2 API (tasks.batches.create_batch)
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

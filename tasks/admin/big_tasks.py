@@ -8,20 +8,23 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.core.exceptions import PermissionDenied
-from django.db.models import Avg, Count, Prefetch
-from django.http import Http404, HttpResponseRedirect
+from django.db.models import Avg, Count, Prefetch, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from analysis.models import Event
 from subtasks import services as subtask_services
 from subtasks.choices import State, derive_task_state
 from subtasks.models import Subtask
 from subtasks.widgets import counts_badges, state_badge
 from tasks import services as task_services
+from tasks.building import MTASK_FIELDS, TASK_FIELDS
 from tasks.models import (
     MTask,
     Scene,
@@ -51,12 +54,13 @@ class DerivedStateFilter(admin.SimpleListFilter):
     title = gettext_lazy("state")
     parameter_name = "state"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[Any, Any]]:
         return [(s.value, s.label) for s in State]
 
-    def queryset(self, request, queryset):
-        if self.value() in State.values:
-            return queryset.filter(derived_state_q([self.value()]))
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value in State.values:
+            return queryset.filter(derived_state_q([str(value)]))
         return queryset
 
 
@@ -78,7 +82,7 @@ class SubtaskInline(TenantAdminMixin, admin.TabularInline):
     fields = ("position", "source", "state_badge", "config_complete", "progress_bar", "node", "status_reason")
     readonly_fields = fields
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return (
             super()
             .get_queryset(request)
@@ -86,7 +90,7 @@ class SubtaskInline(TenantAdminMixin, admin.TabularInline):
             .defer("rois", "calibration_xml", "config_xml")
         )
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     @admin.display(description=gettext_lazy("source"))
@@ -94,11 +98,11 @@ class SubtaskInline(TenantAdminMixin, admin.TabularInline):
         return str(obj.video_channel) if obj.video_channel else obj.source_url
 
     @admin.display(description=gettext_lazy("state"))
-    def state_badge(self, obj: Subtask):
+    def state_badge(self, obj: Subtask) -> Any:
         return format_html('<span data-subtask-id="{}">{}</span>', obj.pk, state_badge(obj.state))
 
     @admin.display(description=gettext_lazy("progress"))
-    def progress_bar(self, obj: Subtask):
+    def progress_bar(self, obj: Subtask) -> Any:
         return format_html('<span data-subtask-progress="{}">{}</span>', obj.pk, progress_bar(obj.progress))
 
 
@@ -111,7 +115,7 @@ class TaskForm(forms.ModelForm):
             "one subtask per channel (pull_video_stream); none: the play URL is the one source. "
             "Fixed once the task is created."
         ),
-        widget=admin.widgets.FilteredSelectMultiple(gettext_lazy("video channels"), is_stacked=False),
+        widget=FilteredSelectMultiple(gettext_lazy("video channels"), is_stacked=False),
     )
 
     class Meta:
@@ -119,12 +123,12 @@ class TaskForm(forms.ModelForm):
         # What create_task / update_task take; the batch and creator are set by the v2 API only.
         fields = (
             "project",
-            *(name for name in task_services.TASK_FIELDS if name not in ("batch", "creator")),
+            *(name for name in TASK_FIELDS if name not in ("batch", "creator")),
             "store_conf",
         )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         project = data.get("project")
         for channel in data.get("vchans") or []:
             if project and channel.project_id != project.pk:
@@ -158,17 +162,17 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
     change_form_template = "admin/tasks/task/change_form.html"
 
     @property
-    def media(self):
+    def media(self) -> forms.Media:
         return super().media + LIVE_MEDIA
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return (
             super()
             .get_queryset(request)
             .annotate(**STATE_COUNTS, progress_avg=Avg("subtasks__progress"), subtask_n=Count("subtasks"))
         )
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         main = [
             "project",
             "task_name",
@@ -200,14 +204,14 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
             (_("Times"), {"fields": ["create_dt", "update_dt"], "classes": ["collapse"]}),
         ]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fixed = ("project", "source_type", "node_count", "pull_source_url") if obj else ()
         return (*self.readonly_fields, *fixed)
 
-    def get_inlines(self, request, obj):
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
         return [MTaskInline] if obj is None else self.inlines
 
-    def get_actions(self, request):
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
@@ -215,7 +219,7 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
     # -- columns --
 
     @admin.display(description=gettext_lazy("state"))
-    def state_column(self, obj: Task):
+    def state_column(self, obj: Task) -> Any:
         return format_html(
             '<span data-task-id="{}" data-role="task-state">{}</span>',
             obj.pk,
@@ -223,32 +227,32 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         )
 
     @admin.display(description=gettext_lazy("subtasks by state"))
-    def counts_column(self, obj: Task):
+    def counts_column(self, obj: Any) -> Any:
         return format_html('<span data-task-counts="{}">{}</span>', obj.pk, counts_badges(counts_of(obj)))
 
     @admin.display(description=gettext_lazy("progress"), ordering="progress_avg")
-    def progress_column(self, obj: Task):
+    def progress_column(self, obj: Any) -> Any:
         return progress_bar(obj.progress_avg)
 
     @admin.display(description=gettext_lazy("subtasks"), ordering="subtask_n")
-    def subtask_total(self, obj: Task) -> int:
+    def subtask_total(self, obj: Any) -> int:
         return obj.subtask_n
 
     # -- saving through the services --
 
     def _spec(self, form, names) -> dict[str, Any]:
-        spec = {name: form.cleaned_data[name] for name in names if name in task_services.TASK_FIELDS}
+        spec = {name: form.cleaned_data[name] for name in names if name in TASK_FIELDS}
         if "store_conf" in names:
             store_conf = form.cleaned_data.get("store_conf")
             spec["store_conf_unid"] = store_conf.unid if store_conf else ""
         return spec
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if change:
             task_services.update_task(obj, self._spec(form, form.changed_data))
         # A new task is created in save_related, with its mtasks, by create_task (which splits it).
 
-    def save_related(self, request, form, formsets, change):
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         if change:
             return self._save_mtask_changes(form, formsets)
         spec = self._spec(form, [n for n in form.cleaned_data if n not in ("project", "vchans")])
@@ -261,7 +265,7 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
             # Nothing is saved by the formsets themselves; the admin's history reads these.
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         items.sort(key=lambda data: data.get("position") or 0)
-        spec["mtasks"] = [{k: v for k, v in d.items() if k in task_services.MTASK_FIELDS} for d in items]
+        spec["mtasks"] = [{k: v for k, v in d.items() if k in MTASK_FIELDS} for d in items]
         task = task_services.create_task(form.cleaned_data["project"], spec)
         form.instance.task_id = task.task_id
         form.instance._state.adding = False
@@ -291,20 +295,24 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         if changed or deleted:
             task_services.save_mtasks(form.instance, changed, deleted)
 
-    def delete_model(self, request, obj):
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
         task_services.delete_task(obj)
 
     # -- the change page: state panel, buttons, scenes, events --
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         task = self.get_object(request, object_id)
         if task is not None:
             extra_context = {**(extra_context or {}), **self.panel_context(request, task)}
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def panel_context(self, request, task: Task) -> dict[str, Any]:
-        from analysis.models import Event
-
+    def panel_context(self, request, task: Any) -> dict[str, Any]:
         counts = counts_of(task)
         mtasks = task.mtasks.prefetch_related(
             Prefetch("scenes", queryset=Scene.objects.annotate(roi_total=Count("rois")).order_by("position"))
@@ -327,14 +335,14 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
             ],
         }
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         return [
             path("<str:object_id>/do/<str:verb>/", wrap(self.command_view), name="tasks_task_command"),
             *super().get_urls(),
         ]
 
-    def command_view(self, request, object_id: str, verb: str):
+    def command_view(self, request: HttpRequest, object_id: str, verb: str) -> HttpResponse:
         if request.method != "POST":
             raise Http404
         task = get_object_or_404(self.get_queryset(request), pk=object_id)
@@ -354,7 +362,7 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
     # -- actions: the same service functions as the APIs --
 
     @admin.action(description=gettext_lazy("Mark every subtask config complete"))
-    def config_complete(self, request, queryset):
+    def config_complete(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for subtask in Subtask.objects.filter(task__in=queryset).select_related("task__project"):
             ok, done = run_service(request, subtask_services.mark_config_complete, subtask)
             if ok:
@@ -363,21 +371,21 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
                 )
 
     @admin.action(description=gettext_lazy("Start the selected tasks"))
-    def start(self, request, queryset):
+    def start(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for task in queryset:
             ok, outcomes = run_service(request, subtask_services.start_task, task, prefix=f"{task}: ")
             if ok:
                 report_outcomes(request, _("start %(task)s") % {"task": task}, outcomes)
 
     @admin.action(description=gettext_lazy("Stop the selected tasks"))
-    def stop(self, request, queryset):
+    def stop(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         for task in queryset:
             ok, outcomes = run_service(request, subtask_services.stop_task, task, prefix=f"{task}: ")
             if ok:
                 report_outcomes(request, _("stop %(task)s") % {"task": task}, outcomes)
 
     @admin.action(description=gettext_lazy("Dispatch again (abnormal, failed or waiting subtasks)"))
-    def dispatch_again(self, request, queryset):
+    def dispatch_again(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         subtasks = Subtask.objects.filter(task__in=queryset).select_related("task__project")
         for subtask in subtasks.filter(state__in=DISPATCHABLE):
             ok, outcome = run_service(request, subtask_services.dispatch_again, subtask)
@@ -387,7 +395,7 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
             messages.info(request, _("No subtask is abnormal, failed or waiting for a node."))
 
     @admin.action(description=gettext_lazy("Delete the selected tasks (refused while they have subtasks)"))
-    def delete_through_service(self, request, queryset):
+    def delete_through_service(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         self.service_delete_queryset(request, queryset, task_services.delete_task)
 
 
@@ -411,5 +419,5 @@ class MTaskAdmin(TenantAdminMixin, admin.ModelAdmin):
     search_fields = ("name", "mtask_unid", "task__task_name")
     readonly_fields = ("progress",)
 
-    def has_module_permission(self, request):
+    def has_module_permission(self, request: HttpRequest) -> bool:
         return False  # edited inline on its task's page; registered for the scene form's links

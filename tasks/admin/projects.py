@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -22,7 +22,7 @@ class ProjectAdmin(TenantAdminMixin, admin.ModelAdmin):
     search_fields = ("project_id", "name")
     filter_horizontal = ("members",)
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return (
             super()
             .get_queryset(request)
@@ -33,11 +33,11 @@ class ProjectAdmin(TenantAdminMixin, admin.ModelAdmin):
         )
 
     @admin.display(description=gettext_lazy("tasks"), ordering="task_total")
-    def task_count(self, obj: Project) -> int:
+    def task_count(self, obj: Any) -> int:
         return obj.task_total
 
     @admin.display(description=gettext_lazy("members"), ordering="member_total")
-    def member_count(self, obj: Project) -> int:
+    def member_count(self, obj: Any) -> int:
         return obj.member_total
 
 
@@ -63,15 +63,15 @@ class ApiTokenAdmin(TenantAdminMixin, admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "user" and not request.user.is_superuser:
-            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+            kwargs["queryset"] = get_user_model().objects.filter(pk=cast(int, request.user.pk))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def get_fields(self, request, obj=None):
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return (
             ("user", "project", "name") if obj is None else ("user", "project", "name", *self.readonly_fields)
         )
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if change:
             return super().save_model(request, obj, form, change)
         # ApiToken.issue is what `manage.py create_token` calls: the raw key is shown once, never stored.

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
-from django.http import FileResponse, Http404, HttpResponseRedirect, JsonResponse
+from django.db.models import Count, QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -36,7 +38,7 @@ class SceneRoiInline(TenantAdminMixin, XmlFieldsMixin, admin.StackedInline):
     extra = 0
     fields = ("position", "xml")
 
-    def get_formset(self, request, obj=None, **kwargs):
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         formset = super().get_formset(request, obj, **kwargs)
         self.point_editors(formset.form, f"?scene={obj.pk}" if obj else "?")
         return formset
@@ -89,13 +91,13 @@ class SceneAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.Mod
     ]
     change_form_template = "admin/tasks/scene/change_form.html"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return super().get_queryset(request).annotate(roi_total=Count("rois"))
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         pass  # saved with its ROI documents in save_related, by the service
 
-    def save_related(self, request, form, formsets, change):
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         """The scene and its ROIs through tasks.services.save_scene: one validation, one announcement."""
         rois = []
         for formset in formsets:
@@ -115,19 +117,19 @@ class SceneAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.Mod
         for scene in queryset:
             task_services.delete_scene(scene)
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "mtask":
             return MTaskChoiceField(
                 queryset=MTask.objects.visible_to(request.user).select_related("task"), label=_("Mtask")
             )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
         self.point_editors(form, f"?scene={obj.pk}" if obj else "?")
         return form
 
-    def get_changeform_initial_data(self, request):
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         initial = super().get_changeform_initial_data(request)
         mtask = MTask.objects.visible_to(request.user).filter(pk=initial.get("mtask") or 0).first()
         if mtask is not None:
@@ -136,15 +138,21 @@ class SceneAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.Mod
         return initial
 
     @admin.display(description=gettext_lazy("task"), ordering="mtask__task__task_name")
-    def task_link(self, obj: Scene):
+    def task_link(self, obj: Scene) -> Any:
         task = obj.mtask.task
         return format_html('<a href="{}">{}</a>', reverse("admin:tasks_task_change", args=[task.pk]), task)
 
     @admin.display(description=gettext_lazy("ROIs"), ordering="roi_total")
-    def roi_count(self, obj: Scene) -> int:
+    def roi_count(self, obj: Any) -> int:
         return obj.roi_total
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         scene = self.get_object(request, object_id)
         if scene is not None:
             task = scene.mtask.task
@@ -162,12 +170,14 @@ class SceneAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.Mod
             }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def response_add(self, request, obj, post_url_continue=None):
+    def response_add(
+        self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
+    ) -> HttpResponse:
         if "_continue" not in request.POST and "_addanother" not in request.POST:
             return HttpResponseRedirect(reverse("admin:tasks_task_change", args=[obj.mtask.task_id]))
         return super().response_add(request, obj, post_url_continue)
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         return [
             path("frame/", wrap(self.frame_view), name="tasks_scene_frame"),
@@ -176,7 +186,7 @@ class SceneAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.Mod
             *super().get_urls(),
         ]
 
-    def apply_view(self, request, object_id: int):
+    def apply_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Copy the scene's configuration to its subtasks through subtasks.services.apply_config."""
         if request.method != "POST":
             raise Http404
@@ -192,7 +202,7 @@ class SceneAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.Mod
 
     # -- frames for the drawing editors --
 
-    def frame_view(self, request):
+    def frame_view(self, request: HttpRequest) -> HttpResponse:
         """JSON about a recent frame of a scene's, subtask's or channel's source (tasks.frames)."""
         source, size, reason = frame_source(request.GET, Project.objects.visible_to(request.user))
         if reason:
@@ -202,16 +212,17 @@ class SceneAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.Mod
         else:
             frame = frames.grab(source, size, fresh=request.GET.get("fresh") == "1")
         data = frame.as_dict()
-        data["src"] = (
+        src = (
             reverse("admin:tasks_scene_frame_jpeg", args=[frame.key]) + f"?t={int(frame.grabbed_at)}"
             if frame.ok
             else ""
         )
+        data["src"] = src
         if request.GET.get("view") == "1" and frame.ok:
-            return HttpResponseRedirect(data["src"])
+            return HttpResponseRedirect(src)
         return JsonResponse(data)
 
-    def frame_jpeg_view(self, request, key: str):
+    def frame_jpeg_view(self, request: HttpRequest, key: str) -> FileResponse:
         path_ = frames.jpeg_path(key)
         if path_ is None:
             raise Http404

@@ -8,8 +8,9 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Length
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -78,7 +79,7 @@ class StoreConfForm(forms.ModelForm):
         return None
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if not self.instance.pk and not data.get("upload") and not (data.get("text") or "").strip():
             self.add_error("text", _("give the file's content or upload it"))
         upload = data.get("upload")
@@ -101,7 +102,7 @@ class StoreConfAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
     readonly_fields = ("version", "updated_at")
     actions = ["delete_through_service"]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return (
             super()
             .get_queryset(request)
@@ -109,23 +110,23 @@ class StoreConfAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
             .annotate(task_total=Count("tasks"), size_bytes=Length("content"))
         )
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ("project", "unid", *self.readonly_fields) if obj else self.readonly_fields
 
-    def get_actions(self, request):
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
 
     @admin.display(description=gettext_lazy("bytes"), ordering="size_bytes")
-    def size(self, obj: StoreConf) -> int:
+    def size(self, obj: Any) -> int:
         return obj.size_bytes
 
     @admin.display(description=gettext_lazy("tasks"), ordering="task_total")
-    def task_count(self, obj: StoreConf) -> int:
+    def task_count(self, obj: Any) -> int:
         return obj.task_total
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         spec: dict[str, Any] = {"name": form.cleaned_data["name"], "file_ext": form.cleaned_data["file_ext"]}
         content = form.file_bytes()
         if content is not None:
@@ -140,13 +141,13 @@ class StoreConfAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         obj.pk, obj.version, obj.content = conf.pk, conf.version, conf.content
         obj._state.adding = False
 
-    def delete_model(self, request, obj):
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
         task_services.delete_store_conf(obj)
 
     @admin.action(
         description=gettext_lazy("Delete the selected storage configs (refused while a task uses one)")
     )
-    def delete_through_service(self, request, queryset):
+    def delete_through_service(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         self.service_delete_queryset(request, queryset, task_services.delete_store_conf)
 
 
@@ -167,7 +168,7 @@ class VideoChannelAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
     search_fields = ("vchan_refid", "name", "url")
     actions = ["delete_through_service"]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return (
             super()
             .get_queryset(request)
@@ -177,10 +178,10 @@ class VideoChannelAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
             )
         )
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ("project", "vchan_refid") if obj else ()
 
-    def get_actions(self, request):
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions
@@ -190,11 +191,11 @@ class VideoChannelAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         return f"{obj.width}×{obj.height}" if obj.width and obj.height else "—"
 
     @admin.display(description=gettext_lazy("subtasks"), ordering="subtask_total")
-    def subtask_count(self, obj: VideoChannel) -> int:
+    def subtask_count(self, obj: Any) -> int:
         return obj.subtask_total
 
     @admin.display(description=gettext_lazy("active"), ordering="active_total")
-    def active_count(self, obj: VideoChannel) -> int:
+    def active_count(self, obj: Any) -> int:
         return obj.active_total
 
     @admin.display(description=gettext_lazy("frame"))
@@ -202,7 +203,7 @@ class VideoChannelAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         url = reverse("admin:tasks_scene_frame") + f"?vchan={obj.pk}&view=1"
         return format_html('<a href="{}" target="_blank">{}</a>', url, _("grab a frame"))
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         spec = {name: form.cleaned_data.get(name) for name in ("name", "url", "width", "height")}
         if change:
             task_services.update_vchan(obj, spec)
@@ -212,9 +213,9 @@ class VideoChannelAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
             obj.pk = channel.pk
             obj._state.adding = False
 
-    def delete_model(self, request, obj):
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
         task_services.delete_vchan(obj)
 
     @admin.action(description=gettext_lazy("Delete the selected channels (refused while a subtask uses one)"))
-    def delete_through_service(self, request, queryset):
+    def delete_through_service(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         self.service_delete_queryset(request, queryset, task_services.delete_vchan)

@@ -26,7 +26,7 @@ PAGE_PARAMS = [
 
 
 def _task_response(view: NativeAPIView, task_id: str, status: int = 200, **extra: Any) -> Response:
-    rows = queries.task_documents(Task.objects.filter(project=view.project, task_id=task_id))
+    rows = queries.task_documents(Task.objects.for_project(view.project).filter(task_id=task_id))
     if not rows:
         raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
     return view.ok(status=status, data=s.task_out(rows[0]), **extra)
@@ -37,7 +37,7 @@ class TaskCollection(NativeAPIView):
     def get(self, request: Request) -> Response:
         page = self.query(s.PageIn)
         offset, limit = page["offset"], page["limit"]
-        tasks = Task.objects.filter(project=self.project)
+        tasks = Task.objects.for_project(self.project)
         total = tasks.count()
         rows = queries.task_documents(tasks.order_by("-create_dt", "task_id")[offset : offset + limit])
         return self.page(request, total, offset, [s.task_out(row) for row in rows])
@@ -109,7 +109,7 @@ class StoreConfCollection(NativeAPIView):
     @extend_schema(parameters=PAGE_PARAMS, responses=OpenApiTypes.OBJECT, summary="List storage configs")
     def get(self, request: Request) -> Response:
         page = self.query(s.PageIn)
-        confs = StoreConf.objects.filter(project=self.project).order_by("unid")
+        confs = StoreConf.objects.for_project(self.project).order_by("unid")
         items = confs[page["offset"] : page["offset"] + page["limit"]]
         return self.page(request, confs.count(), page["offset"], [s.store_conf_out(c) for c in items])
 
@@ -146,7 +146,7 @@ class VchanCollection(NativeAPIView):
     @extend_schema(parameters=PAGE_PARAMS, responses=OpenApiTypes.OBJECT, summary="List video channels")
     def get(self, request: Request) -> Response:
         page = self.query(s.PageIn)
-        channels = VideoChannel.objects.filter(project=self.project).order_by("vchan_refid")
+        channels = VideoChannel.objects.for_project(self.project).order_by("vchan_refid")
         items = channels[page["offset"] : page["offset"] + page["limit"]]
         return self.page(request, channels.count(), page["offset"], [s.vchan_out(c) for c in items])
 

@@ -178,3 +178,33 @@ def test_starting_a_task_changes_its_badge_without_reloading(page, asgi_server):
     page.wait_for_selector("[data-subtask-id] .vias-badge[data-state=STARTING]")
     assert page.evaluate("window.notReloaded") is True
     screenshot(page, "08-live-task-page")
+
+
+def test_dispatch_again_on_the_task_page_redispatches_an_abnormal_subtask(page, live_server):
+    """The button as an operator clicks it: the form posts, the page comes back with a message and
+    the subtask is STARTING again (it answered 500 when the admin imported a missing name)."""
+    from subtasks.choices import State
+    from subtasks.models import Subtask
+    from tasks import services
+    from tasks.models import Project
+
+    task = services.create_task(
+        Project.objects.get(project_id="ops"),
+        {
+            "task_name": "stuck",
+            "algo_type": "1",
+            "run_dt": timezone.now(),
+            "play_url": "rtsp://10.0.0.1/live",
+        },
+    )
+    subtask = task.subtasks.get()
+    Subtask.objects.filter(pk=subtask.pk).update(state=State.ABNORMAL, config_complete=True)
+
+    login(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/tasks/task/{task.pk}/change/")
+    with page.expect_navigation():
+        page.click("button[data-command=dispatch]")
+
+    assert page.url.endswith(f"/admin/tasks/task/{task.pk}/change/")
+    assert f"subtask {subtask.pk} → STARTING" in page.inner_text("ul.messagelist")
+    assert Subtask.objects.get(pk=subtask.pk).state == State.STARTING

@@ -16,8 +16,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Min, QuerySet
 from django.db.models.functions import TruncDay, TruncHour, TruncMinute
+from django.db.models.functions.datetime import TruncBase
 from django.forms.renderers import TemplatesSetting
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.utils import timezone
@@ -80,7 +81,7 @@ def pretty_or_same(value: Any) -> Any:
     return pretty(value) if isinstance(value, str) and value.strip() else value
 
 
-class ProjectTemplates:
+class ProjectTemplates(forms.Widget):
     """Widgets whose templates live in the project's templates/ (the default form renderer only
     looks inside Django and the installed apps)."""
 
@@ -96,12 +97,11 @@ CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 720, 160, 28
 def events_chart(queryset: QuerySet, *, title: str = "") -> SafeString:
     """Events of `queryset` per minute, hour or day (by the span they cover) as an inline SVG bar chart:
     two queries (the span, then the counts per bucket)."""
-    from django.db.models import Count, Max, Min
-
     span = queryset.order_by().aggregate(first=Min("occurred_at"), last=Max("occurred_at"))
     if not span["first"]:
         return format_html('<p class="vias-chart-empty">{}</p>', _("No events yet."))
     length = span["last"] - span["first"]
+    trunc: type[TruncBase]
     if length <= timedelta(hours=2):
         trunc, step, fmt = TruncMinute, timedelta(minutes=1), "%H:%M"
     elif length <= timedelta(days=3):
@@ -116,7 +116,8 @@ def events_chart(queryset: QuerySet, *, title: str = "") -> SafeString:
         .order_by("bucket")
     )
     counts = {row["bucket"]: row["n"] for row in rows}
-    buckets, at = [], rows[0]["bucket"]
+    buckets: list[tuple[Any, int]] = []
+    at = rows[0]["bucket"]
     while at <= rows[-1]["bucket"] and len(buckets) < 400:
         buckets.append((at, counts.get(at, 0)))
         at += step

@@ -7,6 +7,7 @@ hear about it. An unreachable Redis never undoes or fails the write: it is logge
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -32,8 +33,6 @@ def announce(project_id: str, kind: str, payload: dict[str, Any], task_id: str |
 
 
 def _reason() -> str:
-    import sys
-
     exc = sys.exc_info()[1]
     return f"{type(exc).__name__}: {exc}"
 

@@ -82,7 +82,7 @@ def request_project(request: Request):
     project = getattr(token, "project", None)
     if project is None and request.user and request.user.is_authenticated:
         project = request.user.vias_projects.order_by("id").first()
-    request._vias_project = project
+    request._vias_project = project  # type: ignore[attr-defined]  # cached on the request
     return project
 
 

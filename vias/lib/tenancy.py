@@ -32,8 +32,3 @@ class TenantQuerySet(models.QuerySet):
         if not getattr(user, "is_authenticated", False):
             return self.none()
         return self.filter(**{self._lookup(self.member_path): user})
-
-
-def tenant_queryset(path: str) -> type[TenantQuerySet]:
-    """A TenantQuerySet whose rows reach their project through `path`."""
-    return type(f"TenantQuerySet_{path or 'project'}", (TenantQuerySet,), {"project_path": path})

@@ -81,6 +81,7 @@ def demo_spec(video: str) -> dict:
 def start_demo() -> Demo:
     """Create the demo task (once: a second `up --demo` starts the same task again) and start it."""
     from subtasks import services as subtask_services
+    from subtasks.models import Subtask
     from tasks import services
     from tasks.models import Project, Task
 
@@ -90,7 +91,7 @@ def start_demo() -> Demo:
         task = services.create_task(project, demo_spec(copy_sample_video()))
     else:
         copy_sample_video()
-    for subtask in task.subtasks.filter(config_complete=False):
+    for subtask in Subtask.objects.filter(task=task, config_complete=False):
         subtask_services.mark_config_complete(subtask)
     outcomes = subtask_services.start_task(task)
     return Demo(task.task_id, [f"subtask {o.subtask_id}: {o.state}" for o in outcomes])

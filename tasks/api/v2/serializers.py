@@ -20,7 +20,7 @@ from rest_framework import serializers
 
 from subtasks.choices import ACTIVE_STATES, State
 from subtasks.models import Subtask
-from tasks import constants, queries, services
+from tasks import batches, constants, queries
 from tasks.api.v2.algorithms import service_spec
 from tasks.choices import SourceType
 from tasks.validators import (
@@ -150,13 +150,14 @@ class InputIn(serializers.Serializer):
         choices=INPUT_TYPES,
         error_messages={"invalid_choice": gettext_lazy("{input} is not supported; use video_source or url")},
     )
-    data = InputDataIn(many=True, allow_empty=False, max_length=constants.V2_MAX_INPUTS)
+    data = InputDataIn(many=True, allow_empty=False, max_length=constants.V2_MAX_INPUTS)  # type: ignore[assignment]  # the v2 body's own `data`
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         key = "video_source_id" if attrs["type"] == "video_source" else "url"
         for index, item in enumerate(attrs["data"]):
             if not item.get(key):
-                raise serializers.ValidationError({"data": {index: {key: [_("This field is required.")]}}})
+                # An int key: the error renders as data[0].<key> (flatten_errors); the stubs only know str keys.
+                raise serializers.ValidationError({"data": {index: {key: [_("This field is required.")]}}})  # type: ignore[dict-item]
         return attrs
 
 
@@ -523,7 +524,7 @@ def batch_info(row: dict[str, Any], sources: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-def batch_result(result: services.BatchResult) -> dict[str, Any]:
+def batch_result(result: batches.BatchResult) -> dict[str, Any]:
     return {
         "total_count": result.total,
         "failed_count": result.failed,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -15,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from subtasks import services as subtask_services
-from tasks import queries, schedules, services
+from tasks import batches, queries, schedules, services
 from tasks.api.v2 import serializers as s
 from tasks.api.v2.algorithms import service_spec
 from tasks.api.v2.envelope import V2, v2_exception_handler
@@ -31,6 +30,11 @@ CORE_TO_V2 = {
     "vchan_refid": "id",
     "company": "manufacturer",
 }
+
+
+def as_sent(path: str) -> str:
+    """Error paths of query parameters: named as the client sent them."""
+    return path
 
 
 def v2_path(path: str) -> str:
@@ -60,7 +64,7 @@ class V2APIView(ProjectAPIView):
         return queryset[(page - 1) * size : page * size]
 
     def task_answer(self, task_id: str) -> dict[str, Any]:
-        tasks = Task.objects.filter(project=self.project, task_id=task_id)
+        tasks = Task.objects.for_project(self.project).filter(task_id=task_id)
         rows = queries.task_rows(tasks, s.V2_COLUMNS)
         if not rows:
             raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
@@ -72,12 +76,12 @@ class V2APIView(ProjectAPIView):
 
 
 class TaskCollection(V2APIView):
-    request_path_of = staticmethod(str)  # query parameters are named as sent
+    request_path_of = staticmethod(as_sent)  # query parameters are named as sent
 
     @extend_schema(parameters=[s.TaskListIn], responses=OpenApiTypes.OBJECT, summary="v2: list tasks")
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(s.TaskListIn)
-        tasks = Task.objects.filter(s.task_filter(query), project=self.project)
+        tasks = Task.objects.for_project(self.project).filter(s.task_filter(query))
         order = "create_dt" if query["sort_dir"] == "asc" else "-create_dt"
         total = tasks.count()
         page = self.page_of(tasks.order_by(order, "task_id"), query["page"], query["page_size"])
@@ -111,14 +115,8 @@ class TaskDetail(V2APIView):
     @extend_schema(request=s.TaskUpdateIn, responses=OpenApiTypes.OBJECT, summary="v2: change a task")
     def put(self, request: Request, project_id: str, task_id: str) -> Response:
         task = services.get_task(self.project, task_id)
-        spec = self.parse(s.TaskUpdateIn).to_spec()
-        if "vchans" in spec:
-            spec = services.with_play_url(self.project, spec)
-        vchans = spec.pop("vchans", None)
-        with transaction.atomic():
-            services.update_task(task, spec)
-            if vchans is not None:
-                services.replace_vchans(task, vchans, ready=True)
+        spec = {**self.parse(s.TaskUpdateIn).to_spec(), "config_complete": True}
+        services.update_task(task, spec, vchans=spec.pop("vchans", None))
         return Response(self.task_answer(task_id))
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: delete a task and its subtasks")
@@ -149,12 +147,12 @@ def batch_state_filter(v2_state: str) -> Q:
 
 
 class BatchCollection(V2APIView):
-    request_path_of = staticmethod(str)
+    request_path_of = staticmethod(as_sent)
 
     @extend_schema(parameters=[s.BatchListIn], responses=OpenApiTypes.OBJECT, summary="v2: list batch tasks")
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(s.BatchListIn)
-        batches = BatchTask.objects.filter(project=self.project)
+        batches = BatchTask.objects.for_project(self.project)
         if "name" in query:
             batches = batches.filter(name__icontains=query["name"])
         if "task_state" in query:
@@ -179,7 +177,7 @@ class BatchCollection(V2APIView):
     def post(self, request: Request, project_id: str) -> Response:
         body = self.parse(s.BatchTaskIn)
         spec = body.to_spec(request.user)
-        result = services.create_batch(
+        result = batches.create_batch(
             self.project, spec, body.sources(), service_spec(body.validated_data["service_name"])
         )
         return Response(s.batch_result(result))
@@ -190,23 +188,21 @@ class BatchDetail(V2APIView):
         request=s.BatchTaskUpdateIn, responses=OpenApiTypes.OBJECT, summary="v2: change a batch task"
     )
     def put(self, request: Request, project_id: str, batch_id: str) -> Response:
-        batch = services.get_batch(self.project, batch_id)
+        batch = batches.get_batch(self.project, batch_id)
         body = self.parse(s.BatchTaskUpdateIn)
-        result = services.update_batch(
-            batch, body.to_spec(), body.sources(), service_spec(batch.service_name)
-        )
+        result = batches.update_batch(batch, body.to_spec(), body.sources(), service_spec(batch.service_name))
         return Response(s.batch_result(result))
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: delete a batch task and its tasks")
     def delete(self, request: Request, project_id: str, batch_id: str) -> Response:
-        return Response(s.batch_result(services.delete_batch(services.get_batch(self.project, batch_id))))
+        return Response(s.batch_result(batches.delete_batch(batches.get_batch(self.project, batch_id))))
 
 
 class BatchAction(V2APIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT, summary="v2: start or stop a batch task")
     def put(self, request: Request, project_id: str, batch_id: str, action: str) -> Response:
-        batch = services.get_batch(self.project, batch_id)
-        return Response(s.batch_result(services.run_batch(batch, action)))
+        batch = batches.get_batch(self.project, batch_id)
+        return Response(s.batch_result(batches.run_batch(batch, action)))
 
 
 # ---- video sources -----------------------------------------------------------------------------------
@@ -214,7 +210,7 @@ class BatchAction(V2APIView):
 
 class SourceViewMixin(V2APIView):
     def get_channel(self, source_id: str) -> VideoChannel:
-        channel = VideoChannel.objects.filter(project=self.project, vchan_refid=source_id).first()
+        channel = VideoChannel.objects.for_project(self.project).filter(vchan_refid=source_id).first()
         if channel is None:
             raise NotFound(_("no video source %(id)s") % {"id": source_id}, field="id")
         return channel
@@ -244,14 +240,14 @@ class SourceDetail(SourceViewMixin):
 
 
 class SourceCollection(SourceViewMixin):
-    request_path_of = staticmethod(str)
+    request_path_of = staticmethod(as_sent)
 
     @extend_schema(
         parameters=[s.SourceListIn], responses=OpenApiTypes.OBJECT, summary="v2: list video sources"
     )
     def get(self, request: Request, project_id: str) -> Response:
         query = self.query(s.SourceListIn)
-        channels = VideoChannel.objects.filter(project=self.project)
+        channels = VideoChannel.objects.for_project(self.project)
         if "name" in query:
             channels = channels.filter(name__icontains=query["name"])
         total = channels.count()

@@ -8,7 +8,7 @@ Unknown fields are ignored.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -20,6 +20,9 @@ from tasks.choices import AlgoType, DetectorModel, SourceType
 from tasks.models import Task
 from tasks.videostore import resolve_video_handles, validate_video_id
 from vias.lib.errors import Invalid, NotFound
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 HISTORY_VIDEO_FILE = "historyVideoFile"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,7 +63,7 @@ def to_ms(value: datetime | None) -> int | None:
 class MillisField(serializers.IntegerField):
     """A Unix timestamp in milliseconds, as an aware datetime."""
 
-    def to_internal_value(self, data: Any) -> datetime:
+    def to_internal_value(self, data: Any) -> datetime:  # type: ignore[override]  # ms outside, datetime inside
         ms = super().to_internal_value(data)
         # Checked here, not by validators: those run on the datetime this returns.
         if ms < 0:
@@ -69,7 +72,7 @@ class MillisField(serializers.IntegerField):
             self.fail("max_value", max_value=MAX_MS)
         return EPOCH + timedelta(milliseconds=ms)
 
-    def to_representation(self, value: datetime) -> int | None:
+    def to_representation(self, value: datetime) -> int | None:  # type: ignore[override]
         return to_ms(value)
 
 
@@ -90,7 +93,7 @@ class AlgorithmIn(serializers.Serializer):
     )
 
 
-def exec_type_field(required: bool, message: str) -> serializers.ChoiceField:
+def exec_type_field(required: bool, message: StrOrPromise) -> serializers.ChoiceField:
     return serializers.ChoiceField(
         choices=[HISTORY_VIDEO_FILE], required=required, error_messages={"invalid_choice": message}
     )
@@ -111,7 +114,7 @@ class ComputeTaskIn(serializers.Serializer):
         required=False, allow_blank=True, max_length=constants.MAX_NAME_LENGTH
     )
 
-    def to_spec(self) -> dict[str, Any]:
+    def _fields(self) -> dict[str, Any]:
         """The validated body in the core's shape (tasks.services.create_task / update_task)."""
         data = self.validated_data
         spec: dict[str, Any] = {}
@@ -131,6 +134,10 @@ class ComputeTaskIn(serializers.Serializer):
             spec["vchans"] = vchans_for(data["datasources"]["devices"])
             spec["play_url"] = spec["vchans"][0]["url"]
         return spec
+
+    def to_spec(self) -> dict[str, Any]:
+        # VCS has no configuration step: a compute task's subtasks are ready to dispatch as made.
+        return {**self._fields(), "config_complete": True}
 
     def to_create_spec(self) -> dict[str, Any]:
         return {**self.to_spec(), "source_type": SourceType.PULL_VIDEO_STREAM}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -31,21 +30,12 @@ class VcsAPIView(ProjectAPIView):
     request_path_of = staticmethod(vcs_path)
 
 
-def _config_complete(task: Task) -> None:
-    """VCS has no configuration step: a compute task's subtasks are ready to dispatch as made."""
-    for subtask in task.subtasks.filter(config_complete=False):
-        subtask_services.mark_config_complete(subtask)
-
-
 class CreateComputeTask(VcsAPIView):
     @extend_schema(
         request=s.ComputeTaskIn, responses=OpenApiTypes.OBJECT, summary="VCS: create a compute task"
     )
     def post(self, request: Request) -> Response:
-        spec = self.parse(s.ComputeTaskIn).to_create_spec()
-        with transaction.atomic():
-            task = services.create_task(self.project, spec)
-            _config_complete(task)
+        task = services.create_task(self.project, self.parse(s.ComputeTaskIn).to_create_spec())
         return self.ok({"taskId": task.task_id})
 
 
@@ -57,12 +47,7 @@ class ModifyComputeTask(VcsAPIView):
         body = self.parse(s.ModifyComputeTaskIn)
         task = services.get_task(self.project, body.validated_data["taskId"])
         spec = body.to_update_spec(task)
-        vchans = spec.pop("vchans", None)
-        with transaction.atomic():
-            services.update_task(task, spec)
-            if vchans is not None:
-                services.replace_vchans(task, vchans)
-                _config_complete(task)
+        services.update_task(task, spec, vchans=spec.pop("vchans", None))
         return self.ok({"taskId": task.task_id})
 
 
@@ -88,7 +73,7 @@ class GetComputeTasks(VcsAPIView):
         task_ids = list(dict.fromkeys(self.parse(s.TaskIdsIn).validated_data["taskIds"]))
         rows = {
             row["task_id"]: row
-            for row in queries.task_rows(Task.objects.filter(project=self.project, task_id__in=task_ids))
+            for row in queries.task_rows(Task.objects.for_project(self.project).filter(task_id__in=task_ids))
         }
         sources = queries.task_sources(list(rows))
         # Ids of no task of this project (unknown, or another project's) are left out.

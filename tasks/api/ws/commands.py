@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
+from analysis.dispatch import node_is_live
 from subtasks import services as subtask_services
 from subtasks.choices import ACTIVE_STATES
 from subtasks.models import Node, Subtask
@@ -40,6 +42,7 @@ class Context:
     user: Any = None
 
 
+S = TypeVar("S", bound=serializers.Serializer)
 COMMANDS: dict[tuple[str, str], Handler] = {}
 
 
@@ -55,7 +58,7 @@ def verbs_of(resource: str) -> list[str]:
     return sorted(verb for verb, res in COMMANDS if res == resource)
 
 
-def parse(serializer_class: type[serializers.Serializer], params: dict[str, Any]) -> serializers.Serializer:
+def parse(serializer_class: type[S], params: dict[str, Any]) -> S:
     """What NativeAPIView.parse does for an HTTP body, for `params`."""
     if problem := unstorable(params):
         raise serializers.ValidationError({problem[0]: [problem[1]]})
@@ -124,7 +127,7 @@ def ack_body(acks: list, *, refusal_fails: bool, **data: Any) -> Body:
 
 
 def _task_doc(project: Project, task_id: str) -> dict[str, Any]:
-    rows = queries.task_documents(Task.objects.filter(project=project, task_id=task_id))
+    rows = queries.task_documents(Task.objects.for_project(project).filter(task_id=task_id))
     if not rows:
         raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
     return s.task_out(rows[0])
@@ -137,7 +140,7 @@ def get_tasks(ctx: Context, params: dict[str, Any]) -> Body:
         return native_ok(data=_task_doc(ctx.project, parse(TaskRef, params).validated_data["task_id"]))
     page = parse(s.PageIn, params).validated_data
     offset, limit = page["offset"], page["limit"]
-    tasks = Task.objects.filter(project=ctx.project)
+    tasks = Task.objects.for_project(ctx.project)
     rows = queries.task_documents(tasks.order_by("-create_dt", "task_id")[offset : offset + limit])
     return _page(tasks.count(), offset, [s.task_out(row) for row in rows])
 
@@ -249,7 +252,7 @@ def get_store_confs(ctx: Context, params: dict[str, Any]) -> Body:
     if _has(params, "unid"):
         return native_ok(data=s.store_conf_out(_store_conf(ctx, params)))
     page = parse(s.PageIn, params).validated_data
-    confs = StoreConf.objects.filter(project=ctx.project).order_by("unid")
+    confs = StoreConf.objects.for_project(ctx.project).order_by("unid")
     items = confs[page["offset"] : page["offset"] + page["limit"]]
     return _page(confs.count(), page["offset"], [s.store_conf_out(c) for c in items])
 
@@ -288,7 +291,7 @@ def get_vchans(ctx: Context, params: dict[str, Any]) -> Body:
     if _has(params, "vchan_refid"):
         return native_ok(data=s.vchan_out(_vchan(ctx, params)))
     page = parse(s.PageIn, params).validated_data
-    channels = VideoChannel.objects.filter(project=ctx.project).order_by("vchan_refid")
+    channels = VideoChannel.objects.for_project(ctx.project).order_by("vchan_refid")
     items = channels[page["offset"] : page["offset"] + page["limit"]]
     return _page(channels.count(), page["offset"], [s.vchan_out(c) for c in items])
 
@@ -314,10 +317,8 @@ def delete_vchans(ctx: Context, params: dict[str, Any]) -> Body:
 # ---- operations -----------------------------------------------------------------------------------
 
 
-def node_out(node: Node, now) -> dict[str, Any]:
+def node_out(node: Any, now: datetime) -> dict[str, Any]:  # node annotated with its load
     """A node with its state, load (running subtasks / capacity) and capabilities."""
-    from analysis.dispatch import node_is_live
-
     if not node_is_live(node.last_heartbeat, now):
         state = "offline"
     else:

@@ -43,7 +43,7 @@ from tasks.api.ws.protocol import (
     parse_request,
     parse_text,
 )
-from tasks.models import Task
+from tasks.models import Project, Task
 from vias.lib.announce import project_group, task_group
 from vias.lib.api import NativeAPIView
 from vias.lib.envelopes import native_ok
@@ -136,7 +136,7 @@ class DevconfConsumer(AsyncConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel() if self.channel_layer else None
         self.base_send = send
-        self.project = None
+        self.project: Project | None = None
         self.ctx: commands.Context | None = None
         self.lang = settings.LANGUAGE_CODE
         self.host = ""
@@ -274,9 +274,12 @@ class DevconfConsumer(AsyncConsumer):
                 )
             raise UnknownCommand(_("unknown resource %(resource)s") % {"resource": request.resource})
 
+        ctx = self.ctx
+        assert ctx is not None, "commands are read only once connected"
+
         def call() -> dict[str, Any]:
             with translation.override(self.lang):
-                return handler(self.ctx, request.params)
+                return handler(ctx, request.params)
 
         return await in_thread(call)
 
@@ -322,15 +325,17 @@ class DevconfConsumer(AsyncConsumer):
         """post: subscribe to `task_id` (or every task of the project when it is absent or "*");
         delete: unsubscribe from it (or from everything)."""
         task_id = self._task_id_of(params)
+        project = self.project
+        assert project is not None, "subscriptions are read only once connected"
         if verb == "post":
             if task_id is None:
-                await self._join(project_group(self.project.project_id))
+                await self._join(project_group(project.project_id))
                 for tid in list(self.sub_tasks):
                     await self._leave(task_group(tid))
                 self.sub_all = True
             else:
                 exists = await in_thread(
-                    lambda: Task.objects.filter(project=self.project, task_id=task_id).exists()
+                    lambda: Task.objects.for_project(project).filter(task_id=task_id).exists()
                 )
                 if not exists:
                     raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.db.models import Field
 
 from tasks.models import ApiToken, Project
 from tasks.validators import validate_project_id
@@ -27,12 +30,15 @@ class Command(BaseCommand):
             raise CommandError(f"--project: {exc.messages[0]}") from None
         user_model = get_user_model()
         try:
-            user_model._meta.get_field(user_model.USERNAME_FIELD).run_validators(username)
+            username_field = user_model._meta.get_field(user_model.USERNAME_FIELD)
+            assert isinstance(username_field, Field)
+            username_field.run_validators(username)
             if not username:
                 raise ValidationError("a username is required")
         except ValidationError as exc:
             raise CommandError(f"USERNAME: {exc.messages[0]}") from None
-        user, created_user = user_model.objects.get_or_create(**{user_model.USERNAME_FIELD: username})
+        lookup: dict[str, Any] = {user_model.USERNAME_FIELD: username}
+        user, created_user = user_model.objects.get_or_create(**lookup)
         if created_user:
             user.set_unusable_password()
             user.save(update_fields=["password"])
