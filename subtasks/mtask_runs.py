@@ -40,6 +40,7 @@ class Want:
     subtask: Subtask
     scene: Scene | None  # the scene it analyses with while it runs (its rotation's turn)
     slot: Slot | None  # None: no mtask governs it (it runs whenever the task runs)
+    mtask_id: int | None = None
 
     @property
     def run(self) -> bool:
@@ -67,7 +68,7 @@ def want_of(subtask: Subtask, scenes: list[Scene], task: Task, now: datetime, ac
     if plan.type == 2:  # a batch counts its turns from when the task was started
         plan = Plan(plan.type, plan.window, plan.interval_minutes, plan.scenes, plan.not_before, activated)
     slot = slot_at(plan, now)
-    return Want(subtask, rotation[slot.scene] if slot.scene is not None else None, slot)
+    return Want(subtask, rotation[slot.scene] if slot.scene is not None else None, slot, mtask.pk)
 
 
 def plan_task(task: Task, now: datetime, activated: datetime) -> tuple[list[Want], datetime | None]:
@@ -103,3 +104,20 @@ def set_edge(task: Task, edge: datetime | None, activated: datetime) -> None:
 
 def remove(task_id: str) -> None:
     Schedule.objects.filter(name=schedule_name(task_id)).delete()
+
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
+
+
+def write_progress(wants: list[Want]) -> None:
+    """An mtask's progress as its schedule says: the share of the window elapsed (polling, time
+    window) or of the scenes done (batch), for streams; a file's subtask writes the share of the
+    file analysed itself (analysis.jobs). One UPDATE per mtask."""
+    progress: dict[int, float] = {}
+    for want in wants:
+        if want.slot is None or want.mtask_id is None:
+            continue
+        if want.slot.done or want.subtask.source_url.startswith(STREAM_SCHEMES):
+            progress.setdefault(want.mtask_id, want.slot.progress)
+    for mtask_id, value in progress.items():
+        MTask.objects.filter(pk=mtask_id).update(progress=int(value))

@@ -201,7 +201,9 @@ def _start_by_mtasks(task: Task, now: datetime) -> list[Outcome]:
     _check_detectors(task)
     _set_schedule_active(task, True)
     mtask_runs.set_edge(task, edge, activated=now)
-    return [_apply_want(want) for want in wants]
+    outcomes = [_apply_want(want) for want in wants]
+    mtask_runs.write_progress(wants)
+    return outcomes
 
 
 def _apply_want(want: mtask_runs.Want) -> Outcome:
@@ -252,6 +254,7 @@ def run_mtask_edge(task_id: str, activated: str, now: datetime | None = None) ->
     with transaction.atomic():
         wants, edge = mtask_runs.plan_task(task, now, activated=started)
         outcomes = [_apply_want(want) for want in wants]
+        mtask_runs.write_progress(wants)
         mtask_runs.set_edge(task, edge, activated=started)
     running = sum(1 for want in wants if want.run)
     return f"edge at {now.isoformat()}: {running} of {len(outcomes)} subtasks run; next {edge}"

@@ -101,6 +101,10 @@ def test_a_time_window_that_excludes_now_waits_then_runs_then_stops(alice):
     assert Subtask.objects.get(pk=pk).node == node  # dispatched at the edge
     activated, edge = the_edge(task_id)
     assert edge == closes
+    # Halfway through the window (a stream): the mtask's progress is the share elapsed.
+    run_mtask_edge(task_id, activated, now=opens + timedelta(minutes=30))
+    assert alice.get(f"/tasks/{task_id}").json()["data"]["mtasks"][0]["progress"] == 50
+    activated, edge = the_edge(task_id)
 
     run_mtask_edge(task_id, activated, now=edge + timedelta(seconds=1))
     sub = alice.get(f"/subtasks/{pk}").json()["data"]
