@@ -61,7 +61,7 @@ def want_of(subtask: Subtask, scenes: list[Scene], task: Task, now: datetime, ac
     channel = subtask.video_channel
     options = candidates(scenes, channel.vchan_refid if channel else "")
     if not options:
-        return Want(subtask, None, None)
+        return _unscheduled(subtask, task, now, activated)
     mtask = options[0].mtask
     rotation = [scene for scene in options if scene.mtask_id == mtask.pk]
     plan = plan_for(mtask, rotation, task, activated)
@@ -69,6 +69,15 @@ def want_of(subtask: Subtask, scenes: list[Scene], task: Task, now: datetime, ac
         plan = Plan(plan.type, plan.window, plan.interval_minutes, plan.scenes, plan.not_before, activated)
     slot = slot_at(plan, now)
     return Want(subtask, rotation[slot.scene] if slot.scene is not None else None, slot, mtask.pk)
+
+
+def _unscheduled(subtask: Subtask, task: Task, now: datetime, activated: datetime) -> Want:
+    """No mtask governs the subtask (VCS and v2 tasks have none): it runs whenever the task runs,
+    from its run_dt (VCS execStartTime) on."""
+    if not (task.run_dt and task.run_dt > activated):
+        return Want(subtask, None, None)
+    whole_day = DailyWindow(None, None, timezone.get_current_timezone())
+    return Want(subtask, None, slot_at(Plan(0, whole_day, 5, 1, not_before=task.run_dt), now))
 
 
 def plan_task(task: Task, now: datetime, activated: datetime) -> tuple[list[Want], datetime | None]:

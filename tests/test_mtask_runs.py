@@ -181,3 +181,20 @@ def test_two_scenes_on_a_dome_take_turns_and_the_camera_goes_to_each_preset(alic
     assert [p for _profile, p in camera.presets] == [preset[first.name], preset[other], preset[first.name]]
     assert names == [first.name]
     assert result == ["stopped"]
+
+
+def test_vcs_exec_start_time_in_the_future_delays_the_first_run(alice, settings, tmp_path):
+    from tests.vcs_helpers import CREATE, START, compute_body, make_store, vcs_ok
+
+    settings.DATA_DIR = tmp_path
+    make_store(tmp_path)
+    later = timezone.now() + timedelta(days=3)
+    body = compute_body(execStartTime=int(later.timestamp() * 1000))
+    task_id = vcs_ok(alice.post(CREATE, body))["taskId"]
+    live_node(capacity=1)
+    vcs_ok(alice.post(START, {"taskId": task_id}))
+    assert Subtask.objects.get(task_id=task_id).state == "CONFIGURED"  # nothing runs before it
+    activated, edge = the_edge(task_id)
+    assert abs((edge - later).total_seconds()) < 1
+    run_mtask_edge(task_id, activated, now=edge)
+    assert Subtask.objects.get(task_id=task_id).state == "STARTING"
