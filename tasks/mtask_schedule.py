@@ -9,7 +9,7 @@ end is before its start crosses midnight; 23:59:59 means the end of the day; no 
 - 1 time window: inside the window the scenes run one after the other, each for an equal share
   of the window (one scene: the whole window). Our reading: the seed says only "时间段任务".
 - 2 batch: from its first moment inside a window, each scene once, in order, for `time_interval`
-  minutes, then the mtask is done (a file source is analysed to its end once per scene instead).
+  minutes, then the mtask is done (turns are timed for files too; a file is not re-analysed per scene).
 
 `run_dt` (native) or `execStartTime` (VCS) in the future is `not_before`: nothing runs earlier.
 Everything here is pure (no database, no clock): `slot_at(plan, now)` says what runs at `now`
