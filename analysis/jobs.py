@@ -30,8 +30,8 @@ from subtasks.choices import State
 from subtasks.models import Subtask
 from subtasks.services import IllegalTransition, transition
 from tasks.choices import PICTURE_SOURCES, SourceType
-from tasks.models import MTask, Scene
-from tasks.validators import resolve_video_path
+from tasks.models import MTask, Scene, VideoChannel
+from tasks.validators import resolve_video_path, roi_xml, snapshot_options
 from vias.lib.announce import announce
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,23 @@ def run_one_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> s
     return SubtaskRun(subtask, node_name).run(resume_frame)
 
 
+def target_rois(subtask: Subtask, size: tuple[int, int] | None = None) -> list[str] | None:
+    """The task's v2 target_roi (pixels) as ROIs normalised to the source's frame size, [] for
+    none; None while that size is unknown (the first frame tells it, SubtaskRun._fit_target_roi)."""
+    text = subtask.task.target_roi
+    if not text:
+        return []
+    channel = subtask.video_channel
+    width, height = size or ((channel.width, channel.height) if channel else (None, None))
+    if not (width and height):
+        return None
+    return [roi_xml(text, width, height)]
+
+
+def all_rois(subtask: Subtask, size: tuple[int, int] | None = None) -> list[str]:
+    return [*subtask.rois, *(target_rois(subtask, size) or [])]
+
+
 def build_pipeline(subtask: Subtask):
     """Detectors for the categories the task asks for, and its algorithm type's rules."""
     from analysis.pipeline import Pipeline
@@ -94,7 +111,7 @@ def build_pipeline(subtask: Subtask):
     categories = required_categories(subtask.task)
     engine = RuleEngine(
         subtask.task.algo_type,
-        rois=subtask.rois,
+        rois=all_rois(subtask),
         calibration_xml=subtask.calibration_xml,
         algo_args=subtask.algo_args,
         categories=categories,
@@ -105,7 +122,7 @@ def build_pipeline(subtask: Subtask):
 def update_pipeline(pipeline, subtask: Subtask, detectors: bool = False) -> None:
     """A running subtask's new configuration, without restarting it (tracks are kept)."""
     pipeline.engine.update(
-        rois=subtask.rois, calibration_xml=subtask.calibration_xml, algo_args=subtask.algo_args
+        rois=all_rois(subtask), calibration_xml=subtask.calibration_xml, algo_args=subtask.algo_args
     )
     if detectors:
         pipeline.detectors = hosting.shared_detectors(required_categories(subtask.task))
@@ -129,6 +146,7 @@ class SubtaskRun:
     progress: Progress = field(default_factory=Progress)
     stop_asked: bool = False
     _last_tick: float = 0.0
+    roi_pending: bool = False
     _started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -166,6 +184,7 @@ class SubtaskRun:
     def _run(self, resume_frame: int) -> str:
         self._turn_camera()
         self.pipeline = build_pipeline(self.subtask)
+        self.roi_pending = target_rois(self.subtask) is None
         if self.task.source_type in PICTURE_SOURCES:
             self._run_pictures()
         else:
@@ -243,7 +262,19 @@ class SubtaskRun:
 
     # -- per frame ------------------------------------------------------------------------------
 
+    def _fit_target_roi(self, frame: Any) -> None:
+        """The frame size, read once: kept on the video source, then the polygons are normalised."""
+        height, width = frame.shape[:2]
+        channel = self.subtask.video_channel
+        if channel is not None and not (channel.width and channel.height):
+            VideoChannel.objects.filter(pk=channel.pk).update(width=width, height=height)
+            channel.width, channel.height = width, height
+        self.pipeline.engine.update(rois=all_rois(self.subtask, (width, height)))
+        self.roi_pending = False
+
     def _analyse(self, frame: Any, frame_index: int, offset_s: float, picture: str = "") -> None:
+        if self.roi_pending:
+            self._fit_target_roi(frame)
         findings = self.pipeline.process(frame, frame_index, offset_s)
         for finding in findings:
             self._store(finding, frame, picture)
@@ -281,7 +312,10 @@ class SubtaskRun:
             return  # this part of the source was analysed before: same key, no second event
         path = Path(settings.MEDIA_ROOT) / snapshot
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(render_snapshot(frame, finding))  # frame None: the finding's own crop
+        options = snapshot_options(self.task.config)
+        zones = self.pipeline.engine.roi.zones if options.pop("draw_rois") else ()
+        # frame None: the finding's own crop
+        path.write_bytes(render_snapshot(frame, finding, zones=zones, **options))
         publish(event)
 
     def _occurred_at(self, offset_s: float) -> datetime:

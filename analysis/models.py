@@ -13,14 +13,26 @@ from django.utils.translation import gettext_lazy as _
 
 from tasks import constants
 from tasks.choices import DetectorModel as Category
+from vias.lib import onnx_heads
 from vias.lib.tenancy import TenantQuerySet
 
 
 class Head(models.TextChoices):
     """How a model's output tensor is decoded."""
 
-    YOLOV8 = "yolov8", _("YOLOv8 (1×(4+classes)×anchors)")
-    YOLOV5 = "yolov5", _("YOLOv5 (1×anchors×(5+classes))")
+    YOLOV8 = "yolov8", _("YOLOv8 / YOLO11 (1×(4+classes)×anchors)")
+    YOLOV5 = "yolov5", _("YOLOv5 / Darknet (1×anchors×(5+classes))")
+    MTCNN = "mtcnn", _("MTCNN face cascade (pnet, rnet, onet files side by side)")
+
+
+MTCNN_STAGES = ("pnet.onnx", "rnet.onnx", "onet.onnx")
+
+
+class Role(models.TextChoices):
+    """What a registered model is used for."""
+
+    DETECTOR = "detector", _("detector: finds the objects of its categories")
+    ATTRIBUTE = "attribute", _("attribute: second stage on another detector's crops (e.g. fall)")
 
 
 def validate_classes(value: object) -> None:
@@ -86,6 +98,7 @@ class Detector(models.Model):
     filters = models.JSONField(default=dict, blank=True, validators=[validate_filters])
     fp16 = models.BooleanField(default=False, help_text=_("the model takes float16 input"))
     priority = models.IntegerField(default=0)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.DETECTOR)
     enabled = models.BooleanField(default=True)
     licence = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -104,9 +117,39 @@ class Detector(models.Model):
     def categories(self) -> set[str]:
         return {spec["category"] for spec in self.classes.values()}
 
+    def attributes(self) -> set[str]:
+        return {a for spec in self.classes.values() for a in spec.get("attributes", [])}
+
     def clean(self) -> None:
+        """The file must be a model this system runs, with the head and classes the row says."""
         if not self.path.is_file():
             raise ValidationError({"onnx_file": _("no file %(p)s") % {"p": self.path}})
+        if self.head == Head.MTCNN:
+            missing = [n for n in MTCNN_STAGES if not (self.path.parent / n).is_file()]
+            if missing:
+                raise ValidationError(
+                    {"onnx_file": _("an MTCNN cascade needs %(f)s next to it") % {"f": ", ".join(missing)}}
+                )
+            return
+        try:
+            info = onnx_heads.inspect(self.path)
+        except onnx_heads.UnsupportedModel as exc:
+            raise ValidationError({"onnx_file": str(exc)}) from exc
+        if info.head != self.head:
+            raise ValidationError(
+                {
+                    "head": _("the file's output is a %(found)s head, not %(set)s")
+                    % {"found": info.head, "set": self.head}
+                }
+            )
+        too_high = sorted(int(i) for i in (self.classes or {}) if str(i).isdigit() and int(i) >= info.classes)
+        if too_high:
+            raise ValidationError(
+                {
+                    "classes": _("the model has %(n)s classes; no class %(i)s")
+                    % {"n": info.classes, "i": too_high[0]}
+                }
+            )
 
 
 class EventQuerySet(TenantQuerySet):
@@ -180,8 +223,15 @@ class Delivery(models.Model):
         WEBHOOK = "webhook", _("webhook")
         DIS = "dis", _("Redis stream")
         OBS = "obs", _("result file")
+        CALLBACK = "callback", _("task-state callback")
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    # An event's delivery, or (no event) a task-state callback of `task`.
+    event = models.ForeignKey(
+        Event, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    task = models.ForeignKey(
+        "tasks.Task", null=True, blank=True, on_delete=models.CASCADE, related_name="callback_deliveries"
+    )
     output = models.CharField(max_length=8, choices=Output.choices)
     target = models.CharField(max_length=1024)
     attempt = models.PositiveSmallIntegerField(default=1)

@@ -45,6 +45,7 @@ from vias.lib.ssrf import UNRESOLVED, pinned_request, redacted, resolve_for_deli
 log = logging.getLogger(__name__)
 
 WEBHOOK_TASK = "analysis.outputs.deliver_webhook"
+CALLBACK_TASK = "analysis.outputs.deliver_callback"
 DIS_PREFIX = "vias:dis:"
 DIS_STREAM_RE = re.compile(r"[-A-Za-z0-9_]{1,64}")
 RESULTS_DIRNAME = "results"
@@ -145,6 +146,18 @@ def deliver_webhook(event_id: int, attempt: int = 1) -> bool:
         return False
     url = hook["url"]
     delivery = Delivery(event=event, output=Delivery.Output.WEBHOOK, target=redacted(url), attempt=attempt)
+    body = json.dumps(event.as_message(), ensure_ascii=False).encode("utf-8")
+    headers = _headers(hook.get("headers"), event_id, attempt)
+    retry = _attempt(delivery, url, body, headers)
+    if retry and attempt < max_attempts():
+        schedule_webhook_retry(event_id, attempt + 1, backoff_s(attempt))
+    elif not delivery.ok:
+        log.warning("webhook: event %s attempt %s failed for good: %s", event_id, attempt, delivery.error)
+    return delivery.ok
+
+
+def _attempt(delivery: Delivery, url: str, body: bytes, headers: dict[str, str]) -> bool:
+    """POST `body` once under the SSRF rules, record the attempt; whether a retry may succeed."""
     started = time.monotonic()
     retry = False
     try:
@@ -153,8 +166,6 @@ def deliver_webhook(event_id: int, attempt: int = 1) -> bool:
         delivery.error = "refused: " + " ".join(exc.messages)
         retry = any(error.code == UNRESOLVED for error in exc.error_list)  # DNS may answer later
     else:
-        body = json.dumps(event.as_message(), ensure_ascii=False).encode("utf-8")
-        headers = _headers(hook.get("headers"), event_id, attempt)
         try:
             delivery.status_code = _post(url, ip, body, headers)
         except httpx.TimeoutException as exc:
@@ -172,11 +183,55 @@ def deliver_webhook(event_id: int, attempt: int = 1) -> bool:
                 delivery.error = f"HTTP {status}"
                 retry = status >= 500 or status in (408, 425, 429)
     _record(delivery, started)
+    return retry
+
+
+# -- task-state callbacks ----------------------------------------------------------------------
+
+
+@translation.override("en")
+def deliver_callback(task_id: str, message: dict[str, Any], attempt: int = 1) -> bool:
+    """django-q2 task: POST one state change (subtasks.callbacks) to the task's output.callback,
+    with the webhook's rules: SSRF check and pinned address, timeout, no redirects, retries with
+    backoff on a one-off schedule. Returns whether it succeeded."""
+    from tasks.models import Task
+
+    task = Task.objects.filter(pk=task_id).only("task_id", "output").first()
+    hook = task_output(task).get("callback") if task is not None else None
+    if not isinstance(hook, dict) or not isinstance(hook.get("url"), str):
+        log.info("callback: task %s has no callback (any more)", task_id)
+        return False
+    url = hook["url"]
+    delivery = Delivery(task=task, output=Delivery.Output.CALLBACK, target=redacted(url), attempt=attempt)
+    headers = {
+        **_headers(hook.get("headers"), 0, attempt),
+        "X-VIAS-Callback": message.get("kind", ""),
+    }
+    headers.pop("X-VIAS-Event-Id", None)
+    body = json.dumps(message, ensure_ascii=False).encode("utf-8")
+    retry = _attempt(delivery, url, body, headers)
     if retry and attempt < max_attempts():
-        schedule_webhook_retry(event_id, attempt + 1, backoff_s(attempt))
+        _schedule_callback_retry(task_id, message, attempt + 1, backoff_s(attempt))
     elif not delivery.ok:
-        log.warning("webhook: event %s attempt %s failed for good: %s", event_id, attempt, delivery.error)
+        log.warning("callback: task %s attempt %s failed for good: %s", task_id, attempt, delivery.error)
     return delivery.ok
+
+
+def _schedule_callback_retry(task_id: str, message: dict[str, Any], attempt: int, delay_s: float) -> None:
+    from django_q.conf import Conf
+    from django_q.models import Schedule
+    from django_q.tasks import schedule
+
+    schedule(
+        CALLBACK_TASK,
+        task_id,
+        message,
+        attempt,
+        schedule_type=Schedule.ONCE,
+        repeats=-1,
+        next_run=timezone.now() + timedelta(seconds=delay_s),
+        cluster=Conf.CLUSTER_NAME,
+    )
 
 
 def schedule_webhook_retry(event_id: int, attempt: int, delay_s: float) -> None:

@@ -61,6 +61,27 @@ class SourceMissing(SourceCorrupt):
     """The file does not exist."""
 
 
+class SourceRefused(SourceCorrupt):
+    """The source URL leads where VIAS opens nothing (vias/lib/ssrf.py): fail, no retry."""
+
+
+def checked_stream_url(url: str, timeout_s: float = DEFAULT_OPEN_TIMEOUT_S) -> str:
+    """The URL to open for a stream, after the source policy's check at opening time (vias/lib/ssrf.py:
+    the host again, and for http(s) each redirect). SourceRefused when refused; SourceUnavailable when
+    the host does not resolve or the server does not answer (both may change)."""
+    from django.core.exceptions import ValidationError
+
+    from vias.lib.ssrf import check_source_for_open
+
+    try:
+        return check_source_for_open(url, timeout_s)
+    except ValidationError as exc:
+        reason = exc.messages[0]
+        if exc.code == "ssrf":
+            raise SourceRefused(reason) from None
+        raise SourceUnavailable(reason) from None
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     index: int  # position in the source, from 0 (the same on a resumed run)
@@ -144,7 +165,8 @@ class VideoSource:
                 raise SourceMissing(f"no video file {self.url}")
             if path.stat().st_size == 0:
                 raise SourceCorrupt(f"the video file {self.url} is empty")
-        capture = open_capture(self.url, self.open_timeout_s, self.read_timeout_s)
+        target = checked_stream_url(self.url, self.open_timeout_s) if self.stream else self.url
+        capture = open_capture(target, self.open_timeout_s, self.read_timeout_s)
         if not capture.isOpened():
             capture.release()
             if self.stream:
@@ -434,20 +456,37 @@ def decode_picture(data: bytes, max_bytes: int = MAX_PICTURE_BYTES) -> np.ndarra
     return image
 
 
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to http(s) and only where the source policy allows (vias/lib/ssrf.py)."""
+
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
         if urlsplit(newurl).scheme.lower() not in ("http", "https"):
             raise urllib.error.HTTPError(newurl, code, "redirect to a non-http URL refused", headers, fp)
+        _check_picture_host(newurl)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-_opener = urllib.request.build_opener(_HttpOnlyRedirects)
+def _check_picture_host(url: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    from vias.lib.ssrf import check_source_host_for_open
+
+    try:
+        check_source_host_for_open(url)
+    except ValidationError as exc:
+        if exc.code == "ssrf":
+            raise SourceRefused(exc.messages[0]) from None
+        raise SourceUnavailable(exc.messages[0]) from None
+
+
+_opener = urllib.request.build_opener(_CheckedRedirects)
 
 
 def fetch(url: str, timeout_s: float, max_bytes: int) -> tuple[bytes, str]:
     """GET an http(s) URL: (body, content type). SourceUnavailable on any network error."""
     if urlsplit(url).scheme.lower() not in ("http", "https"):
         raise SourceUnavailable(f"only http and https picture sources are supported, not {url}")
+    _check_picture_host(url)
     request = urllib.request.Request(url, headers={"User-Agent": "VIAS", "Accept": "image/*, */*"})
     try:
         with _opener.open(request, timeout=timeout_s) as response:
@@ -507,7 +546,7 @@ def iter_pictures(
         try:
             data, _kind = fetch(link, timeout_s, max_bytes)
             image = decode_picture(data, max_bytes)
-        except (SourceUnavailable, NotAnImage):
+        except (SourceUnavailable, SourceRefused, NotAnImage):  # a refused link is never fetched
             continue
         seen.add(link)
         yield Picture(link, image)

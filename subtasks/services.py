@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from subtasks import mtask_runs
+from subtasks import callbacks, mtask_runs
 from subtasks.choices import (
     ACTIVE_STATES,
     STARTABLE_STATES,
@@ -96,6 +96,7 @@ def transition(subtask: Subtask, target: State, reason: str = "", **fields: Any)
     for name, value in changes.items():
         setattr(subtask, name, value)
     _announce_state(subtask, current)
+    callbacks.state_changed(subtask, current)
     return subtask
 
 
@@ -198,12 +199,26 @@ def _start_by_mtasks(task: Task, now: datetime) -> list[Outcome]:
     wants, edge = mtask_runs.plan_task(task, now, activated=now)
     if mtask_runs.always_running(wants, edge):
         return _start_subtasks(task)
-    _check_detectors(task)
+    if all(want.mtask_id is None for want in wants):
+        _check_startable(task)  # only a delayed first run (run_dt, VCS execStartTime): refused now
+    else:
+        _check_detectors(task)
     _set_schedule_active(task, True)
     mtask_runs.set_edge(task, edge, activated=now)
     outcomes = [_apply_want(want) for want in wants]
     mtask_runs.write_progress(wants)
     return outcomes
+
+
+def _check_startable(task: Task) -> None:
+    subtasks = list(Subtask.objects.filter(task=task))
+    if not subtasks:
+        raise Conflict(_("the task has no subtasks to start"))
+    _check_detectors(task)
+    if not any(s.config_complete or s.state in ACTIVE_STATES for s in subtasks):
+        raise Conflict(
+            _("no subtask is config-complete; configure the subtasks and mark them config-complete first")
+        )
 
 
 def _apply_want(want: mtask_runs.Want) -> Outcome:

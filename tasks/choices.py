@@ -51,3 +51,20 @@ class DetectorModel(models.TextChoices):
     BODY = "body", _("body")
     MOTOR = "motor", _("motor vehicle")
     NO_MOTOR = "no_motor", _("non-motor vehicle")
+
+
+class AccessType(models.TextChoices):
+    CLOUD = "cloud", _("cloud")
+    EDGE = "edge", _("edge")
+
+
+class SourceKind(models.TextChoices):
+    """The v2 `type` of a video source. Only `url` can be analysed here (docs/dialects.md)."""
+
+    URL = "url", "url"
+    RESTFUL = "restful", "restful"
+    VCN = "vcn", "vcn"
+    OBS = "obs", "obs"
+    CAMERA = "camera", "camera"
+    IVM = "ivm", "ivm"
+    VCN_RESTFUL = "vcn_restful", "vcn_restful"

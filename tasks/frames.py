@@ -28,6 +28,7 @@ from subtasks.models import Subtask
 from tasks.choices import SourceType
 from tasks.models import MTask, Project, Scene, VideoChannel
 from tasks.validators import resolve_video_path, validate_source_url
+from vias.lib.ssrf import check_source_for_open
 
 FRAME_TTL = 300  # seconds a grabbed frame is reused
 FAILURE_TTL = 30  # seconds a failure is remembered
@@ -75,7 +76,8 @@ def _open_target(source: str) -> str:
     """What OpenCV opens: a stream URL as it is, a video-store path as an absolute file path."""
     validate_source_url(source)
     if "://" in source:
-        return source
+        # Checked again as it is opened: DNS may have changed, and http(s) redirects are followed here.
+        return check_source_for_open(source, OPEN_TIMEOUT_MS / 1000)
     return str(resolve_video_path(source))
 
 

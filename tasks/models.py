@@ -14,10 +14,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from tasks import constants
-from tasks.choices import PICTURE_SOURCES, AlgoType, MTaskType, SourceType
+from tasks import constants, validators
+from tasks.choices import PICTURE_SOURCES, AccessType, AlgoType, MTaskType, SourceKind, SourceType
 from tasks.validators import (
     has_output_mode,
+    output_warnings,
     validate_alg_id,
     validate_algo_args,
     validate_calibration_xml,
@@ -38,6 +39,11 @@ from tasks.validators import (
     validate_xml,
 )
 from vias.lib.tenancy import TenantQuerySet
+
+
+def uuid_str() -> str:
+    """A UUID in its 36-character form: the shape of v2 video source and group ids."""
+    return str(uuid.uuid4())
 
 
 def new_id() -> str:
@@ -158,6 +164,15 @@ class VideoChannel(models.Model):
     # Kept as given: the camera needs it in the clear (WS-Security digest); never shown in answers.
     onvif_password = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # What a VIAS v2 video source adds (tasks/validators.py); empty type_config: not a v2 source.
+    access_type = models.CharField(max_length=5, choices=AccessType.choices, default=AccessType.CLOUD)
+    kind = models.CharField(
+        max_length=16, choices=SourceKind.choices, default=SourceKind.URL, help_text=_("the v2 type")
+    )
+    type_config = models.TextField(max_length=validators.MAX_TYPE_CONFIG, blank=True)
+    latitude = models.CharField(max_length=16, blank=True, validators=[validators.validate_latitude])
+    longitude = models.CharField(max_length=16, blank=True, validators=[validators.validate_longitude])
+    tags = models.JSONField(default=list, blank=True, validators=[validators.validate_tags])
 
     objects = TenantQuerySet.as_manager()
 
@@ -171,10 +186,50 @@ class VideoChannel(models.Model):
         return self.name or self.vchan_refid
 
     def clean(self) -> None:
+        """ONVIF settings only on a dome camera; a v2 source keeps the v2 name rule, and its url is
+        the one its type_config names."""
         if not self.ptz and (self.onvif_url or self.onvif_username or self.onvif_password):
             raise ValidationError(
                 {"onvif_url": [_("ONVIF settings are for dome (PTZ) cameras: set ptz, or leave them out")]}
             )
+        if not self.type_config:
+            return
+        try:
+            validators.validate_source_name(self.name)
+        except ValidationError as exc:
+            raise ValidationError({"name": exc.messages}) from None
+        self.apply_type_config()
+
+    def apply_type_config(self) -> None:
+        """Take the url from type_config (before field validation, which then checks the url)."""
+        if not self.type_config:
+            return
+        try:
+            fields = validators.parse_type_config(self.kind, self.type_config)
+        except ValidationError as exc:
+            raise ValidationError({"type_config": exc.messages}) from None
+        self.url = fields["url_address"]
+
+
+class VideoGroup(models.Model):
+    """A VIAS v2 video source group: a named set of the project's video sources."""
+
+    group_id = models.CharField(primary_key=True, max_length=36, default=uuid_str, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="video_groups")
+    name = models.CharField(max_length=20, validators=[validators.validate_group_name])
+    description = models.CharField(max_length=100, blank=True)
+    access_type = models.CharField(max_length=5, choices=AccessType.choices, default=AccessType.CLOUD)
+    channels = models.ManyToManyField(VideoChannel, blank=True, related_name="groups")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class BatchTask(models.Model):
@@ -228,6 +283,10 @@ class BatchTask(models.Model):
                 {"output": _("configure at least one output mode (obs, dis, webhook, event_center)")}
             )
 
+    def output_warnings(self) -> list[str]:
+        """Accepted, but worth telling the client (a webhook host that does not resolve yet)."""
+        return output_warnings(self.output)
+
 
 class Task(models.Model):
     """A big (logical) task: what operators see. It never runs itself; its subtasks do."""
@@ -280,7 +339,7 @@ class Task(models.Model):
     config = models.JSONField(default=dict, blank=True, validators=[validate_task_config])
     company = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, help_text=_("vendor"))
     video_group_id = models.CharField(max_length=64, blank=True, validators=[validate_unid])
-    target_roi = models.CharField(max_length=2048, blank=True)
+    target_roi = models.CharField(max_length=2048, blank=True, validators=[validators.validate_target_roi])
     batch = models.ForeignKey(
         BatchTask, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
     )
@@ -302,6 +361,10 @@ class Task(models.Model):
     @property
     def is_picture_task(self) -> bool:
         return self.source_type in PICTURE_SOURCES
+
+    def output_warnings(self) -> list[str]:
+        """Accepted, but worth telling the client (a webhook host that does not resolve yet)."""
+        return output_warnings(self.output)
 
     def clean(self) -> None:
         if self.source_type == SourceType.PULL_PIC_FILES and not self.pull_source_url:

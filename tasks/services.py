@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from subtasks.engine import Ack, engine
+from subtasks.engine import APPLIED, Ack, engine
 from subtasks.models import Subtask
 from tasks import building, cameras, scene_links, schedules
 from tasks.building import (
@@ -31,7 +31,7 @@ from tasks.building import (
 from tasks.building import ready as make_ready
 from tasks.choices import SourceType
 from tasks.models import MTask, Project, Scene, SceneRoi, StoreConf, Task, VideoChannel
-from tasks.validators import decode_file_b64
+from tasks.validators import decode_file_b64, type_config_for_url
 from vias.lib.announce import announce
 from vias.lib.errors import (
     Conflict,
@@ -376,7 +376,19 @@ def replace_store_conf_and_push(
     """Replace a storage config, then send it to every running subtask of every task using it
     and wait for their acknowledgements. The old file is not kept, so delivery is what counts."""
     conf = replace_store_conf(conf, spec)
-    return conf, engine().push_store_conf(conf, timeout)
+    acks = engine().push_store_conf(conf, timeout)
+    # The subtasks that were not running read the new file when they start: "applied".
+    pushed = {ack.subtask_id for ack in acks}
+    idle = (
+        Subtask.objects.filter(task__store_conf=conf)
+        .exclude(pk__in=pushed)
+        .order_by("task_id", "position")
+        .values_list("pk", flat=True)
+    )
+    return conf, [
+        *acks,
+        *(Ack(pk, APPLIED, _("not running: uses the new file when it starts")) for pk in idle),
+    ]
 
 
 @transaction.atomic
@@ -415,6 +427,8 @@ def update_vchan(channel: VideoChannel, spec: dict[str, Any]) -> VideoChannel:
         )
     for name, value in pick(spec, (*VCHAN_FIELDS[1:], "width", "height")).items():
         setattr(channel, name, value)
+    if channel.type_config and "url" in spec:  # a v2 source: its address is its type_config
+        channel.type_config = type_config_for_url(channel.url)
     clean(channel, "", exclude=["project"])
     channel.save()
     channel.subtasks.exclude(source_url=channel.url).update(source_url=channel.url)

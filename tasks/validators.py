@@ -7,9 +7,11 @@ import binascii
 import json
 import math
 import re
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,8 +19,9 @@ from django.core.validators import RegexValidator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from tasks.choices import AlgoType, DetectorModel
-from tasks.xmlformats import parse_calibration, parse_roi
+from tasks.choices import AlgoType, DetectorModel, RoiMode, SourceKind
+from tasks.xmlformats import MAX_POLYGON_POINTS, Roi, Zone, parse_calibration, parse_roi, render_roi
+from vias.lib.ssrf import check_source_url, check_webhook_url_when_saved
 from vias.lib.xmlsafe import parse_xml
 
 validate_unid = RegexValidator(
@@ -51,7 +54,8 @@ def videos_dir() -> Path:
 
 
 def validate_source_url(value: str) -> None:
-    """A stream URL (rtsp, rtsps, http, https) or a file path inside the video store.
+    """A stream URL (rtsp, rtsps, http, https) whose host vias.lib.ssrf.check_source_url accepts,
+    or a file path inside the video store.
 
     Everything else (file:, concat:, subfile:, pipe:, data:, absolute paths, ..) is refused:
     these strings reach FFmpeg through OpenCV, which would otherwise read any local file.
@@ -71,6 +75,8 @@ def validate_source_url(value: str) -> None:
             )
         if not urlsplit(value).hostname:
             raise ValidationError(_("the URL %(url)s has no host") % {"url": value})
+        # Not this machine, link-local / cloud metadata, multicast (SSRF); checked again when opened.
+        check_source_url(value)
         return
     if ":" in value.split("/")[0]:
         raise ValidationError(_("the protocol in %(url)s is not allowed") % {"url": value})
@@ -258,29 +264,54 @@ def validate_webhook_url(url: Any) -> None:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValidationError(_("webhook.url must be an http or https URL with a host"))
-    try:  # the SSRF rules are shared with every other place that calls out (vias/lib/ssrf.py)
-        from vias.lib.ssrf import check_webhook_url
-    except ImportError:  # pragma: no cover - the module lands with the webhook sender
-        return
-    check_webhook_url(url)
+    # The SSRF rules are shared with every other place that calls out (vias/lib/ssrf.py). A host that
+    # does not resolve now passes (output_warnings tells the client); delivery checks it again.
+    check_webhook_url_when_saved(url)
+
+
+def output_warnings(output: Any) -> list[str]:
+    """What a client should hear about a saved `output` that was accepted: a webhook host that
+    does not resolve yet."""
+    hook = output.get("webhook") if isinstance(output, dict) else None
+    url = hook.get("url") if isinstance(hook, dict) else None
+    if not isinstance(url, str):
+        return []
+    try:
+        warning = check_webhook_url_when_saved(url)
+    except ValidationError:
+        return []  # refused URLs are never saved; nothing to warn about
+    return [warning] if warning else []
 
 
 def _validate_webhook(value: Any) -> None:
     hook = _object(value, {"url", "headers", "data_category"}, {"url", "headers"}, "webhook")
-    headers = hook["headers"]
+    _check_headers(hook["headers"], "webhook")
+    _data_category(hook, "webhook")
+    validate_webhook_url(hook["url"])
+
+
+def _check_headers(headers: Any, where: str) -> None:
     if not isinstance(headers, dict) or not 1 <= len(headers) <= MAX_HEADERS:
         raise ValidationError(
-            _("webhook.headers must be an object of 1..%(n)d string pairs") % {"n": MAX_HEADERS}
+            _("%(w)s.headers must be an object of 1..%(n)d string pairs") % {"w": where, "n": MAX_HEADERS}
         )
     for name, text in headers.items():
         if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}", name):
-            raise ValidationError(_("webhook.headers: %(name)r is not a header name") % {"name": name})
+            raise ValidationError(
+                _("%(w)s.headers: %(name)r is not a header name") % {"w": where, "name": name}
+            )
         if not isinstance(text, str) or len(text) > MAX_HEADER_VALUE or re.search(r"[\r\n\x00]", text):
             raise ValidationError(
-                _("webhook.headers.%(name)s must be a one-line string of at most %(n)d characters")
-                % {"name": name, "n": MAX_HEADER_VALUE}
+                _("%(w)s.headers.%(name)s must be a one-line string of at most %(n)d characters")
+                % {"w": where, "name": name, "n": MAX_HEADER_VALUE}
             )
-    _data_category(hook, "webhook")
+
+
+def _validate_callback(value: Any) -> None:
+    """Task-state callbacks: {"url", "headers"?}, under the webhook's URL rules (docs/outputs.md)."""
+    hook = _object(value, {"url", "headers"}, {"url"}, "callback")
+    if "headers" in hook:
+        _check_headers(hook["headers"], "callback")
     validate_webhook_url(hook["url"])
 
 
@@ -314,8 +345,13 @@ def _validate_dis(value: Any) -> None:
 def validate_task_output(value: Any) -> None:
     """Where results go: {"webhook": {url, headers}, "dis": {stream_name}, "obs": {bucket, path}}
     (any of them, each optionally with data_category) and "event_center": true/false."""
-    output = _object(value, set(OUTPUT_MODES), set(), "output")
-    checks = {"webhook": _validate_webhook, "obs": _validate_obs, "dis": _validate_dis}
+    output = _object(value, {*OUTPUT_MODES, "callback"}, set(), "output")
+    checks = {
+        "webhook": _validate_webhook,
+        "obs": _validate_obs,
+        "dis": _validate_dis,
+        "callback": _validate_callback,
+    }
     for key, check in checks.items():
         if key in output:
             check(output[key])
@@ -335,6 +371,7 @@ def validate_task_config(value: Any) -> None:
     config = _object(value, {"common"}, set(), "config")
     if "common" in config and not isinstance(config["common"], dict):
         raise ValidationError(_("config.common must be an object"))
+    validate_switches(config.get("common") or {})
     if len(json.dumps(config, ensure_ascii=False)) > MAX_CONFIG_BYTES:
         raise ValidationError(_("config is over %(n)d bytes") % {"n": MAX_CONFIG_BYTES})
 
@@ -441,3 +478,183 @@ def validate_onvif_url(value: str) -> None:
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         raise ValidationError(_("the port of the ONVIF address is out of range")) from None
+    # The source URL policy: not this machine, link-local / cloud metadata, multicast (SSRF).
+    check_source_url(value)
+
+
+# ---- VIAS v2 video sources and groups (the public API reference's rules) -----------------------------
+
+MAX_TYPE_CONFIG = 1024
+MAX_TAGS = 4
+
+
+SUPPORTED_KINDS = (SourceKind.URL,)
+
+# Chinese, letters, digits, space and .-_() (the full-width parentheses too), no space at either end.
+SOURCE_NAME_RE = r"^(?! )[\u4e00-\u9fa5A-Za-z0-9 .\-_()\uff08\uff09]{1,100}(?<! )\Z"
+SOURCE_ID_RE = r"^[a-z0-9_-]{4,36}\Z"
+TAG_RE = re.compile(r"^[\u4e00-\u9fa5A-Za-z0-9_-]{1,10}\Z")
+GROUP_NAME_RE = r"^[\u4e00-\u9fa5A-Za-z0-9_-]{1,20}\Z"
+
+validate_source_name = RegexValidator(
+    SOURCE_NAME_RE,
+    gettext_lazy(
+        "use 1..100 Chinese characters, letters, digits, spaces or .-_(), not starting or ending with a space"
+    ),
+)
+validate_source_id = RegexValidator(
+    SOURCE_ID_RE, gettext_lazy("use 4..36 lowercase letters, digits, '_' or '-'")
+)
+validate_group_name = RegexValidator(
+    GROUP_NAME_RE, gettext_lazy("use 1..20 Chinese characters, letters, digits, '_' or '-'")
+)
+
+
+def _coordinate(value: str, limit: int) -> None:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite() or not -limit <= number <= limit:
+        raise ValidationError(_("a number from -%(n)d to %(n)d") % {"n": limit})
+    if number.as_tuple().exponent < -5:  # type: ignore[operator]
+        raise ValidationError(_("at most 5 decimal places"))
+
+
+def validate_latitude(value: str) -> None:
+    _coordinate(value, 90)
+
+
+def validate_longitude(value: str) -> None:
+    _coordinate(value, 180)
+
+
+def validate_tags(value: Any) -> None:
+    if not isinstance(value, list) or len(value) > MAX_TAGS:
+        raise ValidationError(_("a list of at most %(n)d tags") % {"n": MAX_TAGS})
+    for tag in value:
+        if not isinstance(tag, str) or not TAG_RE.match(tag):
+            raise ValidationError(
+                _("a tag is 1..10 Chinese characters, letters, digits, '_' or '-': %(t)r") % {"t": tag}
+            )
+    if len(set(value)) != len(value):
+        raise ValidationError(_("a tag is listed twice"))
+
+
+def parse_type_config(kind: str, text: str) -> dict[str, str]:
+    """The fields of a `<type_config>` document, e.g. {"url_address": "rtsp://..."}.
+
+    Refuses a document that is not `<type_config>` with one child per field, a type this
+    installation cannot analyse, and a `url` without `url_address`."""
+    if len(text.encode("utf-8")) > MAX_TYPE_CONFIG:
+        raise ValidationError(_("at most %(n)d bytes") % {"n": MAX_TYPE_CONFIG})
+    root = parse_xml(text, max_bytes=MAX_TYPE_CONFIG)
+    if root.tag != "type_config":
+        raise ValidationError(_("the root element must be <type_config>, not <%(t)s>") % {"t": root.tag})
+    fields: dict[str, str] = {}
+    for child in root:
+        if not isinstance(child.tag, str) or len(child):
+            raise ValidationError(_("<type_config> holds only simple elements"))
+        if child.tag in fields:
+            raise ValidationError(_("<%(t)s> is given twice") % {"t": child.tag})
+        fields[child.tag] = (child.text or "").strip()
+    if kind not in SUPPORTED_KINDS:
+        raise ValidationError(
+            _("video sources of type %(k)s cannot be analysed here; use url") % {"k": kind}, code="kind"
+        )
+    if not fields.get("url_address"):
+        raise ValidationError(_("a url video source needs <url_address>"))
+    return fields
+
+
+def type_config_for_url(url: str) -> str:
+    """The `<type_config>` of a url source, for channels made by other APIs."""
+    return f"<type_config><url_address>{escape(url)}</url_address></type_config>"
+
+
+# ---- VIAS v2 target_roi: JSON polygons in pixels, normalised to the frame into the task's ROIs ----------
+
+MAX_POLYGONS = 16
+MAX_NAME = 64
+MAX_PIXEL = 100_000
+DEFAULT_JPEG_QUALITY = 85
+
+Polygon = tuple[str, tuple[tuple[float, float], ...]]
+
+
+def _fail(message: str) -> ValidationError:
+    return ValidationError(_("target_roi: %(m)s") % {"m": message})
+
+
+def _point(value: Any, where: str) -> tuple[float, float]:
+    ok = isinstance(value, list) and len(value) == 2
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    if not ok or not all(math.isfinite(v) and 0 <= v <= MAX_PIXEL for v in value):
+        raise _fail(_("%(w)s must be [x, y] pixels, 0..%(n)d") % {"w": where, "n": MAX_PIXEL})
+    return float(value[0]), float(value[1])
+
+
+def parse_target_roi(text: str) -> list[Polygon]:
+    """The polygons of a target_roi string; ValidationError saying what is wrong and where."""
+    try:
+        document = json.loads(text)
+    except (TypeError, ValueError):
+        raise _fail(_("not a JSON string")) from None
+    polygons = document.get("polygons") if isinstance(document, dict) else None
+    if not isinstance(polygons, list) or not 1 <= len(polygons) <= MAX_POLYGONS:
+        raise _fail(_("polygons must be a list of 1..%(n)d polygons") % {"n": MAX_POLYGONS})
+    parsed: list[Polygon] = []
+    for index, polygon in enumerate(polygons):
+        where = f"polygons[{index}]"
+        data = polygon.get("data") if isinstance(polygon, dict) else None
+        if not isinstance(data, list) or not 3 <= len(data) <= MAX_POLYGON_POINTS:
+            raise _fail(_("%(w)s.data must be 3..%(n)d points") % {"w": where, "n": MAX_POLYGON_POINTS})
+        name = polygon.get("name", f"roi_{index + 1}")
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME:
+            raise _fail(_("%(w)s.name must be 1..%(n)d characters") % {"w": where, "n": MAX_NAME})
+        if name in {p[0] for p in parsed}:
+            raise _fail(_("%(w)s.name %(name)r is used twice") % {"w": where, "name": name})
+        points = tuple(_point(p, f"{where}.data[{i}]") for i, p in enumerate(data))
+        parsed.append((name, points))
+    return parsed
+
+
+def validate_target_roi(value: str) -> None:
+    if value:
+        parse_target_roi(value)
+
+
+def roi_xml(text: str, width: int, height: int) -> str:
+    """The target_roi as one ROI document normalised to a `width` x `height` frame; points beyond
+    the frame are clamped to its edge (the frame size may be smaller than the client thought)."""
+    zones = tuple(
+        Zone(name, RoiMode.INCLUDE, tuple((min(x / width, 1.0), min(y / height, 1.0)) for x, y in points))
+        for name, points in parse_target_roi(text)
+    )
+    return render_roi(Roi(zones=zones))
+
+
+def validate_switches(common: dict[str, Any]) -> None:
+    """render_roi_sw / render_result_sw are 0 or 1; image_compression_ratio a JPEG quality 1..100."""
+    for name in ("render_roi_sw", "render_result_sw"):
+        value = common.get(name, 0)
+        if isinstance(value, bool) or value not in (0, 1):
+            raise ValidationError(_("config.common.%(n)s must be 0 or 1") % {"n": name})
+    ratio = common.get("image_compression_ratio")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, int) or not 1 <= ratio <= 100):
+        raise ValidationError(_("config.common.image_compression_ratio must be an integer 1..100"))
+    if "target_roi" in common:
+        if not isinstance(common["target_roi"], str):
+            raise ValidationError(_("config.common.target_roi must be a JSON string"))
+        validate_target_roi(common["target_roi"])
+
+
+def snapshot_options(config: dict[str, Any]) -> dict[str, Any]:
+    """How a task's snapshots are drawn: the box (render_result_sw, default on), the ROIs
+    (render_roi_sw, default off) and the JPEG quality (image_compression_ratio)."""
+    common = (config.get("common") if isinstance(config, dict) else None) or {}
+    return {
+        "draw_result": common.get("render_result_sw", 1) != 0,
+        "draw_rois": common.get("render_roi_sw", 0) == 1,
+        "quality": common.get("image_compression_ratio") or DEFAULT_JPEG_QUALITY,
+    }

@@ -18,7 +18,7 @@ from tests.conftest import task_body
 def ready_task(actor, vchans: int = 1, **extra) -> Task:
     """A task created through the native API whose subtasks are config-complete (ready to start)."""
     answer = actor.post("/tasks", task_body(vchans=vchans, **extra))
-    assert answer.status_code == 201, answer.content
+    assert answer.status_code == 200, answer.content
     task = Task.objects.get(pk=answer.json()["data"]["task_id"])
     for subtask in task.subtasks.all():
         subtask_services.mark_config_complete(subtask)

@@ -62,6 +62,13 @@ def default_language():
     translation.deactivate()
 
 
+@pytest.fixture
+def loopback_sources(settings):
+    """Video and picture sources on this machine allowed, for tests that serve them from loopback
+    servers: production refuses loopback (vias/lib/ssrf.py), so each such test asks for this."""
+    settings.VIAS_SOURCE_ALLOWED_HOSTS = ["127.0.0.1"]
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     # The actors' users get passwords; the default hasher costs half a second per user.

@@ -57,6 +57,17 @@ def test_analyze_says_to_fetch_models_when_body_has_none(db, tmp_path):
         analyze(str(BIKES), "--models", "body", "--out", str(tmp_path))
 
 
+def test_analyze_says_to_fetch_models_when_falls_are_asked_for_without_a_fall_model(db, tmp_path):
+    person_only = {"0": {"label": "person", "category": "body"}}  # no class with the fall attribute
+    register_fixed_person_model(
+        Path(settings.VIAS_MODELS_DIR), [(32.0, 32.0, 16.0, 24.0, 0, 0.9)], classes=person_only
+    )
+    with pytest.raises(CommandError, match="attribute fall.*fetch_models"):
+        analyze(
+            str(BIKES), "--models", "body", "--algo-args", '{"detect_fall": true}', "--out", str(tmp_path)
+        )
+
+
 def test_analyze_refuses_unknown_models_and_bad_rois(db, tmp_path):
     with pytest.raises(CommandError, match="unknown model"):
         analyze(str(BIKES), "--models", "cat", "--out", str(tmp_path))

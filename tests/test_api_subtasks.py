@@ -29,7 +29,7 @@ CONFIG = '<?xml version="1.0" encoding="UTF-8"?><root><threshold>0.4</threshold>
 
 
 def make_subtasks(actor: Actor, vchans: int = 1, algo_type: str = "1") -> list[int]:
-    task = ok(actor.post("/tasks", task_body(vchans=vchans, algo_type=algo_type)), 201)["data"]
+    task = ok(actor.post("/tasks", task_body(vchans=vchans, algo_type=algo_type)), 200)["data"]
     return [s["subtask_id"] for s in ok(actor.get(f"/tasks/{task['task_id']}/subtasks"))["list_data"]]
 
 

@@ -22,7 +22,7 @@ POLYGON_ROI = (
 
 
 def create(actor: Actor, **kwargs: Any) -> dict[str, Any]:
-    return ok(actor.post("/tasks", task_body(**kwargs)), 201)["data"]
+    return ok(actor.post("/tasks", task_body(**kwargs)), 200)["data"]
 
 
 def subtasks_of(actor: Actor, task_id: str) -> list[dict[str, Any]]:
@@ -32,10 +32,10 @@ def subtasks_of(actor: Actor, task_id: str) -> list[dict[str, Any]]:
 # ---- create ---------------------------------------------------------------------------------------
 
 
-def test_create_answers_201_with_the_seed_shaped_task(alice):
+def test_create_answers_200_with_the_seed_shaped_task(alice):
     body = task_body(vchans=2, mtasks=2, scenes=2)
 
-    answer = ok(alice.post("/tasks", body), 201)
+    answer = ok(alice.post("/tasks", body), 200)
     task = answer["data"]
 
     assert len(task["task_id"]) == 32
@@ -94,7 +94,7 @@ def test_subtask_starts_with_its_channels_scene_configuration(alice):
     body["mtasks"][0]["scenes"][1]["rois"] = [{"roi": POLYGON_ROI}]
     body["mtasks"][0]["scenes"][1]["algo_args"] = {"occupancy_limit": 40}
 
-    task = ok(alice.post("/tasks", body), 201)["data"]
+    task = ok(alice.post("/tasks", body), 200)["data"]
     second = subtasks_of(alice, task["task_id"])[1]
 
     assert second["vchan_refid"] == "cam-1"
@@ -118,7 +118,7 @@ def test_vchans_may_name_existing_channels_by_refid(alice):
     body = task_body(vchans=0)
     body["vchans"] = ["gate", {"vchan_refid": "gate-2", "url": "rtsp://10.1.1.2/live"}]
 
-    task = ok(alice.post("/tasks", body), 201)["data"]
+    task = ok(alice.post("/tasks", body), 200)["data"]
 
     assert [s["source_url"] for s in subtasks_of(alice, task["task_id"])] == [
         "rtsp://10.1.1.1/live",
@@ -166,7 +166,7 @@ def test_output_fields_sent_back_are_ignored(alice):
     task = create(alice, vchans=1)
     again = task_body(vchans=0, task_id=task["task_id"], state="RUNNING", subtask_count=99)
 
-    second = ok(alice.post("/tasks", again), 201)["data"]
+    second = ok(alice.post("/tasks", again), 200)["data"]
 
     assert second["task_id"] != task["task_id"]
     assert second["state"] == "PENDING"

@@ -179,7 +179,9 @@ class SilentServer:
             conn.close()
 
 
-def test_a_stream_that_goes_silent_turns_abnormal_then_recovering(alice, person_model, settings):
+def test_a_stream_that_goes_silent_turns_abnormal_then_recovering(
+    alice, person_model, settings, loopback_sources
+):
     settings.VIAS_SOURCE_OPEN_TIMEOUT = settings.VIAS_SOURCE_READ_TIMEOUT = 2
     server = SilentServer()
     try:

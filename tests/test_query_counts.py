@@ -31,7 +31,7 @@ def add_task(actor: Actor, name: str, vchans: int, **kwargs) -> str:
     for v in body["vchans"]:
         v["vchan_refid"] = f"{name}-{v['vchan_refid']}"
     response = actor.post("/tasks", body)
-    assert response.status_code == 201, response.json()
+    assert response.status_code == 200, response.json()
     return response.json()["data"]["task_id"]
 
 

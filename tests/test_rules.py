@@ -76,7 +76,7 @@ def rules_of(findings) -> list[str]:
 
 
 def test_categories_come_from_the_task_models_or_the_type():
-    assert categories_for(AlgoType.TRAFFIC) == ["motor"]
+    assert categories_for(AlgoType.TRAFFIC) == ["motor", "no_motor"]  # cars, buses... and bicycles
     assert categories_for("2") == ["body"]
     assert categories_for("4") == ["face"]
     assert categories_for("1", ["face", "body", "face"]) == ["face", "body"]
@@ -95,6 +95,41 @@ def test_traffic_counts_vehicles_per_line_and_direction():
     assert engine.summary()["counts"] == {"stop": {"left_to_right": 1, "right_to_left": 1}}
     # The crossing frame: the bottom-centre passes y=500 between frame 4 (478) and frame 5 (522).
     assert down[0].frame_index == 5 and down[0].key == f"line_cross:stop:{down[0].track_id}:5"
+
+
+def test_traffic_counts_each_class_per_direction():
+    engine = RuleEngine(AlgoType.TRAFFIC, rois=[roi(line("stop", (0, 0.5), (1, 0.5)))], fps=FPS)
+
+    def vehicle(label: str, category: str, x: float, y0: float, y1: float) -> list[list[Detection]]:
+        return [
+            [Detection(box=box(x, y0 + (y1 - y0) * n / 9), score=0.9, category=category, label=label)]
+            for n in range(10)
+        ]
+
+    findings = run(engine, vehicle("car", "motor", 300, 300, 700))
+    findings += run(engine, vehicle("bus", "motor", 700, 700, 300), start=20)
+    findings += run(engine, vehicle("bicycle", "no_motor", 500, 300, 700), start=40)
+    findings += run(engine, vehicle("car", "motor", 400, 700, 300), start=60)
+    assert [f.attributes["class"] for f in findings] == ["car", "bus", "bicycle", "car"]
+    assert engine.summary()["by_class"] == {
+        "stop": {
+            "car": {"left_to_right": 1, "right_to_left": 1},
+            "bus": {"right_to_left": 1},
+            "bicycle": {"left_to_right": 1},
+        }
+    }
+    assert engine.summary()["counts"] == {"stop": {"left_to_right": 2, "right_to_left": 2}}
+
+
+def test_passenger_flow_and_security_ignore_vehicles():
+    for algo_type in (AlgoType.PASSENGER_FLOW, AlgoType.SECURITY):
+        engine = RuleEngine(
+            algo_type, rois=[roi(line("door", (0, 0.5), (1, 0.5)))], categories=["body", "motor"], fps=FPS
+        )
+        findings = run(engine, walk("motor", 300, 300, 700, 10))
+        assert {f.rule for f in findings} <= {APPEAR}  # a vehicle only "appears"
+        people = run(engine, walk("body", 300, 300, 700, 10), start=20)
+        assert people and all(f.category == "body" for f in people)
 
 
 def test_a_one_way_line_counts_only_its_direction():
@@ -228,7 +263,9 @@ def test_without_an_include_zone_the_whole_frame_is_watched():
 
 
 def test_a_fall_once_per_fall():
-    engine = RuleEngine(AlgoType.SECURITY, rois=[roi(polygon("hall", 0, 0, 1, 1))], algo_args={}, fps=FPS)
+    engine = RuleEngine(
+        AlgoType.SECURITY, rois=[roi(polygon("hall", 0, 0, 1, 1))], algo_args={"detect_fall": True}, fps=FPS
+    )
     standing = [[det(box(500, 500))] for _ in range(3)]
     fallen = [[det(box(500, 500), attributes=("fall",))] for _ in range(5)]
     findings = run(engine, standing + fallen + standing * 6 + fallen)
@@ -241,6 +278,17 @@ def test_falls_can_be_switched_off():
     engine = RuleEngine(AlgoType.SECURITY, algo_args={"detect_fall": False}, fps=FPS)
     findings = run(engine, [[det(box(500, 500), attributes=("fall",))] for _ in range(5)])
     assert FALL not in rules_of(findings)
+    assert engine.wanted_attributes() == set()
+
+
+def test_a_plain_security_task_raises_no_fall_and_needs_no_fall_model():
+    engine = RuleEngine(AlgoType.SECURITY, fps=FPS)
+    findings = run(engine, [[det(box(500, 500), attributes=("fall",))] for _ in range(5)])
+    assert rules_of(findings) == [INTRUSION]
+    assert engine.wanted_attributes() == set()
+    asked = RuleEngine(AlgoType.SECURITY, algo_args={"detect_fall": True}, fps=FPS)
+    assert asked.wanted_attributes() == {"fall"}
+    assert RuleEngine(AlgoType.TRAFFIC, algo_args={}, fps=FPS).wanted_attributes() == set()
 
 
 def test_min_track_frames_and_min_score():

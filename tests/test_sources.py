@@ -87,7 +87,7 @@ def test_missing_and_empty_files(tmp_path):
         VideoSource(tmp_path / "empty.mp4").open()
 
 
-def test_a_stream_that_cannot_be_reached_is_unavailable_within_the_timeout():
+def test_a_stream_that_cannot_be_reached_is_unavailable_within_the_timeout(loopback_sources):
     started = time.monotonic()
     with pytest.raises(SourceUnavailable, match=r"rtsp://user:\*\*\*@127.0.0.1:9/"):
         VideoSource("rtsp://user:secret@127.0.0.1:9/live", open_timeout_s=2, read_timeout_s=2).open()
@@ -164,7 +164,7 @@ def test_picture_links_from_json_and_html():
 
 
 @pytest.fixture
-def picture_server():
+def picture_server(loopback_sources):
     files = {
         "/list.json": (json.dumps(["a.png", "b.png", "broken.png"]).encode(), "application/json"),
         "/a.png": (png(10), "image/png"),
@@ -203,7 +203,7 @@ def test_pulling_pictures_from_a_listing_once_each(picture_server):
     assert int(single.image[0, 0, 0]) == 99
 
 
-def test_a_picture_source_that_does_not_answer_is_unavailable():
+def test_a_picture_source_that_does_not_answer_is_unavailable(loopback_sources):
     with pytest.raises(SourceUnavailable):
         list(iter_pictures("http://127.0.0.1:9/list.json", timeout_s=2))
     with pytest.raises(SourceUnavailable, match="only http"):

@@ -64,7 +64,7 @@ def alices(alice: Actor) -> AliceData:
         "alice-cam",
         {"vchan_refid": "alice-cam-2", "name": "alice-only 2", "url": "rtsp://10.66.66.3/l"},
     ]
-    task = ok(alice.post("/tasks", body), 201)["data"]
+    task = ok(alice.post("/tasks", body), 200)["data"]
     subtask_ids = list(
         Subtask.objects.filter(task_id=task["task_id"]).order_by("position").values_list("pk", flat=True)
     )
@@ -93,7 +93,7 @@ def test_bob_lists_none_of_alices_store_confs_or_vchans(alices, bob):
 
 
 def test_each_sees_only_their_own_tasks(alices, alice, bob):
-    ok(bob.post("/tasks", task_body(vchans=1, task_name="bob's")), 201)
+    ok(bob.post("/tasks", task_body(vchans=1, task_name="bob's")), 200)
 
     assert [t["task_name"] for t in ok(bob.get("/tasks"))["list_data"]] == ["bob's"]
     assert [t["task_name"] for t in ok(alice.get("/tasks"))["list_data"]] == ["alice-only task"]
@@ -197,7 +197,7 @@ def test_bob_may_use_the_same_refids_and_unids_in_his_own_project(alices, alice,
     body = task_body(vchans=0, store_conf_unid="alice-conf")
     body["vchans"] = [{"vchan_refid": "alice-cam", "url": "rtsp://10.0.0.7/bob"}]
 
-    task = ok(bob.post("/tasks", body), 201)["data"]
+    task = ok(bob.post("/tasks", body), 200)["data"]
 
     bob_subtasks = ok(bob.get(f"/tasks/{task['task_id']}/subtasks"))["list_data"]
     assert [s["source_url"] for s in bob_subtasks] == ["rtsp://10.0.0.7/bob"]

@@ -20,6 +20,7 @@ from tests.test_v2_helpers import (
     batch_body,
     create_task,
     snapshot,
+    source_body,
     task_body,
     v2,
     v2_ok,
@@ -41,6 +42,7 @@ def test_create_answers_a_task_info_dto(alice, cams):
     task = create_task(alice, "face", sources=cams[:2], schedule=None)
 
     assert len(task["id"]) == 32
+    assert task["tasks"] == [{"id": task["id"]}]  # the public answer's list of the tasks made
     assert (task["name"], task["title"], task["release_id"], task["state"]) == (
         "door_watch",
         "face",
@@ -290,27 +292,29 @@ def test_batch_service_name_cannot_change(alice):
 
 
 def test_video_sources_are_video_channels(alice):
-    made = v2_ok(
-        alice.post(v2(alice, "/source"), {"name": "gate", "type": "url", "url": "rtsp://10.2.2.2/l"})
-    )
-    path = v2(alice, f"/source/{made['id']}")
+    made = v2_ok(alice.post(v2(alice, "/source"), source_body("gate", "rtsp://10.2.2.2/l")))
+    source_id = made["video_source_id"]
+    path = v2(alice, f"/source/{source_id}")
 
-    assert VideoChannel.objects.get(vchan_refid=made["id"]).url == "rtsp://10.2.2.2/l"
-    assert v2_ok(alice.get(v2(alice, f"/source/sources/{made['id']}")))["name"] == "gate"
-    assert v2_ok(alice.put(path, {"name": "gate 2"}))["name"] == "gate 2"
-    listed = v2_ok(alice.get(v2(alice, "/source/sources?name=gate")))
-    assert (listed["count"], listed["video_sources"][0]["id"]) == (1, made["id"])
+    assert VideoChannel.objects.get(vchan_refid=source_id).url == "rtsp://10.2.2.2/l"
+    shown = v2_ok(alice.get(v2(alice, f"/source/sources/{source_id}")))
+    assert (shown["video_source_name"], shown["stream_path"]) == ("gate", "rtsp://10.2.2.2/l")
+    changed = v2_ok(alice.put(path, source_body("gate 2", "rtsp://10.2.2.3/l")))
+    assert (changed["video_source_name"], changed["stream_path"]) == ("gate 2", "rtsp://10.2.2.3/l")
+    listed = v2_ok(alice.get(v2(alice, "/source/sources?scope=gate")))
+    assert listed["video_source_number"] == 1
+    assert listed["video_source_list"][0]["video_source_id"] == source_id
     v2_refused(
-        alice.post(v2(alice, "/source"), {"id": made["id"], "name": "x", "url": "rtsp://10.2.2.3/l"}),
+        alice.post(v2(alice, "/source"), source_body("x", "rtsp://10.2.2.4/l", video_source_id=source_id)),
         400,
         "VIAS.00010003",
     )
 
-    create_task(alice, sources=[made["id"]])
+    create_task(alice, sources=[source_id])
     v2_refused(alice.delete(path), 400, "VIAS.00010004")
     Subtask.objects.all().delete()
     assert v2_ok(alice.delete(path)) == {}
-    v2_refused(alice.get(v2(alice, f"/source/sources/{made['id']}")), 404, "VIAS.00010002")
+    v2_refused(alice.get(v2(alice, f"/source/sources/{source_id}")), 404, "VIAS.00010002")
 
 
 # ---- error shapes before and around the views -----------------------------------------------------------

@@ -15,6 +15,7 @@ from tests.test_v2_helpers import (
     edit,
     output,
     snapshot,
+    source_body,
     task_body,
     v2,
     v2_ok,
@@ -371,34 +372,44 @@ def test_batch_list_filters_are_checked(alice, existing, query):
     v2_refused(alice.get(v2(alice, f"/batch-tasks?{query}")), 400, INVALID, query.split("=")[0])
 
 
+def _config(url: str) -> str:
+    return f"<type_config><url_address>{url}</url_address></type_config>"
+
+
 @pytest.mark.parametrize(
     ("body", "fragments"),
     [
-        ({"url": "rtsp://10.0.0.9/l"}, ("name", "required")),
-        ({"name": "x"}, ("url", "required")),
-        ({"name": "x", "url": "file:///etc/passwd"}, ("url", "scheme")),
-        ({"name": "x", "url": "../../etc/passwd"}, ("url",)),
-        ({"name": "x", "url": "rtsp://10.0.0.9/l", "type": "vcn"}, ("type", "not supported")),
-        ({"name": "x", "url": "rtsp://10.0.0.9/l", "id": "bad id/"}, ("id",)),
-        ({"name": "x", "url": "rtsp://10.0.0.9/l", "width": 0}, ("width",)),
-        ({"name": "n" * 129, "url": "rtsp://10.0.0.9/l"}, ("name",)),
-        ({"name": ["x"], "url": "rtsp://10.0.0.9/l"}, ("name",)),
+        (edit("video_source_name", DELETE), ("video_source_name", "required")),
+        (edit("type_config", DELETE), ("type_config", "required")),
+        (edit("type_config", _config("file:///etc/passwd")), ("type_config", "scheme")),
+        (edit("type_config", _config("../../etc/passwd")), ("type_config",)),
+        (edit("type", "vcn"), ("type_config", "vcn")),
+        (edit("video_source_id", "bad id/"), ("video_source_id",)),
+        (edit("latitude", "91"), ("latitude",)),
+        (edit("video_source_name", "n" * 101), ("video_source_name",)),
+        (edit("video_source_name", ["x"]), ("video_source_name",)),
     ],
 )
 def test_video_source_creation_refuses(alice, existing, body, fragments):
     before = snapshot()
 
-    v2_refused(alice.post(v2(alice, "/source"), body), 400, INVALID, *fragments)
+    v2_refused(
+        alice.post(v2(alice, "/source"), body(source_body("x", "rtsp://10.0.0.9/l"))),
+        400,
+        INVALID,
+        *fragments,
+    )
 
     assert snapshot() == before
 
 
 def test_a_video_source_id_cannot_change(alice, existing):
-    before = snapshot()
+    body = source_body("renamed", "rtsp://10.0.0.9/l", video_source_id="cam-9")
 
-    v2_refused(alice.put(v2(alice, "/source/cam-0"), {"id": "cam-9"}), 400, INVALID, "id")
+    v2_ok(alice.put(v2(alice, "/source/cam-0"), body))
 
-    assert snapshot() == before
+    assert v2_ok(alice.get(v2(alice, "/source/sources/cam-0")))["video_source_name"] == "renamed"
+    v2_refused(alice.get(v2(alice, "/source/sources/cam-9")), 404)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from typing import Any
 
 from django_q.models import Schedule
 
-from tasks.models import BatchTask
+from tasks.models import BatchTask, VideoGroup
 from tests.api_helpers import DELETE, edit  # noqa: F401 - the v2 tests import them from here
 from tests.conftest import Actor
 from tests.vcs_helpers import snapshot as vcs_snapshot
@@ -19,17 +19,39 @@ def v2(actor: Actor, rest: str = "") -> str:
     return f"/v2/{actor.project.project_id}{rest}"
 
 
+def source_body(name: str, url: str, **extra: Any) -> dict[str, Any]:
+    """CreateVideoSource's body as the public reference shows it (a url source)."""
+    return {
+        "video_source_name": name,
+        "access_type": "cloud",
+        "type": "url",
+        "type_config": f"<type_config><url_address>{url}</url_address></type_config>",
+        **extra,
+    }
+
+
 def add_sources(actor: Actor, count: int, prefix: str = "cam") -> list[str]:
-    """`count` video sources of the actor's project, made through the v2 API."""
+    """`count` video sources of the actor's project, made through the v2 API (ids chosen here)."""
     ids = []
     for i in range(count):
-        body = {
-            "id": f"{prefix}-{i}",
-            "name": f"{prefix} camera {i}",
-            "url": f"rtsp://10.0.{i // 250}.{i % 250 + 1}/live",
-        }
-        ids.append(v2_ok(actor.post(v2(actor, "/source"), body))["id"])
+        body = source_body(
+            f"{prefix} camera {i}",
+            f"rtsp://10.0.{i // 250}.{i % 250 + 1}/live",
+            video_source_id=f"{prefix}-{i}",
+        )
+        ids.append(v2_ok(actor.post(v2(actor, "/source"), body))["video_source_id"])
     return ids
+
+
+def group_body(name: str, sources: list[str], **extra: Any) -> dict[str, Any]:
+    """CreateVideoGroup's body as the public reference shows it."""
+    return {
+        "video_source_ids": sources,
+        "video_group_name": name,
+        "description": "",
+        "access_type": "cloud",
+        **extra,
+    }
 
 
 def output(**extra: Any) -> dict[str, Any]:
@@ -107,4 +129,6 @@ def snapshot() -> dict[str, Any]:
         **vcs_snapshot(),
         "batches": list(BatchTask.objects.order_by("pk").values()),
         "schedules": list(Schedule.objects.order_by("pk").values()),
+        "groups": list(VideoGroup.objects.order_by("pk").values()),
+        "members": list(VideoGroup.channels.through.objects.order_by("pk").values()),
     }

@@ -14,7 +14,9 @@ from tests.test_v2_helpers import (
     add_sources,
     batch_body,
     create_task,
+    group_body,
     snapshot,
+    source_body,
     task_body,
     v2,
     v2_ok,
@@ -24,7 +26,7 @@ from tests.test_v2_helpers import (
 pytestmark = pytest.mark.django_db
 
 # What only alice's data contains (ids bob sends may be echoed: they are his input, not her data).
-SECRETS = ("alice_only", "10.0.0.", "camera", "proj-alice")
+SECRETS = ("alice_only", "10.0.0.", "camera", "proj-alice", "aliceonly")
 
 
 @dataclass
@@ -32,6 +34,7 @@ class AliceData:
     task_id: str
     batch_id: str
     source_id: str
+    group_id: str
 
 
 @pytest.fixture
@@ -39,7 +42,8 @@ def alices(alice: Actor) -> AliceData:
     sources = add_sources(alice, 3, "alice-cam")
     task = create_task(alice, sources=[sources[0]], name="alice_only")
     batch = v2_ok(alice.post(v2(alice, "/batch-tasks"), batch_body(sources[1:], name="alice_only_batch")))
-    return AliceData(task["id"], batch["id"], sources[2])
+    group = v2_ok(alice.post(v2(alice, "/video-group"), group_body("aliceonly", sources[:1])))
+    return AliceData(task["id"], batch["id"], sources[2], group["video_group_id"])
 
 
 def endpoints(d: AliceData) -> list[tuple[str, str, Any]]:
@@ -58,15 +62,20 @@ def endpoints(d: AliceData) -> list[tuple[str, str, Any]]:
         ("delete", f"/batch-tasks/{d.batch_id}", None),
         ("put", f"/batch-tasks/{d.batch_id}/action/start", None),
         ("put", f"/batch-tasks/{d.batch_id}/action/stop", None),
-        ("post", "/source", {"name": "x", "url": "rtsp://10.9.9.9/l"}),
+        ("post", "/source", source_body("x", "rtsp://10.9.9.9/l")),
         ("get", "/source/sources", None),
         ("get", f"/source/sources/{d.source_id}", None),
-        ("put", f"/source/{d.source_id}", {"name": "taken over"}),
+        ("put", f"/source/{d.source_id}", source_body("taken over", "rtsp://10.9.9.8/l")),
         ("delete", f"/source/{d.source_id}", None),
+        ("post", "/video-group", group_body("bobs", [d.source_id])),
+        ("get", "/video-group/groups", None),
+        ("get", f"/video-group/{d.group_id}", None),
+        ("put", f"/video-group/{d.group_id}", group_body("takenover", [d.source_id])),
+        ("delete", f"/video-group/{d.group_id}", None),
     ]
 
 
-ENDPOINT_IDS = [f"{m}-{i}" for i, (m, _, _) in enumerate(endpoints(AliceData("t", "b", "s")))]
+ENDPOINT_IDS = [f"{m}-{i}" for i, (m, _, _) in enumerate(endpoints(AliceData("t", "b", "s", "g")))]
 
 
 def send(actor: Actor, method: str, path: str, body: Any):
@@ -95,7 +104,7 @@ def test_alices_project_in_the_path_is_403_for_bob(alices, alice, bob, index):
     "index",
     [
         i
-        for i, (m, rest, _) in enumerate(endpoints(AliceData("t", "b", "s")))
+        for i, (m, rest, _) in enumerate(endpoints(AliceData("t", "b", "s", "g")))
         if rest.count("/") > 1 or m in ("get",)
     ],
 )
@@ -105,9 +114,11 @@ def test_alices_ids_under_bobs_project_are_not_found(alices, bob, index):
 
     response = send(bob, method, v2(bob, rest), body)
 
-    if method == "get" and rest in ("/tasks", "/batch-tasks", "/source/sources"):
+    if method == "get" and rest in ("/tasks", "/batch-tasks"):
         answer = v2_ok(response)
         assert answer["count"] == 0 and answer["total"] == 0
+    elif method == "get" and rest in ("/source/sources", "/video-group/groups"):
+        assert v2_ok(response)["total_number"] == 0
     else:
         v2_refused(response, 404)
     assert_no_secret(response)

@@ -35,7 +35,7 @@ from tasks.validators import (
         "https://cdn.example/live/index.m3u8",
         "RTSP://CAMERA.EXAMPLE/live",
         "rtsp://admin:secret@10.0.0.1:554/Streaming/Channels/101",
-        "http://[::1]:8080/stream",
+        "http://[2001:db8::1]:8080/stream",
     ],
 )
 def test_stream_urls_are_accepted(url):

@@ -10,11 +10,15 @@ django_http = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from vias.lib import framing  # noqa: E402
+from vias.lib.ws_origin import WebsocketOriginPolicy  # noqa: E402
 from vias.routing import websocket_urlpatterns  # noqa: E402
+
+# 431 for oversized headers and 1009 for oversized websocket frames, not dropped connections.
+framing.install()
 
 # One process serves the whole system on the embedded default, so it serves static files too.
 http_app = ASGIStaticFilesHandler(django_http) if settings.STATIC_URL else django_http
@@ -22,6 +26,7 @@ http_app = ASGIStaticFilesHandler(django_http) if settings.STATIC_URL else djang
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Tokens from anywhere, the session cookie only from our own origin (vias/lib/ws_origin.py).
+        "websocket": WebsocketOriginPolicy(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -13,17 +13,26 @@ from pathlib import Path
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
-from vias.lib.env import envbool, envint, envlist, envstr
+from vias.lib.env import envbool, envint, envlist, envstr, persistent_secret_key, proxy_ssl_header
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("VIAS_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = envbool("DEBUG", False)
-# A development key is fine for the embedded default; any real deployment sets SECRET_KEY.
-SECRET_KEY = envstr("SECRET_KEY", "vias-insecure-development-key-change-me")
+# Never a fixed key: unset, a random one is made once and kept in DATA_DIR/secret-key.txt.
+# Machines sharing one database (nodes) must share it: set SECRET_KEY, or copy that file.
+SECRET_KEY = envstr("SECRET_KEY", "") or persistent_secret_key(DATA_DIR)
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+# Behind a TLS proxy: the header that says the client used https, e.g. "X-Forwarded-Proto"
+# (its value "https"); only set it when the proxy always sets or strips that header.
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(envstr("VIAS_SECURE_PROXY_SSL_HEADER", ""))
+# Session and CSRF cookies are marked Secure on every answer to an https request
+# (vias.lib.middleware.SecureCookiesOverHttps); these force it for plain http too.
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
+SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
     "daphne",
@@ -46,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "vias.lib.middleware.SecureCookiesOverHttps",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "vias.lib.middleware.BodySizeLimitMiddleware",
@@ -154,6 +164,9 @@ VIAS_MAX_XML_BYTES = envint("VIAS_MAX_XML_BYTES", 256 * 1024)
 # A storage configuration file, after base64 decoding.
 VIAS_MAX_STORE_CONF_BYTES = envint("VIAS_MAX_STORE_CONF_BYTES", 1024 * 1024)
 VIAS_MAX_PAGE_SIZE = 1000
+# VIAS v2 quotas (quota_number in the lists): POST /source and /video-group refuse beyond them.
+VIAS_V2_SOURCE_QUOTA = envint("VIAS_V2_SOURCE_QUOTA", 5000)
+VIAS_V2_GROUP_QUOTA = envint("VIAS_V2_GROUP_QUOTA", 1000)
 
 # Websocket command protocol (docs/websocket.md); VIAS_ACK_TIMEOUT is with the analysis engine's.
 # The address GET /wsapi/address answers; empty: ws(s)://<the request's host>/wsapi/v1/devconf_fx.
@@ -184,7 +197,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "vias.lib.envelopes.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "vias.lib.schema.DialectAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -197,6 +210,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The v2 "url"-only input type would otherwise get a hashed name (TypeB1dEnum).
+    "ENUM_NAME_OVERRIDES": {"V2UrlTypeEnum": [("url", "url")]},
 }
 
 LOGGING = {
@@ -233,8 +248,19 @@ VIAS_SOURCE_READ_TIMEOUT = envint("VIAS_SOURCE_READ_TIMEOUT", 10)
 VIAS_SUBTASKS_PER_WORKER = envint("VIAS_SUBTASKS_PER_WORKER", 1)
 # Where fetched and registered ONNX models live.
 VIAS_MODELS_DIR = DATA_DIR / "models"
+# Video and picture sources (vias/lib/ssrf.py, docs/outputs.md): private (LAN) addresses are
+# allowed unless this is false; this machine, link-local / metadata and multicast never are, except
+# for the hosts, addresses or CIDR networks listed in VIAS_SOURCE_ALLOWED_HOSTS.
+VIAS_SOURCE_ALLOW_PRIVATE = envbool("VIAS_SOURCE_ALLOW_PRIVATE", True)
+VIAS_SOURCE_ALLOWED_HOSTS = envlist("VIAS_SOURCE_ALLOWED_HOSTS", [])
 # Webhook hosts allowed even though they resolve to private / loopback addresses.
 VIAS_WEBHOOK_ALLOWED_HOSTS = envlist("VIAS_WEBHOOK_ALLOWED_HOSTS", [])
+# Where VCS videoId handles lead (tasks/videostore.py): empty, the local video store; else an
+# HTTP(S) URL template such as https://vcs.example/videos/{videoId}, checked with a HEAD request.
+VIAS_VIDEO_STORE_URL = envstr("VIAS_VIDEO_STORE_URL", "")
+# Hosts of that template allowed to resolve to non-public addresses (the source URL policy).
+VIAS_VIDEO_STORE_ALLOWED_HOSTS = envlist("VIAS_VIDEO_STORE_ALLOWED_HOSTS", [])
+VIAS_VIDEO_STORE_TIMEOUT = envint("VIAS_VIDEO_STORE_TIMEOUT", 5)
 VIAS_WEBHOOK_TIMEOUT = envint("VIAS_WEBHOOK_TIMEOUT", 5)
 VIAS_WEBHOOK_RETRIES = envint("VIAS_WEBHOOK_RETRIES", 3)
 # Seconds before the first webhook retry, doubled for each next one (docs/outputs.md).

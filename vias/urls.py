@@ -1,7 +1,5 @@
 """URL wiring: the admin, the native API, the OpenAPI schema and its Swagger UI."""
 
-from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -22,8 +20,8 @@ urlpatterns = [
     path("", include("tasks.api.ws.urls")),
 ]
 
-# Event snapshots under MEDIA_ROOT in development; the admin serves them to staff through its own view.
-urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# MEDIA_ROOT (event snapshots) is never served as static files, not even with DEBUG: snapshots
+# leave only through GET /events/{id}/snapshot, which checks the project (analysis/api/views.py).
 
 
 def handler404(request, exception=None):

@@ -29,6 +29,7 @@ class DetectorAdmin(TenantAdminMixin, admin.ModelAdmin):
         "name",
         "enabled",
         "priority",
+        "role",
         "head",
         "input_size",
         "category_list",
@@ -37,7 +38,7 @@ class DetectorAdmin(TenantAdminMixin, admin.ModelAdmin):
         "file_present",
     )
     list_editable = ("enabled", "priority")
-    list_filter = ("enabled", "head", "fp16")
+    list_filter = ("enabled", "role", "head", "fp16")
     search_fields = ("name", "onnx_file", "licence")
     readonly_fields = ("created_at",)
 
@@ -272,6 +273,8 @@ class DeliveryAdmin(TenantAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("event"), ordering="event_id")
     def event_link(self, obj: Delivery) -> Any:
+        if obj.event is None:  # a task-state callback: no event
+            return "-"
         return format_html(
             '<a href="{}">{} #{}</a>',
             reverse("admin:analysis_event_change", args=[obj.event_id]),

@@ -43,7 +43,7 @@ TYPE_CATEGORIES: dict[str, frozenset[str]] = {
     AlgoType.FACE: frozenset({"face"}),
 }
 DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
-    AlgoType.TRAFFIC: ("motor",),
+    AlgoType.TRAFFIC: ("motor", "no_motor"),
     AlgoType.PASSENGER_FLOW: ("body",),
     AlgoType.SECURITY: ("body",),
     AlgoType.ILLEGAL_PARKING: ("motor",),
@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "speed_limit_kmh": None,
     "occupancy_limit": None,
     "loiter_seconds": 60.0,
-    "detect_fall": True,
+    "detect_fall": False,  # the fall model runs (second stage, on person crops) only when asked
     "park_seconds": 300.0,
     "min_face_px": 24,
 }
@@ -163,6 +163,10 @@ class RuleEngine:
         self._occupancy: dict[str, int] = {}
         self._pending_occupancy: dict[str, tuple[int, int]] = {}
         self.counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # Traffic: line → class label (car, bus, bicycle, ...) → direction → crossings.
+        self.class_counts: dict[str, dict[str, dict[str, int]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(int))
+        )
         self.found: dict[str, int] = defaultdict(int)
         self.roi = Roi()
         self.calibration = Calibration()
@@ -177,6 +181,13 @@ class RuleEngine:
         from django.conf import settings
 
         return float(self.args.get("fps") or self._fps_given or settings.VIAS_DEFAULT_FPS)
+
+    def wanted_attributes(self) -> set[str]:
+        """Second-stage attributes the configured rules need (the pipeline runs their models)."""
+        wanted = set()
+        if self.algo_type == AlgoType.SECURITY and self.args.get("detect_fall") and "body" in self.categories:
+            wanted.add("fall")
+        return wanted
 
     def update(
         self,
@@ -283,8 +294,15 @@ class RuleEngine:
         return {
             "findings": dict(self.found),
             "counts": {line: dict(directions) for line, directions in self.counts.items()},
+            "by_class": {
+                line: {label: dict(directions) for label, directions in labels.items()}
+                for line, labels in self.class_counts.items()
+            },
             "occupancy": dict(self._occupancy),
             "tracks": len(self._ids),
+            "tracks_by_category": {
+                category: sum(1 for c, _local in self._ids if c == category) for category in self.categories
+            },
         }
 
     def _track_category(self, category: str, detections: list[Detection], offset_s: float) -> list[_Row]:
@@ -333,7 +351,7 @@ class RuleEngine:
             elif self.algo_type == AlgoType.SECURITY:
                 findings += self._stints(rows, frame, INTRUSION, 0.0)
                 findings += self._stints(rows, frame, LOITERING, float(self.args["loiter_seconds"]))
-                if self.args.get("detect_fall", True):
+                if self.args.get("detect_fall"):
                     findings += self._falls(rows, frame)
             elif self.algo_type == AlgoType.ILLEGAL_PARKING:
                 findings += self._stints(rows, frame, PARKING, float(self.args["park_seconds"]))
@@ -469,7 +487,9 @@ class RuleEngine:
                     if line.direction not in (LineDirection.BOTH, crossing):
                         continue
                     self.counts[line.name][str(crossing)] += 1
-                    attributes = {"line": line.name, "direction": str(crossing)}
+                    label = row.detection.label or row.detection.category
+                    self.class_counts[line.name][label][str(crossing)] += 1
+                    attributes = {"line": line.name, "direction": str(crossing), "class": label}
                     if row.track.speed_kmh is not None:
                         attributes["speed_kmh"] = round(row.track.speed_kmh, 1)
                     findings.append(self._finding(LINE_CROSS, row, line.name, frame, attributes))

@@ -167,6 +167,9 @@ class VideoChannelAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
     list_filter = ("project",)
     search_fields = ("vchan_refid", "name", "url")
     actions = ["delete_through_service"]
+    # The v2 fields are shown, and changed through the v2 API (docs/dialects.md, Video sources).
+    V2_FIELDS = ("access_type", "kind", "type_config", "latitude", "longitude", "tags")
+    fields = ("project", "vchan_refid", "name", "url", "width", "height", *V2_FIELDS)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return (
@@ -179,7 +182,7 @@ class VideoChannelAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ("project", "vchan_refid") if obj else ()
+        return ("project", "vchan_refid", *self.V2_FIELDS) if obj else self.V2_FIELDS
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)

@@ -17,7 +17,7 @@ from rest_framework import serializers
 
 from subtasks.choices import State
 from tasks import constants
-from tasks.choices import AlgoType, MTaskType, SourceType
+from tasks.choices import AlgoType, DetectorModel, MTaskType, SourceType
 
 RUN_DT_FORMATS = ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "iso-8601"]
 TIME_FORMATS = ["%H:%M:%S", "%H:%M"]
@@ -107,14 +107,29 @@ class RoiHolder(serializers.Serializer):
     roi = serializers.CharField(trim_whitespace=False)
 
 
+def either_calibration(data: dict[str, Any]) -> dict[str, Any]:
+    """`calibration` is taken as the seed's `callibration` (never silently dropped); both: the same."""
+    if "calibration" in data:
+        spelled = data.pop("calibration")
+        if "callibration" in data and data["callibration"] != spelled:
+            raise serializers.ValidationError({"calibration": [_("differs from callibration; send one")]})
+        data["callibration"] = spelled
+    return data
+
+
 class SceneIn(serializers.Serializer):
     scene_unid = serializers.CharField(required=False, max_length=64)
     name = serializers.CharField(required=False, allow_blank=True, max_length=constants.MAX_NAME_LENGTH)
     preset = serializers.IntegerField(required=False)
     callibration = CalibrationHolder(required=False)  # sic: the seed's spelling
+    calibration = CalibrationHolder(required=False)  # the correct spelling, accepted as well
     rois = RoiHolder(many=True, required=False, max_length=constants.MAX_ROIS_PER_SCENE)
     config = XmlHolder(required=False)
     basicConfig = XmlHolder(required=False)  # noqa: N815 - the seed's name
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        return either_calibration(data)
+
     link_scenes = serializers.ListField(required=False, max_length=100)
     algo_type = serializers.ChoiceField(choices=AlgoType.choices)
     algo_args = serializers.DictField(required=False)
@@ -124,7 +139,11 @@ class SceneIn(serializers.Serializer):
     play_urls = serializers.DictField(required=False)
 
     def to_spec(self, data: dict[str, Any]) -> dict[str, Any]:
-        spec = {k: v for k, v in data.items() if k not in ("callibration", "rois", "config", "basicConfig")}
+        spec = {
+            k: v
+            for k, v in data.items()
+            if k not in ("callibration", "calibration", "rois", "config", "basicConfig")
+        }
         if "callibration" in data:
             spec["calibration_xml"] = data["callibration"]["calibration"]
         if "config" in data:
@@ -200,8 +219,12 @@ class SubtaskConfigIn(serializers.Serializer):
 
     rois = RoiHolder(many=True, required=False, max_length=constants.MAX_ROIS_PER_SCENE)
     callibration = CalibrationHolder(required=False)
+    calibration = CalibrationHolder(required=False)  # the correct spelling, accepted as well
     config = XmlHolder(required=False)
     algo_args = serializers.DictField(required=False)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        return either_calibration(data)
 
     def to_spec(self) -> dict[str, Any]:
         data = self.validated_data
@@ -305,6 +328,9 @@ def task_out(row: dict[str, Any]) -> dict[str, Any]:
         "description": row["description"],
         "store_conf_unid": row["store_conf_unid"],
         "output": row["output"],
+        # What pic_task_config sets, under both its names (empty: the detectors follow algo_type).
+        "detector_models": row["detector_models"],
+        "algo_comb": row["detector_models"],
         "create_dt": format_dt(row["create_dt"]),
         "update_dt": format_dt(row["update_dt"]),
         "state": row["state"],
@@ -381,7 +407,17 @@ class PicTaskConfigIn(serializers.Serializer):
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         if "detector_models" not in data and "algo_comb" not in data:
-            raise serializers.ValidationError({"detector_models": [_("This field is required.")]})
+            raise serializers.ValidationError(
+                {
+                    "detector_models": [
+                        _(
+                            "missing: send detector_models (or the seed's algo_comb), a list of 1..4 of "
+                            "%(models)s"
+                        )
+                        % {"models": ", ".join(DetectorModel.values)}
+                    ]
+                }
+            )
         if "detector_models" in data and "algo_comb" in data and data["detector_models"] != data["algo_comb"]:
             raise serializers.ValidationError({"algo_comb": [_("differs from detector_models; send one")]})
         return data

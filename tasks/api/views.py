@@ -3,11 +3,13 @@ service, shape the answer."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,29 +27,43 @@ PAGE_PARAMS = [
 ]
 
 
-def _task_response(view: NativeAPIView, task_id: str, status: int = 200, **extra: Any) -> Response:
+def page_params(request: Request) -> dict[str, Any]:
+    """offset / limit from the query string or, as the seed writes them, from a JSON body (a GET
+    with a body); the query string wins where both give one."""
+    body = request.data if request.body else {}
+    if not isinstance(body, dict):
+        raise ValidationError({"": [_("the request body must be a JSON object")]})
+    return {**body, **request.query_params.dict()}
+
+
+def _task_response(
+    view: NativeAPIView, task_id: str, status: int = 200, warnings: Sequence[str] = (), **extra: Any
+) -> Response:
     rows = queries.task_documents(Task.objects.for_project(view.project).filter(task_id=task_id))
     if not rows:
         raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
+    if warnings:
+        extra["warnings"] = list(warnings)
     return view.ok(status=status, data=s.task_out(rows[0]), **extra)
 
 
 class TaskCollection(NativeAPIView):
     @extend_schema(parameters=PAGE_PARAMS, responses=OpenApiTypes.OBJECT, summary="List tasks, newest first")
     def get(self, request: Request) -> Response:
-        page = self.query(s.PageIn)
-        offset, limit = page["offset"], page["limit"]
+        page = self.parse(s.PageIn, page_params(request))
+        offset, limit = page.validated_data["offset"], page.validated_data["limit"]
         tasks = Task.objects.for_project(self.project)
         total = tasks.count()
         rows = queries.task_documents(tasks.order_by("-create_dt", "task_id")[offset : offset + limit])
         return self.page(request, total, offset, [s.task_out(row) for row in rows])
 
     @extend_schema(
-        request=s.TaskIn, responses=OpenApiTypes.OBJECT, summary="Add a task (split into subtasks)"
+        request=s.TaskIn, responses={200: OpenApiTypes.OBJECT}, summary="Add a task (split into subtasks)"
     )
     def post(self, request: Request) -> Response:
         task = services.create_task(self.project, self.parse(s.TaskIn).to_spec())
-        return _task_response(self, task.task_id, status=201)
+        # 200: the seed's clients check it; ecode is the truth
+        return _task_response(self, task.task_id, warnings=task.output_warnings())
 
 
 class TaskDetail(NativeAPIView):
@@ -60,7 +76,10 @@ class TaskDetail(NativeAPIView):
         task = services.get_task(self.project, task_id)
         # Running subtasks whose scene changed apply it at once: one acknowledgement each.
         _task, acks = services.update_task_live(task, self.parse(s.TaskUpdateIn).to_spec())
-        return _task_response(self, task_id, subtasks=[ack.as_dict() for ack in acks])
+        task.refresh_from_db(fields=["output"])
+        return _task_response(
+            self, task_id, warnings=task.output_warnings(), subtasks=[ack.as_dict() for ack in acks]
+        )
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Delete a task that has no subtasks left")
     def delete(self, request: Request, task_id: str) -> Response:
@@ -113,7 +132,9 @@ class StoreConfCollection(NativeAPIView):
         items = confs[page["offset"] : page["offset"] + page["limit"]]
         return self.page(request, confs.count(), page["offset"], [s.store_conf_out(c) for c in items])
 
-    @extend_schema(request=s.StoreConfIn, responses=OpenApiTypes.OBJECT, summary="Add a storage config")
+    @extend_schema(
+        request=s.StoreConfIn, responses={201: OpenApiTypes.OBJECT}, summary="Add a storage config"
+    )
     def post(self, request: Request) -> Response:
         conf = services.create_store_conf(self.project, self.parse(s.StoreConfIn).validated_data)
         return self.ok(status=201, data=s.store_conf_out(conf))
@@ -131,10 +152,11 @@ class StoreConfDetail(NativeAPIView):
         request=s.StoreConfUpdateIn, responses=OpenApiTypes.OBJECT, summary="Replace a storage config"
     )
     def put(self, request: Request, unid: str) -> Response:
-        conf = services.replace_store_conf(
+        conf, acks = services.replace_store_conf_and_push(
             self.get_conf(unid), self.parse(s.StoreConfUpdateIn).validated_data
         )
-        return self.ok(data=s.store_conf_out(conf))
+        # Every subtask using it: running ones acknowledge the new file, the others "applied".
+        return self.ok(data=s.store_conf_out(conf), subtasks=[ack.as_dict() for ack in acks])
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Delete an unused storage config")
     def delete(self, request: Request, unid: str) -> Response:
@@ -150,7 +172,7 @@ class VchanCollection(NativeAPIView):
         items = channels[page["offset"] : page["offset"] + page["limit"]]
         return self.page(request, channels.count(), page["offset"], [s.vchan_out(c) for c in items])
 
-    @extend_schema(request=s.VchanIn, responses=OpenApiTypes.OBJECT, summary="Add a video channel")
+    @extend_schema(request=s.VchanIn, responses={201: OpenApiTypes.OBJECT}, summary="Add a video channel")
     def post(self, request: Request) -> Response:
         channel = services.create_vchan(self.project, self.parse(s.VchanIn).validated_data)
         return self.ok(status=201, data=s.vchan_out(channel))

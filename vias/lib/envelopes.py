@@ -26,15 +26,27 @@ NATIVE = "native"
 _PATH_DIALECTS: list[tuple[str, str]] = []
 # dialect -> function(status, message, errors) -> body
 _ERROR_BODIES: dict[str, Callable[[int, str, dict[str, list[str]]], dict[str, Any]]] = {}
+# dialect -> function(status) -> the HTTP status its clients expect for an error of that status
+_HTTP_STATUSES: dict[str, Callable[[int], int]] = {}
 
 
 def register_dialect(
-    name: str, path_prefix: str | None, error_body: Callable[[int, str, dict[str, list[str]]], dict[str, Any]]
+    name: str,
+    path_prefix: str | None,
+    error_body: Callable[[int, str, dict[str, list[str]]], dict[str, Any]],
+    http_status: Callable[[int], int] | None = None,
 ) -> None:
-    """Dialects (VCS, v2) register their error shape here from their AppConfig.ready()."""
+    """Dialects (VCS, v2) register their error shape here from their AppConfig.ready(); and, when
+    their clients read errors from the body only, the HTTP status errors are answered with."""
     _ERROR_BODIES[name] = error_body
+    if http_status is not None:
+        _HTTP_STATUSES[name] = http_status
     if path_prefix:
         _PATH_DIALECTS.append((path_prefix, name))
+
+
+def http_status_for(dialect: str, status: int) -> int:
+    return _HTTP_STATUSES.get(dialect, lambda status: status)(status)
 
 
 def dialect_for_path(path: str) -> str:
@@ -64,7 +76,7 @@ def error_body(dialect: str, status: int, message: str, errors: dict[str, list[s
 
 
 def error_response(dialect: str, status: int, message: str, errors: dict[str, list[str]] | None = None):
-    return JsonResponse(error_body(dialect, status, message, errors), status=status)
+    return JsonResponse(error_body(dialect, status, message, errors), status=http_status_for(dialect, status))
 
 
 def describe_exception(exc: Exception) -> tuple[int, str, dict[str, list[str]]]:
@@ -121,4 +133,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     headers = {}
     if status == 401:
         headers["WWW-Authenticate"] = "Token"
-    return Response(error_body(dialect, status, message, errors), status=status, headers=headers)
+    return Response(
+        error_body(dialect, status, message, errors), status=http_status_for(dialect, status), headers=headers
+    )

@@ -63,6 +63,7 @@ class Command(BaseCommand):
             raise CommandError(_message(exc)) from exc
         try:
             detectors = detectors_for(categories)
+            pipeline = Pipeline(detectors, engine)  # MissingModel too when falls are asked for
         except MissingModel as exc:
             raise CommandError(str(exc)) from exc
         except DatabaseError as exc:
@@ -70,7 +71,6 @@ class Command(BaseCommand):
                 f"the detector registry cannot be read ({exc}); run `python manage.py migrate` and "
                 "`python manage.py fetch_models`"
             ) from exc
-        pipeline = Pipeline(detectors, engine)
         out: Path = options["out"]
         snapshots = out / "snapshots"
         snapshots.mkdir(parents=True, exist_ok=True)
@@ -130,6 +130,9 @@ class Command(BaseCommand):
         rows = [("rule", "category", "events")] + [(r, c, str(n)) for (r, c), n in sorted(counts.items())]
         for line, directions in sorted(document["summary"]["counts"].items()):
             rows += [(f"line {line}", direction, str(n)) for direction, n in sorted(directions.items())]
+        for line, labels in sorted(document["summary"].get("by_class", {}).items()):
+            for label, directions in sorted(labels.items()):
+                rows += [(f"line {line} {label}", d, str(n)) for d, n in sorted(directions.items())]
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         for number, row in enumerate(rows):
             write(

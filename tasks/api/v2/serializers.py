@@ -112,6 +112,8 @@ class OutputIn(serializers.Serializer):
     dis = DisIn(required=False)
     webhook = WebhookIn(required=False)
     event_center = serializers.BooleanField(required=False)
+    # Ours: task and subtask state changes POSTed like webhooks (docs/outputs.md).
+    callback = serializers.DictField(required=False)
 
 
 class ConfigIn(serializers.Serializer):
@@ -153,12 +155,21 @@ class InputIn(serializers.Serializer):
     data = InputDataIn(many=True, allow_empty=False, max_length=constants.V2_MAX_INPUTS)  # type: ignore[assignment]  # the v2 body's own `data`
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A partial update (PUT) skips required fields, but an input given there is given whole.
+        missing = [name for name in ("type", "data") if name not in attrs]
+        if missing:
+            raise serializers.ValidationError({name: [_("This field is required.")] for name in missing})
         key = "video_source_id" if attrs["type"] == "video_source" else "url"
         for index, item in enumerate(attrs["data"]):
             if not item.get(key):
                 # An int key: the error renders as data[0].<key> (flatten_errors); the stubs only know str keys.
                 raise serializers.ValidationError({"data": {index: {key: [_("This field is required.")]}}})  # type: ignore[dict-item]
         return attrs
+
+
+def config_target_roi(config: dict[str, Any]) -> str:
+    roi = (config.get("common") or {}).get("target_roi", "")
+    return roi if isinstance(roi, str) else ""
 
 
 def url_refid(url: str) -> str:
@@ -198,6 +209,8 @@ class TaskIn(serializers.Serializer):
             spec["schedule"] = data["schedule"] or {}
         if "input" in data:
             spec["vchans"] = vchans_of(data["input"])
+        if "config" in data:  # the polygons become the task's ROIs (tasks.validators.roi_xml)
+            spec["target_roi"] = config_target_roi(data["config"])
         return spec
 
     def to_create_spec(self, service_name: str, creator: Any) -> dict[str, Any]:
@@ -288,11 +301,12 @@ class BatchTaskIn(serializers.Serializer):
         if "batch_input" not in self.validated_data:
             return None
         groups = self.validated_data["batch_input"]["video_source_group"]
+        default_roi = config_target_roi(self.validated_data.get("config") or {})
         return [
             {
                 "vchan_refid": item["video_source_id"],
                 "video_group_id": group["video_source_group_id"],
-                "target_roi": item.get("target_roi", ""),
+                "target_roi": item.get("target_roi") or default_roi,
                 "label": f"batch_input.video_source_group[{g}].video_source_list[{i}]"
                 f" ({item['video_source_id']})",
             }
@@ -302,34 +316,6 @@ class BatchTaskIn(serializers.Serializer):
 
 
 class BatchTaskUpdateIn(BatchTaskIn):
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, partial=True, **kwargs)
-
-
-class VideoSourceIn(serializers.Serializer):
-    """POST /v2/{project_id}/source: a video source is a video channel (`id` is its vchan_refid)."""
-
-    id = serializers.CharField(required=False, max_length=64)
-    name = serializers.CharField(max_length=constants.MAX_NAME_LENGTH)
-    type = serializers.ChoiceField(
-        choices=["url"],
-        required=False,
-        error_messages={"invalid_choice": gettext_lazy("{input} is not supported; use url")},
-    )
-    url = serializers.CharField(max_length=constants.MAX_URL_LENGTH, trim_whitespace=False)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=500)
-    width = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=16384)
-    height = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=16384)
-
-    def to_spec(self) -> dict[str, Any]:
-        data = self.validated_data
-        spec = {name: data[name] for name in ("name", "url", "width", "height") if name in data}
-        if "id" in data:
-            spec["vchan_refid"] = data["id"]
-        return spec
-
-
-class VideoSourceUpdateIn(VideoSourceIn):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, partial=True, **kwargs)
 
@@ -376,8 +362,10 @@ def task_filter(query: dict[str, Any]) -> Q:
         q &= state_filter(query["task_state"])
     if "batch_id" in query:
         q &= Q(batch_id=query["batch_id"])
-    if "video_group_id" in query:
-        q &= Q(video_group_id__in=_split_list(query["video_group_id"]))
+    if "video_group_id" in query:  # the batch's group, or a video source group holding a source
+        groups = _split_list(query["video_group_id"])
+        members = Subtask.objects.filter(task=OuterRef("pk"), video_channel__groups__group_id__in=groups)
+        q &= Q(video_group_id__in=groups) | Q(Exists(members))
     if "company" in query:
         q &= Q(company__in=_split_list(query["company"]))
     if "alg_id" in query:
@@ -396,10 +384,6 @@ class BatchListIn(serializers.Serializer):
     )
     task_state = serializers.ChoiceField(choices=LIST_STATES, required=False)
     name = serializers.CharField(required=False, max_length=constants.V2_MAX_NAME_LENGTH)
-
-
-class SourceListIn(PageIn):
-    name = serializers.CharField(required=False, max_length=constants.MAX_NAME_LENGTH)
 
 
 # ---- answers -----------------------------------------------------------------------------------------
@@ -531,16 +515,4 @@ def batch_result(result: batches.BatchResult) -> dict[str, Any]:
         "succeed_count": result.succeeded,
         "id": result.batch.batch_id,
         "error_list": result.errors,
-    }
-
-
-def source_out(channel: Any) -> dict[str, Any]:
-    return {
-        "id": channel.vchan_refid,
-        "name": channel.name,
-        "type": "url",
-        "url": channel.url,
-        "width": channel.width,
-        "height": channel.height,
-        "created_at": ms(channel.created_at),
     }

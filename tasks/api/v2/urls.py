@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from tasks.api.v2 import views
+from tasks.api.v2 import catalogue, sources, views
 
 # The v2 paths (glossary); a trailing slash is tolerated.
 P = r"^v2/(?P<project_id>[^/]+)"
@@ -17,8 +17,17 @@ urlpatterns = [
     re_path(
         rf"{P}/batch-tasks/(?P<batch_id>[^/]+)/{ACTION}", views.BatchAction.as_view(), name="v2-batch-action"
     ),
-    re_path(rf"{P}/source/?$", views.SourceCreate.as_view(), name="v2-source-create"),
-    re_path(rf"{P}/source/sources/?$", views.SourceCollection.as_view(), name="v2-sources"),
-    re_path(rf"{P}/source/sources/(?P<source_id>[^/]+)/?$", views.SourceShow.as_view(), name="v2-source"),
-    re_path(rf"{P}/source/(?P<source_id>[^/]+)/?$", views.SourceDetail.as_view(), name="v2-source-detail"),
+    re_path(rf"{P}/source/?$", sources.SourceCreate.as_view(), name="v2-source-create"),
+    re_path(rf"{P}/source/sources/?$", sources.SourceCollection.as_view(), name="v2-sources"),
+    re_path(rf"{P}/source/sources/(?P<source_id>[^/]+)/?$", sources.SourceShow.as_view(), name="v2-source"),
+    re_path(rf"{P}/source/(?P<source_id>[^/]+)/?$", sources.SourceDetail.as_view(), name="v2-source-detail"),
+    re_path(rf"{P}/algorithm/services/user/?$", catalogue.ServiceCollection.as_view(), name="v2-services"),
+    re_path(
+        rf"{P}/algorithm/services/(?P<service_id>[^/]+)/?$",
+        catalogue.ServiceDetail.as_view(),
+        name="v2-service",
+    ),
+    re_path(rf"{P}/video-group/?$", sources.GroupCreate.as_view(), name="v2-group-create"),
+    re_path(rf"{P}/video-group/groups/?$", sources.GroupCollection.as_view(), name="v2-groups"),
+    re_path(rf"{P}/video-group/(?P<group_id>[^/]+)/?$", sources.GroupDetail.as_view(), name="v2-group"),
 ]

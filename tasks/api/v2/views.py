@@ -18,7 +18,7 @@ from tasks import batches, queries, schedules, services
 from tasks.api.v2 import serializers as s
 from tasks.api.v2.algorithms import service_spec
 from tasks.api.v2.envelope import V2, v2_exception_handler
-from tasks.models import BatchTask, Task, VideoChannel, new_id
+from tasks.models import BatchTask, Task
 from vias.lib.api import ProjectAPIView
 from vias.lib.errors import Forbidden, NotFound
 
@@ -29,6 +29,7 @@ CORE_TO_V2 = {
     "play_url": "input.data[0]",
     "vchan_refid": "id",
     "company": "manufacturer",
+    "target_roi": "config.common.target_roi",
 }
 
 
@@ -43,6 +44,11 @@ def v2_path(path: str) -> str:
         return "input.data" + (f"{index}.video_source_id" if index else "") + rest
     head, dot, rest = path.partition(".")
     return CORE_TO_V2.get(head, head) + dot + rest
+
+
+def with_warnings(answer: dict, warnings: list[str]) -> dict:
+    """The answer with `warnings` (accepted, but the client should know) when there are any."""
+    return {**answer, "warnings": warnings} if warnings else answer
 
 
 class V2APIView(ProjectAPIView):
@@ -104,7 +110,9 @@ class ServiceTasks(V2APIView):
     def post(self, request: Request, project_id: str, service_name: str) -> Response:
         spec = self.parse(s.TaskIn).to_create_spec(service_name, request.user)
         task = services.create_task(self.project, spec)
-        return Response(self.task_answer(task.task_id))
+        # The public answer is {"tasks": [{"id"}]}; ours adds the TaskInfoDto of the one task made.
+        answer = {**self.task_answer(task.task_id), "tasks": [{"id": task.task_id}]}
+        return Response(with_warnings(answer, task.output_warnings()))
 
 
 class TaskDetail(V2APIView):
@@ -180,7 +188,7 @@ class BatchCollection(V2APIView):
         result = batches.create_batch(
             self.project, spec, body.sources(), service_spec(body.validated_data["service_name"])
         )
-        return Response(s.batch_result(result))
+        return Response(with_warnings(s.batch_result(result), result.batch.output_warnings()))
 
 
 class BatchDetail(V2APIView):
@@ -203,68 +211,3 @@ class BatchAction(V2APIView):
     def put(self, request: Request, project_id: str, batch_id: str, action: str) -> Response:
         batch = batches.get_batch(self.project, batch_id)
         return Response(s.batch_result(batches.run_batch(batch, action)))
-
-
-# ---- video sources -----------------------------------------------------------------------------------
-
-
-class SourceViewMixin(V2APIView):
-    def get_channel(self, source_id: str) -> VideoChannel:
-        channel = VideoChannel.objects.for_project(self.project).filter(vchan_refid=source_id).first()
-        if channel is None:
-            raise NotFound(_("no video source %(id)s") % {"id": source_id}, field="id")
-        return channel
-
-
-class SourceCreate(SourceViewMixin):
-    @extend_schema(request=s.VideoSourceIn, responses=OpenApiTypes.OBJECT, summary="v2: add a video source")
-    def post(self, request: Request, project_id: str) -> Response:
-        spec = self.parse(s.VideoSourceIn).to_spec()
-        spec.setdefault("vchan_refid", new_id())
-        return Response(s.source_out(services.create_vchan(self.project, spec)))
-
-
-class SourceDetail(SourceViewMixin):
-    @extend_schema(
-        request=s.VideoSourceUpdateIn, responses=OpenApiTypes.OBJECT, summary="v2: change a video source"
-    )
-    def put(self, request: Request, project_id: str, source_id: str) -> Response:
-        channel = self.get_channel(source_id)
-        spec = self.parse(s.VideoSourceUpdateIn).to_spec()
-        return Response(s.source_out(services.update_vchan(channel, spec)))
-
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: delete a video source no task uses")
-    def delete(self, request: Request, project_id: str, source_id: str) -> Response:
-        services.delete_vchan(self.get_channel(source_id))
-        return Response({})
-
-
-class SourceCollection(SourceViewMixin):
-    request_path_of = staticmethod(as_sent)
-
-    @extend_schema(
-        parameters=[s.SourceListIn], responses=OpenApiTypes.OBJECT, summary="v2: list video sources"
-    )
-    def get(self, request: Request, project_id: str) -> Response:
-        query = self.query(s.SourceListIn)
-        channels = VideoChannel.objects.for_project(self.project)
-        if "name" in query:
-            channels = channels.filter(name__icontains=query["name"])
-        total = channels.count()
-        items = self.page_of(channels.order_by("vchan_refid"), query["page"], query["page_size"])
-        sources = [s.source_out(channel) for channel in items]
-        return Response(
-            {
-                "count": len(sources),
-                "total": total,
-                "video_sources": sources,
-                "page": query["page"],
-                "page_size": query["page_size"],
-            }
-        )
-
-
-class SourceShow(SourceViewMixin):
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="v2: show a video source")
-    def get(self, request: Request, project_id: str, source_id: str) -> Response:
-        return Response(s.source_out(self.get_channel(source_id)))

@@ -1,6 +1,10 @@
 """The VCS-SPS envelope: {"Code": "0", "Message": "SUCCESS", "Data": ...}; errors carry the HTTP
 status as Code. Registered at import, which TasksConfig.ready() does before any request, so the
-middleware's 413 and the 401s under /vcs/ have this shape too."""
+middleware's 413 and the 401s under /vcs/ have this shape too.
+
+A VCS client reads `Code`, and many throw on a non-200 status before they read the body: an
+application error is answered with HTTP 200 and its code in `Code`; only an authentication
+failure keeps HTTP 401 (docs/dialects.md)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import re
 from typing import Any
 
 from vias.lib.envelopes import register_dialect
+from vias.lib.schema import DialectSchema, register_error_schema
 
 VCS = "vcs"
 PATH_PREFIX = "/vcs/"
@@ -69,4 +74,46 @@ def vcs_path(path: str) -> str:
     return path
 
 
-register_dialect(VCS, PATH_PREFIX, vcs_error_body)
+def vcs_http_status(status: int) -> int:
+    return 401 if status == 401 else 200
+
+
+register_dialect(VCS, PATH_PREFIX, vcs_error_body, vcs_http_status)
+register_error_schema(
+    VCS,
+    "tasks.api.vcs",
+    DialectSchema(
+        prefix="Vcs",
+        error_name="VcsError",
+        error={
+            "type": "object",
+            "properties": {
+                "Code": {"type": "string", "description": "the HTTP status, as a string"},
+                "Message": {"type": "string"},
+                "Errors": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "required": ["Code", "Message"],
+        },
+        statuses=(401,),
+        success_name="VcsOk",
+        success={
+            "type": "object",
+            "properties": {
+                "Code": {
+                    "type": "string",
+                    "description": '"0" on success, else the error\'s HTTP status as a string (answered with HTTP 200)',
+                },
+                "Message": {"type": "string"},
+                "Data": {},
+                "Errors": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "required": ["Code", "Message"],
+        },
+    ),
+)

@@ -18,7 +18,7 @@ from subtasks.choices import State
 from tasks import constants
 from tasks.choices import AlgoType, DetectorModel, SourceType
 from tasks.models import Task
-from tasks.videostore import resolve_video_handles, validate_video_id
+from tasks.videostore import handle_of, resolve_video_handles, validate_video_id
 from vias.lib.errors import Invalid, NotFound
 
 if TYPE_CHECKING:
@@ -153,14 +153,12 @@ def vchans_for(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 _("no video file %(id)s in the video store") % {"id": device["videoId"]},
                 field=f"datasources.devices[{index}].videoId",
             )
-        vchans.append(
-            {
-                "vchan_refid": device["deviceId"],
-                "url": paths[device["videoId"]],
-                "video_time_length": device.get("videoTimeLength"),
-                "video_begin_time": device.get("videoBeginTime"),
-            }
-        )
+        item = {"vchan_refid": device["deviceId"], "url": paths[device["videoId"]]}
+        # Only what the body gives: a modify keeps the stored values of what it leaves out.
+        for key, name in (("videoTimeLength", "video_time_length"), ("videoBeginTime", "video_begin_time")):
+            if key in device:
+                item[name] = device[key]
+        vchans.append(item)
     return vchans
 
 
@@ -177,7 +175,26 @@ class ModifyComputeTaskIn(ComputeTaskIn):
     def to_update_spec(self, task: Task) -> dict[str, Any]:
         if self.validated_data.get("name", task.task_name) != task.task_name:
             raise Invalid(_("cannot change (it is %(name)s)") % {"name": task.task_name}, field="name")
-        return self.to_spec()
+        spec = self.to_spec()
+        if "vchans" in spec:
+            _keep_stored_file_fields(task, spec["vchans"])
+        return spec
+
+
+FILE_FIELDS = ("video_time_length", "video_begin_time")
+
+
+def _keep_stored_file_fields(task: Task, vchans: list[dict[str, Any]]) -> None:
+    """A device the body names again without videoTimeLength / videoBeginTime keeps the values its
+    subtask has (the seed's modify body carries no videoBeginTime)."""
+    stored = {
+        row["video_channel__vchan_refid"]: row
+        for row in task.subtasks.values("video_channel__vchan_refid", *FILE_FIELDS)
+    }
+    for item in vchans:
+        for name in FILE_FIELDS:
+            if name not in item and item["vchan_refid"] in stored:
+                item[name] = stored[item["vchan_refid"]][name]
 
 
 class TaskIdIn(serializers.Serializer):
@@ -195,9 +212,12 @@ class TaskIdsIn(serializers.Serializer):
 
 
 def _video_id(source_url: str) -> str | None:
-    """The handle of a video-store file ("clip.mp4" -> "clip"); None for a stream URL."""
-    if not source_url or "://" in source_url:
+    """The handle of a video-store file ("clip.mp4" -> "clip", or the remote store's URL of it);
+    None for a stream URL."""
+    if not source_url:
         return None
+    if "://" in source_url:
+        return handle_of(source_url)
     return source_url.rsplit("/", 1)[-1].partition(".")[0]
 
 

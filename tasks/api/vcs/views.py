@@ -55,7 +55,9 @@ class StartComputeTask(VcsAPIView):
     @extend_schema(request=s.TaskIdIn, responses=OpenApiTypes.OBJECT, summary="VCS: start a compute task")
     def post(self, request: Request) -> Response:
         task_id = self.parse(s.TaskIdIn).validated_data["taskId"]
-        subtask_services.start_task(services.get_task(self.project, task_id))
+        task = services.get_task(self.project, task_id)
+        # execStartTime (run_dt) later: the first run waits for it (subtasks.mtask_runs); passed, at once.
+        subtask_services.start_task(task)
         return self.ok()
 
 

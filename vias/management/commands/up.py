@@ -177,7 +177,11 @@ class Command(BaseCommand):
         stack.callback(supervisor.stop, signals)
         manage_py = str(Path(settings.BASE_DIR) / "manage.py")
         supervisor.start("node", [sys.executable, manage_py, "node"])
-        daphne_argv = ["-m", "daphne", "-b", host, "-p", str(port), "vias.asgi:application"]
+        # Websocket messages may be as large as HTTP bodies (a storage configuration file); daphne's
+        # own default is 1 MiB. Larger frames are closed with 1009 (vias/lib/framing.py).
+        cap = str(settings.VIAS_MAX_BODY_BYTES)
+        daphne_argv = ["-m", "daphne", "-b", host, "-p", str(port), "--websocket-max-message-size", cap]
+        daphne_argv += ["--websocket-max-frame-size", cap, "vias.asgi:application"]
         supervisor.start("daphne", [sys.executable, *daphne_argv])
         supervisor.wait_for_port(host, port)
         extra = self._start_demo(host, port) if self.demo else []

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tasks", "0004_arch_schedule_edge_func"),
+        ("tasks", "0005_v2_video_sources_groups"),
     ]
 
     operations = [
