@@ -456,6 +456,23 @@ def test_video_channels_go_through_the_services(staff, project, task):
     assert any("used by 1 subtasks" in t for t in texts(answer))
 
 
+def test_a_dome_camera_keeps_its_onvif_password_unshown(staff, project):
+    url = reverse("admin:tasks_videochannel_add")
+    data = {"project": project.pk, "vchan_refid": "dome", "name": "", "url": "rtsp://10.9.9.8/live"}
+    onvif = {"ptz": "on", "onvif_url": "http://10.9.9.8/onvif/device_service", "onvif_username": "op"}
+    assert staff.post(url, {**data, **onvif, "onvif_password": "s3cret"}).status_code == 302
+    dome = VideoChannel.objects.get(vchan_refid="dome")
+    assert (dome.ptz, dome.onvif_username, dome.onvif_password) == (True, "op", "s3cret")
+    change = reverse("admin:tasks_videochannel_change", args=[dome.pk])
+    assert "s3cret" not in staff.get(change).content.decode()
+    onvif["onvif_username"] = "op2"
+    assert staff.post(change, {**data, **onvif, "onvif_password": ""}).status_code == 302
+    dome.refresh_from_db()
+    assert (dome.onvif_username, dome.onvif_password) == ("op2", "s3cret")  # empty: kept
+    refused = staff.post(change, {**data, **onvif, "onvif_url": "http://127.0.0.1/onvif"})
+    assert "refused" in refused.content.decode()  # the source URL policy
+
+
 def test_a_new_token_is_shown_once(staff, project):
     user = get_user_model().objects.get(username="admin")
     answer = staff.post(

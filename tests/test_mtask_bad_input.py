@@ -45,6 +45,16 @@ CASES = [
         "dome",
         id="onvif-on-a-fixed-camera",
     ),
+    pytest.param(
+        edit("vchans", [{**DOME, "onvif_url": "http://127.0.0.1/onvif/device_service"}]),
+        "loopback",
+        id="onvif-on-this-machine",
+    ),
+    pytest.param(
+        edit("vchans", [{**DOME, "onvif_url": "http://169.254.169.254/onvif/device_service"}]),
+        "refused",
+        id="onvif-on-the-metadata-service",
+    ),
     pytest.param(edit("vchans", [{**DOME, "ptz": "yes"}]), "ptz", id="ptz-not-a-boolean"),
     pytest.param(edit("run_dt", "next tuesday"), "run_dt", id="run_dt-unparsable"),
 ]
@@ -82,7 +92,7 @@ def test_a_dome_camera_takes_every_type_and_presets(alice):
         scene = edit(f"{SCENE}.vchan_refid", channel["vchan_refid"])
         preset = edit(f"{SCENE}.preset", 4)
         response = alice.post("/tasks", preset(scene(chosen(dome(task_body(vchans=1))))))
-        assert response.status_code == 201, response.json()
+        assert response.status_code == 200, response.json()
     shown = alice.get("/vchans/dome-1").json()["data"]
     assert (shown["ptz"], shown["onvif_url"], shown["onvif_username"]) == (
         True,

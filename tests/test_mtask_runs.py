@@ -138,7 +138,9 @@ def long_source() -> str:
     return "long.mp4"
 
 
-def test_two_scenes_on_a_dome_take_turns_and_the_camera_goes_to_each_preset(alice, settings, long_source):
+def test_two_scenes_on_a_dome_take_turns_and_the_camera_goes_to_each_preset(
+    alice, settings, long_source, loopback_sources
+):
     settings.VIAS_PTZ_SETTLE_MS = 0
     register_fixed_person_model(Path(settings.VIAS_MODELS_DIR), [(32.0, 32.0, 16.0, 24.0, 0, 0.9)])
     with FakeOnvifCamera() as camera:
