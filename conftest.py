@@ -7,6 +7,7 @@ with REDIS_URL (scripts/run_tests.py picks db 9 of a local server) that database
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,6 +38,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _bundled is not None:
         _bundled.stop()
         _bundled = None
+
+
+@pytest.fixture
+def bundled_redis() -> Iterator[BundledRedis]:
+    """The suite's own Redis server, for tests that kill and restart it (an outage). Restarted
+    at the end whatever the test did, so the tests after it find Redis where it was."""
+    if _bundled is None:
+        pytest.skip("needs the bundled Redis (embedded default): an external REDIS_URL is not ours to kill")
+    yield _bundled
+    if _bundled.exit_code() is not None or _bundled.process is None:
+        _bundled.restart()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -7,8 +7,13 @@ class AnalysisConfig(AppConfig):
     verbose_name = _("Analysis")
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn
+
         # The core asks the engine for work through this port; it never imports the engine.
         from analysis.engine import AnalysisEngine  # the app registry must be ready to import models
+        from analysis.orphans import guard_worker
         from subtasks import engine
 
         engine.register(AnalysisEngine())
+        # A node's workers die with the node (analysis/orphans.py).
+        post_spawn.connect(guard_worker, dispatch_uid="vias-guard-worker")

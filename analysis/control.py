@@ -135,9 +135,12 @@ class Inbox:
         self._refreshed = 0.0
 
     def __enter__(self) -> Inbox:
+        self.open()
+        return self
+
+    def open(self) -> None:
         self.redis.delete(_key("cmd", self.subtask_id))  # commands meant for an earlier run
         self.keep_alive(force=True)
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Avg, Case, Count, ExpressionWrapper, F, IntegerField, OuterRef, Q, Subquery, When
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -41,6 +44,9 @@ DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
 # Subtasks a node is busy with (counted against its capacity).
 BUSY_STATES = (State.STARTING, State.RUNNING, State.RECOVERING, State.ABNORMAL, State.STOPPING)
 WAITING_REASON = gettext_noop("waiting for a free analysis node")
+BROKER_REASON = gettext_noop("waiting for the message broker (Redis) to queue it")
+# Candidates a dispatcher tries under SKIP LOCKED before it waits for a locked one.
+TAKE_SLOT_TRIES = 3
 
 
 def required_categories(task: Task) -> list[str]:
@@ -70,41 +76,101 @@ def node_is_live(last_heartbeat: datetime | None, now: datetime | None = None) -
     return last_heartbeat is not None and now - last_heartbeat < timedelta(seconds=settings.VIAS_NODE_TIMEOUT)
 
 
-def live_nodes(now: datetime | None = None):
-    cutoff = (now or timezone.now()) - timedelta(seconds=settings.VIAS_NODE_TIMEOUT)
-    return Node.objects.filter(last_heartbeat__gte=cutoff, draining=False).annotate(
-        busy=Count("subtasks", filter=Q(subtasks__state__in=BUSY_STATES))
+def busy_count(node_ref: Any):
+    """Subtasks of a node (OuterRef or pk) counted against its capacity, as a subquery."""
+    return Coalesce(
+        Subquery(
+            Subtask.objects.filter(node=node_ref, state__in=BUSY_STATES)
+            .order_by()
+            .values("node")
+            .annotate(n=Count("pk"))
+            .values("n")[:1]
+        ),
+        0,
     )
 
 
-def pick_node(now: datetime | None = None) -> Node | None:
-    """The live node with the most free capacity, or None when all are full."""
-    candidates = [node for node in live_nodes(now) if node.busy < node.capacity]
-    return max(candidates, key=lambda node: (node.capacity - node.busy, -node.pk), default=None)
+def live_nodes(now: datetime | None = None):
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.VIAS_NODE_TIMEOUT)
+    return Node.objects.filter(last_heartbeat__gte=cutoff, draining=False).annotate(
+        busy=busy_count(OuterRef("pk"))
+    )
 
 
-def dispatch(subtask_id: int, count_attempt: bool = True) -> Node | None:
+def free_nodes(now: datetime | None = None, avoid: int | None = None):
+    """Live nodes with a free slot, the most free first; `avoid` (the node a subtask just left)
+    last, so a re-dispatch prefers another node."""
+    return (
+        live_nodes(now)
+        .filter(busy__lt=F("capacity"))
+        .annotate(
+            free=ExpressionWrapper(F("capacity") - F("busy"), output_field=IntegerField()),
+            avoided=Case(When(pk=avoid, then=1), default=0, output_field=IntegerField()),
+        )
+        .order_by("avoided", "-free", "pk")
+    )
+
+
+def pick_node(now: datetime | None = None, avoid: int | None = None) -> Node | None:
+    """The live node with the most free capacity, or None when all are full (no lock taken)."""
+    return free_nodes(now, avoid).first()
+
+
+def take_slot(avoid: int | None = None) -> Node | None:
+    """Lock one node with a free slot, inside the caller's transaction; None when all are full.
+
+    No lock over all nodes: the best candidate is locked with SKIP LOCKED, so concurrent
+    dispatchers each take a different node; its busy count is then read again under the lock
+    (a fresh snapshot), because the count read while choosing may predate a dispatcher that has
+    just committed a subtask to it. Only when every free node is held by another dispatcher does
+    this wait, on the best one. (SQLite has no row locks: its IMMEDIATE transactions run one
+    writer at a time, which serialises dispatchers there.)"""
+    for skip_locked in (True, False):
+        for _attempt in range(TAKE_SLOT_TRIES):
+            node = free_nodes(avoid=avoid).select_for_update(skip_locked=skip_locked, of=("self",)).first()
+            if node is None:
+                break
+            if Subtask.objects.filter(node=node, state__in=BUSY_STATES).count() < node.capacity:
+                return node
+    return None
+
+
+def dispatch(subtask_id: int, count_attempt: bool = True, avoid: int | None = None) -> Node | None:
     """Put a STARTING / RECOVERING subtask on a node's queue; without a free node it waits
-    (status_reason says so) and the node loops dispatch it when capacity frees up."""
+    (status_reason says so) and the node loops dispatch it when capacity frees up. `avoid`: the
+    node it just left, chosen only when no other has room."""
     with transaction.atomic():
         subtask = Subtask.objects.select_for_update().filter(pk=subtask_id).first()
         if subtask is None or subtask.state not in (State.STARTING, State.RECOVERING):
             return None
-        # One dispatcher at a time, so two cannot both fill a node's last free slot.
-        list(Node.objects.select_for_update().order_by("pk").values_list("pk", flat=True))
-        node = pick_node()
+        node = take_slot(avoid)
         now = timezone.now()
         if node is None:
             Subtask.objects.filter(pk=subtask_id).update(node=None, status_reason=_(WAITING_REASON))
             return None
         attempts = subtask.attempts + (1 if count_attempt else 0)
         # heartbeat_at doubles as "queued at": a job that never starts is reaped like a dead one.
-        reason = "" if subtask.status_reason == _(WAITING_REASON) else subtask.status_reason
+        reason = (
+            "" if subtask.status_reason in (_(WAITING_REASON), _(BROKER_REASON)) else subtask.status_reason
+        )
         Subtask.objects.filter(pk=subtask_id).update(
             node=node, heartbeat_at=now, attempts=attempts, status_reason=reason
         )
-        transaction.on_commit(lambda: enqueue(subtask_id, node.name))
+        previous = subtask.attempts
+        transaction.on_commit(lambda: _enqueue_or_wait(subtask_id, node, attempts, previous))
     return node
+
+
+def _enqueue_or_wait(subtask_id: int, node: Node, attempts: int, previous_attempts: int) -> None:
+    """Queue the job; if Redis is unreachable, undo the assignment (the attempt does not count:
+    no job was queued) and leave the subtask waiting, for the housekeeping to dispatch again."""
+    try:
+        enqueue(subtask_id, node.name)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("subtask %s: could not queue it on %s: %s; waiting", subtask_id, node.name, exc)
+        Subtask.objects.filter(pk=subtask_id, node=node, attempts=attempts).update(
+            node=None, attempts=previous_attempts, status_reason=_(BROKER_REASON)
+        )
 
 
 def enqueue(subtask_id: int, node_name: str, resume_frame: int = 0) -> None:
@@ -120,16 +186,60 @@ def dispatch_waiting() -> int:
     return sum(1 for pk in waiting.values_list("pk", flat=True) if dispatch(pk) is not None)
 
 
-def reap(now: datetime | None = None) -> list[int]:
-    """Subtasks whose job stopped heartbeating: ABNORMAL with the reason, then dispatched again
-    until VIAS_MAX_DISPATCH_ATTEMPTS, then FAILED. Returns the ids reaped."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.VIAS_HEARTBEAT_TIMEOUT)
-    stale = Subtask.objects.select_related("task__project", "node").filter(
+def refresh_mtask_progress() -> int:
+    """Every mtask with a running subtask gets the mean progress of its subtasks: one UPDATE for
+    the whole cluster, run by the housekeeping, instead of an aggregate per subtask per second."""
+    from tasks.models import MTask
+
+    running = Subtask.objects.filter(state__in=BUSY_STATES, scene__isnull=False).values("scene__mtask_id")
+    mean = (
+        Subtask.objects.filter(scene__mtask_id=OuterRef("pk"))
+        .order_by()
+        .values("scene__mtask_id")
+        .annotate(mean=Avg("progress"))
+        .values("mean")[:1]
+    )
+    return MTask.objects.filter(pk__in=running).update(progress=Cast(Coalesce(mean, 0.0), IntegerField()))
+
+
+def silent_subtasks(now: datetime | None = None):
+    """Subtasks on a node whose job has not heartbeaten for VIAS_HEARTBEAT_TIMEOUT."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.VIAS_HEARTBEAT_TIMEOUT)
+    return Subtask.objects.filter(
         state__in=(State.STARTING, State.RUNNING, State.RECOVERING, State.STOPPING),
         node__isnull=False,
         heartbeat_at__lt=cutoff,
     )
+
+
+def reapable(now: datetime | None = None):
+    """Silent subtasks that are reaped now: those whose node still heartbeats (the node is fine,
+    its job died), and, once VIAS_HEARTBEAT_GRACE more has passed, those whose node is silent
+    too. A silent node may only be stalled (a frozen VM, a long GC pause, a swap storm): it is
+    suspected first, and its subtasks are left to it for the grace period."""
+    now = now or timezone.now()
+    node_alive = Q(node__last_heartbeat__gte=now - timedelta(seconds=settings.VIAS_NODE_TIMEOUT))
+    long_silent = Q(
+        heartbeat_at__lt=now
+        - timedelta(seconds=settings.VIAS_HEARTBEAT_TIMEOUT + settings.VIAS_HEARTBEAT_GRACE)
+    )
+    return silent_subtasks(now).filter(node_alive | long_silent)
+
+
+def suspects(now: datetime | None = None) -> list[int]:
+    """Silent subtasks not reaped yet: their node is silent too, and within the grace period."""
+    reaped = reapable(now).values("pk")
+    return list(silent_subtasks(now).exclude(pk__in=reaped).values_list("pk", flat=True))
+
+
+def reap(now: datetime | None = None) -> list[int]:
+    """Subtasks whose job stopped heartbeating (see `reapable`): ABNORMAL with the reason, then
+    dispatched again until VIAS_MAX_DISPATCH_ATTEMPTS, then FAILED. Returns the ids reaped."""
+    now = now or timezone.now()
+    suspected = suspects(now)
+    if suspected:
+        log.warning("subtasks %s: silent, on a silent node; suspected, not reaped yet", suspected)
+    stale = reapable(now).select_related("task__project", "node")
     reaped = []
     for subtask in stale:
         reason = _("no heartbeat from node %(node)s since %(at)s") % {
@@ -158,6 +268,7 @@ def _recover(subtask: Subtask, reason: str) -> None:
             }
             transition(subtask, State.FAILED, message, node=None)
             return
+        left = subtask.node_id
         transition(subtask, State.STARTING, reason, node=None)
     log.warning("subtask %s: %s; dispatching again", subtask.pk, reason)
-    dispatch(subtask.pk)
+    dispatch(subtask.pk, avoid=left)

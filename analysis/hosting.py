@@ -1,8 +1,10 @@
 """Several subtasks in one worker process, so that concurrent subtasks on one GPU share one
 onnxruntime session per model and have their frames batched together.
 
-Off by default (`VIAS_SUBTASKS_PER_WORKER` = 1: one subtask per django-q2 worker process, as
-on a CPU, where batching buys nothing). With N > 1, a worker that picks up a subtask's job
+How many is `per_worker()`: `VIAS_SUBTASKS_PER_WORKER` when set; otherwise the hardware decides:
+with a usable GPU provider, the node's whole capacity (one process per GPU hosts every subtask,
+so 16 or 32 streams form one batch and share one CUDA context); on a CPU, 1 (one subtask per
+django-q2 worker process, where batching buys nothing). With N > 1, a worker that picks up a subtask's job
 becomes a *host*: it runs that subtask in a thread and advertises N - 1 free slots in Redis.
 Dispatch to that node then hands further subtasks to the host (an atomic Lua script reserves a
 slot and queues the job on the host's own list) instead of the node's django-q2 queue; when no
@@ -53,7 +55,20 @@ _batchers_lock = threading.Lock()
 
 
 def per_worker() -> int:
-    return max(1, int(settings.VIAS_SUBTASKS_PER_WORKER))
+    configured = int(settings.VIAS_SUBTASKS_PER_WORKER)
+    if configured > 0:
+        return configured
+    from analysis.detect.gpu import on_gpu
+    from analysis.detect.providers import usable_providers
+
+    if not on_gpu(usable_providers()):
+        return 1
+    try:  # the node command tells its workers the node's capacity
+        return max(1, int(os.environ.get("VIAS_NODE_CAPACITY", "")))
+    except ValueError:
+        from analysis.detect.runtime import MAX_BATCH
+
+        return MAX_BATCH
 
 
 def _hosts_key(node_name: str) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,13 +21,14 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
-from django.db.models import Avg
+from django.db.models import Avg, Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from analysis import control, hosting, node
 from analysis.dispatch import dispatch, enqueue, required_categories
 from analysis.models import Event
+from analysis.outage import SOFT_ERRORS, RedisGrace
 from subtasks.choices import State
 from subtasks.models import Subtask
 from subtasks.services import IllegalTransition, transition
@@ -37,6 +40,8 @@ from vias.lib.announce import announce
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+# States in which this run's heartbeat goes through; STOPPING is answered by stopping.
+BEATING_STATES = (State.RUNNING, State.ABNORMAL, State.RECOVERING)
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 # Only this job's own run may move the subtask on from these.
@@ -79,11 +84,42 @@ def run_one_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> s
         return "gone"
     if subtask.node is None or subtask.node.name != node_name:
         return "dispatched elsewhere"
+    from subtasks.services import Lease
+
     if subtask.state in (State.STARTING, State.RECOVERING):
-        transition(subtask, State.RUNNING, heartbeat_at=timezone.now())
+        resume_frame = max(resume_frame, resume_point(subtask))
+        try:  # conditional on the attempt read above: a re-dispatch meanwhile wins
+            transition(
+                subtask,
+                State.RUNNING,
+                lease=Lease(subtask.attempts, subtask.node_id),
+                heartbeat_at=timezone.now(),
+            )
+        except IllegalTransition:
+            return "skipped: changed meanwhile"
     elif not (subtask.state == State.RUNNING and resume_frame > 0):
         return f"skipped: {subtask.state}"
     return SubtaskRun(subtask, node_name).run(resume_frame)
+
+
+def beat_interval() -> float:
+    """Seconds between a job's database heartbeats: VIAS_PROGRESS_INTERVAL, but at least three
+    per VIAS_HEARTBEAT_TIMEOUT so that a slow write never gets a live job reaped."""
+    return min(float(settings.VIAS_PROGRESS_INTERVAL), settings.VIAS_HEARTBEAT_TIMEOUT / 3)
+
+
+def resume_point(subtask: Subtask) -> int:
+    """Where a re-dispatched file subtask continues: after its checkpoint, and after the last
+    frame it stored an event for (analysed before the crash, past the checkpoint), so that no
+    frame that produced events is analysed twice. 0 for streams and pictures: they go on live."""
+    from analysis.sources import is_stream
+
+    if subtask.task.source_type in PICTURE_SOURCES or is_stream(subtask.source_url):
+        return 0
+    if subtask.checkpoint_frame == 0:
+        return 0
+    last_event = Event.objects.filter(subtask=subtask).aggregate(f=Max("frame_index"))["f"] or 0
+    return max(subtask.checkpoint_frame, last_event) + 1
 
 
 def target_rois(subtask: Subtask, size: tuple[int, int] | None = None) -> list[str] | None:
@@ -145,21 +181,32 @@ class SubtaskRun:
     node_name: str
     progress: Progress = field(default_factory=Progress)
     stop_asked: bool = False
+    # The clock the run's intervals are measured on (a benchmark drives a virtual one).
+    clock: Callable[[], float] = time.monotonic
     _last_tick: float = 0.0
+    _last_beat: float | None = None
     roi_pending: bool = False
-    _started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
-        self.attempt = self.subtask.attempts
+        from subtasks.services import Lease
+
+        self._started = self.clock()
+
+        # Every write this run makes is conditional on it (fencing): see Lease.
+        self.lease = Lease(self.subtask.attempts, self.subtask.node_id)
         self.task = self.subtask.task
-        self.inbox: control.Inbox  # set when run() opens it
+        self.inbox = control.Inbox(self.subtask.pk)
         self.pipeline: Any = None
+        # Redis may blink: its calls are skipped while it is away, fatal only after the grace.
+        self.redis = RedisGrace(what=f"subtask {self.subtask.pk}")
+        self._recoveries_seen = 0
+        self.unpublished: list[Event] = []  # events stored during an outage, sent once it ends
 
     # -- the run --------------------------------------------------------------------------------
 
     def run(self, resume_frame: int) -> str:
-        with control.Inbox(self.subtask.pk) as inbox:
-            self.inbox = inbox
+        self.redis.call(self.inbox.open, None)
+        try:
             try:
                 return self._run(resume_frame)
             except LostOwnership:
@@ -180,6 +227,9 @@ class SubtaskRun:
                     log.exception("subtask %s failed", self.subtask.pk)
                 self._finish(State.FAILED, f"{type(exc).__name__}: {exc}"[:1000])
                 return "failed"
+        finally:
+            with suppress(*SOFT_ERRORS):  # else its live key expires on its own
+                self.inbox.close()
 
     def _run(self, resume_frame: int) -> str:
         self._turn_camera()
@@ -191,7 +241,8 @@ class SubtaskRun:
             self._run_video(resume_frame)
         for finding in self.pipeline.flush():  # what waited for its track to end (face captures)
             self._store(finding, None, "")
-        self._finish(State.SUCCEEDED, "")
+        if not self._finish(State.SUCCEEDED, ""):
+            return "lost the subtask to another job"
         return "succeeded"
 
     def _run_video(self, resume_frame: int) -> None:
@@ -243,8 +294,10 @@ class SubtaskRun:
 
         index = 0
         while True:
-            picture = pop_picture(self.subtask.pk, timeout=0.2)
+            picture = self.redis.call(lambda: pop_picture(self.subtask.pk, timeout=0.2), None)
             if picture is None:
+                if self.redis.down:
+                    time.sleep(0.2)  # the queue is in Redis: nothing to do until it is back
                 self._tick()
                 continue
             name, frame = picture
@@ -283,7 +336,6 @@ class SubtaskRun:
         self._tick()
 
     def _store(self, finding: Any, frame: Any, picture: str) -> None:
-        from analysis.outputs import publish
         from analysis.pipeline import render_snapshot
 
         digest = hashlib.sha1(finding.key.encode()).hexdigest()[:12]
@@ -291,6 +343,11 @@ class SubtaskRun:
         attributes = dict(finding.attributes, **({"picture": picture} if picture else {}))
         try:
             with transaction.atomic():
+                # Fencing: the event is stored only while this run still owns the subtask. On
+                # PostgreSQL the UPDATE also locks the row until the event commits, so a reaper
+                # taking the subtask over waits for it and the next owner sees every event.
+                if not self._owned().update(heartbeat_at=timezone.now()):
+                    raise LostOwnership
                 event = Event.objects.create(
                     subtask=self.subtask,
                     task=self.task,
@@ -316,7 +373,15 @@ class SubtaskRun:
         zones = self.pipeline.engine.roi.zones if options.pop("draw_rois") else ()
         # frame None: the finding's own crop
         path.write_bytes(render_snapshot(frame, finding, zones=zones, **options))
-        publish(event)
+        self.unpublished.append(event)
+        self._publish_pending()
+
+    def _publish_pending(self) -> None:
+        """Send the stored events to the outputs in order; during an outage they wait."""
+        from analysis.outputs import publish
+
+        while self.unpublished and not self.redis.down:
+            publish(self.unpublished.pop(0))
 
     def _occurred_at(self, offset_s: float) -> datetime:
         """VCS-SPS: the file's begin time plus the offset; a live stream: now."""
@@ -328,35 +393,59 @@ class SubtaskRun:
     # -- once a frame / once a second -----------------------------------------------------------
 
     def _tick(self, force: bool = False) -> None:
-        for command in self.inbox.poll():
+        no_commands: list[control.Command] = []
+        for command in self.redis.call(self.inbox.poll, no_commands):
             self._handle(command)
-        now = time.monotonic()
+        now = self.clock()
         if not force and now - self._last_tick < TICK_SECONDS:
             return
         self._last_tick = now
-        self.inbox.keep_alive()
-        state = self._heartbeat()
-        if state == State.STOPPING or self.stop_asked:
+        self.redis.call(self.inbox.keep_alive, None)
+        if self.redis.recoveries > self._recoveries_seen:
+            self._after_outage()
+        if self.stop_asked:
             raise StopNow
-        if node.is_draining(self.node_name):
+        if force or self._last_beat is None or now - self._last_beat >= beat_interval():
+            self._last_beat = now
+            self._heartbeat()
+        self._announce_progress()
+        if self.redis.call(lambda: node.is_draining(self.node_name), False):
             raise NodeDraining
         if now - self._started > settings.VIAS_JOB_SEGMENT:
             raise SegmentEnd
 
-    def _heartbeat(self) -> str:
-        percent = round(self.progress.percent, 2)
-        owned = Subtask.objects.filter(
-            pk=self.subtask.pk, attempts=self.attempt, node__name=self.node_name, state__in=OWNED_STATES
-        )
-        if not owned.update(heartbeat_at=timezone.now(), progress=percent):
-            raise LostOwnership
-        state = cast(str, Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first())
-        self.subtask.progress = percent
-        self._write_mtask_progress()
-        self._announce_progress(percent)
-        return state
+    def _after_outage(self) -> None:
+        """Commands sent while Redis was away are lost: reload what may have changed, send what waited."""
+        self._recoveries_seen = self.redis.recoveries
+        self._reload_config()
+        self._publish_pending()
 
-    def _announce_progress(self, percent: float) -> None:
+    def _owned(self):
+        """This run's subtask row, as long as its lease holds."""
+        return Subtask.objects.filter(pk=self.subtask.pk, state__in=OWNED_STATES, **self.lease.owns())
+
+    def _heartbeat(self) -> None:
+        """One fenced UPDATE (heartbeat, progress, checkpoint); the mtask's progress is the
+        housekeeping's periodic aggregate. No row updated: stopped (StopNow) or lost the lease."""
+        percent = round(self.progress.percent, 2)
+        beating = Subtask.objects.filter(pk=self.subtask.pk, state__in=BEATING_STATES, **self.lease.owns())
+        checkpoint = {"checkpoint_frame": self.progress.last_frame} if self.progress.last_frame else {}
+        if beating.update(heartbeat_at=timezone.now(), progress=percent, **checkpoint):
+            self.subtask.progress = percent
+            return
+        row = Subtask.objects.filter(pk=self.subtask.pk).values("state", "attempts", "node_id").first()
+        if row and row["state"] == State.STOPPING and (row["attempts"], row["node_id"]) == self._lease_key():
+            raise StopNow
+        raise LostOwnership
+
+    def _lease_key(self) -> tuple[int, int | None]:
+        return (self.lease.attempt, self.lease.node_id)
+
+    def _announce_progress(self) -> None:
+        """Once a second on the channel layer (Redis, not the database)."""
+        percent = round(self.progress.percent, 2)
+        if self.redis.down:
+            return  # the push would only wait for a timeout
         announce(
             self.task.project.project_id,
             "progress",
@@ -390,12 +479,15 @@ class SubtaskRun:
             elif command.op == "store_conf":
                 self.task.refresh_from_db(fields=["store_conf"])
             else:
-                self.inbox.ack(command, ok=False, reason=_("unknown command %(op)s") % {"op": command.op})
+                self._ack(command, ok=False, reason=_("unknown command %(op)s") % {"op": command.op})
                 return
         except Exception as exc:  # noqa: BLE001 - a bad update is refused, the run goes on
-            self.inbox.ack(command, ok=False, reason=f"{type(exc).__name__}: {exc}")
+            self._ack(command, ok=False, reason=f"{type(exc).__name__}: {exc}")
             return
-        self.inbox.ack(command)
+        self._ack(command)
+
+    def _ack(self, command: control.Command, ok: bool = True, reason: str = "") -> None:
+        self.redis.call(lambda: self.inbox.ack(command, ok=ok, reason=reason), None)
 
     def _turn_camera(self) -> None:
         """A dome camera goes to its scene's preset (ONVIF) and settles before it is analysed."""
@@ -420,34 +512,45 @@ class SubtaskRun:
     # -- state ----------------------------------------------------------------------------------
 
     def _move(self, target: State, reason: str, **fields: Any) -> None:
+        from subtasks.services import LeaseLost
+
         try:
-            transition(self.subtask, target, reason, **fields)
+            transition(self.subtask, target, reason, lease=self.lease, **fields)
+        except LeaseLost:
+            raise LostOwnership from None
         except IllegalTransition:
             state_now = Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
             if state_now == State.STOPPING:
                 raise StopNow from None
             raise LostOwnership from None
 
-    def _finish(self, target: State, reason: str) -> None:
-        self._refresh_state()
+    def _finish(self, target: State, reason: str) -> bool:
+        """End the run as `target`; False when the lease is gone (another job owns the subtask:
+        nothing is written)."""
+
+        if not self._refresh_state():
+            log.info("subtask %s: not finishing as %s: it was given to another job", self.subtask.pk, target)
+            return False
         fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
         if target == State.SUCCEEDED:
             fields["progress"] = 100.0
             self.progress.done = self.progress.total
         try:
             if target == State.STOPPED and self.subtask.state != State.STOPPING:
-                transition(self.subtask, State.STOPPING, reason)
-            transition(self.subtask, target, reason, **fields)
-        except IllegalTransition as exc:
+                transition(self.subtask, State.STOPPING, reason, lease=self.lease)
+            transition(self.subtask, target, reason, lease=self.lease, **fields)
+        except IllegalTransition as exc:  # LeaseLost too: a stale run ends without a word
             log.info("subtask %s: not finishing as %s: %s", self.subtask.pk, target, exc)
         else:
             if target == State.SUCCEEDED:
-                self._announce_progress(100.0)  # the live bars end at 100 %, not the last tick's
+                self._announce_progress()  # the live bars end at 100 %, not the last tick's
         self._write_mtask_progress()
+        return True
 
     def _hand_back(self) -> None:
         reason = _("node %(node)s is shutting down; handed back") % {"node": self.node_name}
-        self._refresh_state()
+        if not self._refresh_state():
+            return  # another job owns it now: nothing to hand back
         if self.subtask.state == State.STOPPING:
             self._finish(State.STOPPED, _("stopped"))
             return
@@ -456,7 +559,10 @@ class SubtaskRun:
         self._move(State.STARTING, reason, node=None)
         dispatch(self.subtask.pk, count_attempt=False)
 
-    def _refresh_state(self) -> None:
-        self.subtask.state = cast(
-            str, Subtask.objects.filter(pk=self.subtask.pk).values_list("state", flat=True).first()
-        )
+    def _refresh_state(self) -> bool:
+        """Read the subtask's state again; False when this run's lease no longer holds."""
+        row = Subtask.objects.filter(pk=self.subtask.pk).values("state", "attempts", "node_id").first()
+        if row is None:
+            return False
+        self.subtask.state = row["state"]
+        return (row["attempts"], row["node_id"]) == self._lease_key()

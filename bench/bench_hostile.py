@@ -36,6 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.bench_tasks_api import create_pg_database, drop_pg_database  # noqa: E402
+from tests.test_v2_helpers import source_body  # noqa: E402
 
 METHODS = ("get", "post", "put", "delete")
 BAD_TOKENS = [
@@ -209,7 +210,7 @@ def hostile_requests(
             for path, body in (
                 ("/tasks", task_body(vchans=0, play_url=url)),
                 ("/vchans", {"vchan_refid": "ssrf", "url": url}),
-                (f"/v2/{alice_project}/source", {"id": "ssrf", "name": "s", "url": url}),
+                (f"/v2/{alice_project}/source", source_body("ssrf", url)),
                 ("/tasks", task_body(vchans=0, output={"webhook": {"url": url, "headers": {"a": "a"}}})),
             ):
                 answer = client.post(path, json=body, headers={"Authorization": alice})

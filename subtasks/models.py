@@ -26,6 +26,9 @@ class Node(models.Model):
     draining = models.BooleanField(
         default=False, help_text=_("shutting down: finishes or hands back its subtasks, takes no new ones")
     )
+    # The process that registered the name (a random id per `manage.py node`): a second process
+    # with a name that is live is refused, and a node whose name was taken over stops.
+    instance = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -84,6 +87,9 @@ class Subtask(models.Model):
         null=True, blank=True, help_text=_("wall-clock time of the source file's first frame")
     )
     attempts = models.PositiveIntegerField(default=0)
+    # The last frame of a recorded file analysed and written with the heartbeat: a re-dispatched
+    # subtask continues after it instead of from frame 0 (reset by a start).
+    checkpoint_frame = models.PositiveIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

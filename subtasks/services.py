@@ -29,6 +29,7 @@ from tasks import schedules
 from tasks.models import Project, Task
 from tasks.validators import validate_detector_models
 from vias.lib.announce import announce
+from vias.lib.broker import require_broker
 from vias.lib.errors import Conflict, Invalid, NotFound, ServiceError, clean
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,24 @@ CONFIG_FIELDS = ("rois", "calibration_xml", "config_xml", "algo_args")
 
 class IllegalTransition(Conflict):
     """A state change the state machine does not allow."""
+
+
+class LeaseLost(IllegalTransition):
+    """The subtask was given to another job (another attempt or node) meanwhile: a stale job's
+    write is refused."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a job owns a subtask by: the attempt it was dispatched as, on its node. Every write a
+    job makes is conditional on both (fencing), so a job the reaper gave up on writes nothing."""
+
+    attempt: int
+    node_id: int | None
+
+    def owns(self) -> dict[str, Any]:
+        """Filter arguments for Subtask rows this lease still holds."""
+        return {"attempts": self.attempt, "node_id": self.node_id}
 
 
 @dataclass(frozen=True)
@@ -66,10 +85,13 @@ def get_subtask(project: Project, subtask_id: int | str) -> Subtask:
     return subtask
 
 
-def transition(subtask: Subtask, target: State, reason: str = "", **fields: Any) -> Subtask:
+def transition(
+    subtask: Subtask, target: State, reason: str = "", lease: Lease | None = None, **fields: Any
+) -> Subtask:
     """Move one subtask to `target` if the state machine allows it, then announce.
 
-    The UPDATE is conditional on the state read, so two concurrent changes cannot both win.
+    The UPDATE is conditional on the state read, so two concurrent changes cannot both win; with a
+    `lease` (a job's own changes) also on the job's attempt and node.
     """
     current = State(subtask.state)
     if not can_transition(current, target):
@@ -83,12 +105,15 @@ def transition(subtask: Subtask, target: State, reason: str = "", **fields: Any)
         changes.setdefault("started_at", now)
     if target in (State.STOPPED, State.SUCCEEDED, State.FAILED):
         changes.setdefault("finished_at", now)
-    updated = Subtask.objects.filter(pk=subtask.pk, state=current).update(**changes)
+    owned = lease.owns() if lease is not None else {}
+    updated = Subtask.objects.filter(pk=subtask.pk, state=current, **owned).update(**changes)
     if not updated:
-        state_now = Subtask.objects.filter(pk=subtask.pk).values_list("state", flat=True).first()
-        if state_now is None:  # deleted meanwhile: a 404, not an unhandled DoesNotExist
+        now_row = Subtask.objects.filter(pk=subtask.pk).values("state", "attempts", "node_id").first()
+        if now_row is None:  # deleted meanwhile: a 404, not an unhandled DoesNotExist
             raise NotFound(_("no subtask %(id)s") % {"id": subtask.pk}, field="subtask_id")
-        subtask.state = state_now
+        subtask.state = now_row["state"]
+        if lease is not None and (now_row["attempts"], now_row["node_id"]) != (lease.attempt, lease.node_id):
+            raise LeaseLost(_("subtask %(id)s was given to another job meanwhile") % {"id": subtask.pk})
         raise IllegalTransition(
             _("subtask %(id)s changed state meanwhile (now %(state)s)")
             % {"id": subtask.pk, "state": subtask.state}
@@ -143,6 +168,7 @@ def _tell(subtask_ids: list[int], command: dict[str, Any]) -> None:
 def apply_config(subtask: Subtask, spec: dict[str, Any], timeout: float | None = None) -> tuple[Subtask, Ack]:
     """configure_subtask, then have a running subtask apply it now; the device's acknowledgement
     (or "applied" when nothing runs: the job reads the stored configuration when it starts)."""
+    require_broker()  # during a Redis outage: 503 before the write, not a change nobody applies
     subtask = configure_subtask(subtask, spec)
     command = {"op": "update", "fields": sorted(spec)}
     return subtask, engine().send_to_subtasks([subtask.pk], command, timeout)[0]
@@ -175,7 +201,6 @@ def delete_subtask(subtask: Subtask) -> None:
     )
 
 
-@transaction.atomic
 def start_task(task: Task, now: datetime | None = None) -> list[Outcome]:
     """Start a big task, for every dialect, the admin and the websocket alike.
 
@@ -183,7 +208,15 @@ def start_task(task: Task, now: datetime | None = None) -> list[Outcome]:
     each window edge, and it starts now only inside a window. One without a schedule starts at
     once: every config-complete subtask that is not running is dispatched. Reports each subtask
     that was asked to start (none when a scheduled task is outside its windows).
+
+    During a Redis outage nothing could be queued: 503 (Unavailable) before anything is written.
     """
+    require_broker()
+    return _start_task(task, now)
+
+
+@transaction.atomic
+def _start_task(task: Task, now: datetime | None) -> list[Outcome]:
     if not task.schedule:
         return _start_by_mtasks(task, now or timezone.now())
     _set_schedule_active(task, True)
@@ -333,7 +366,14 @@ def _start_one(subtask: Subtask) -> Outcome:
             subtask.pk, subtask.state, False, _("cannot start from %(state)s") % {"state": subtask.state}
         )
     transition(
-        subtask, State.STARTING, attempts=0, progress=0.0, heartbeat_at=None, finished_at=None, node=None
+        subtask,
+        State.STARTING,
+        attempts=0,
+        progress=0.0,
+        checkpoint_frame=0,
+        heartbeat_at=None,
+        finished_at=None,
+        node=None,
     )
     transaction.on_commit(partial(_dispatch, subtask.pk))
     return Outcome(subtask.pk, subtask.state, True)
@@ -380,6 +420,7 @@ def _stop_one(subtask: Subtask) -> Outcome:
 
 def start_subtask(subtask: Subtask) -> Outcome:
     """Dispatch one config-complete subtask (start_task's rules, for one subtask)."""
+    require_broker()
     with transaction.atomic():
         subtask = Subtask.objects.select_for_update().select_related("task__project").get(pk=subtask.pk)
         _check_detectors(subtask.task)
@@ -397,6 +438,7 @@ def dispatch_again(subtask: Subtask) -> Outcome:
     """Put a subtask on a node's queue again: one waiting for a node (STARTING, RECOVERING) is
     dispatched now; an ABNORMAL one goes back to STARTING first (the reaper's path); a FAILED,
     STOPPED or SUCCEEDED one is started again (start_subtask's rules)."""
+    require_broker()
     if subtask.state in (State.STARTING, State.RECOVERING):
         node = engine().dispatch(subtask.pk, count_attempt=False)
         reason = (
@@ -419,6 +461,7 @@ def dispatch_again(subtask: Subtask) -> Outcome:
 def set_pic_task_models(task: Task, models: Any, timeout: float | None = None) -> list[Ack]:
     """Change a picture task's algorithm combination (Task.detector_models) and send it straight
     to its subtasks. Refused for video tasks; validated by the model's own validator."""
+    require_broker()
     with transaction.atomic():
         task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
         if not task.is_picture_task:

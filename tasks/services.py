@@ -33,6 +33,7 @@ from tasks.choices import SourceType
 from tasks.models import MTask, Project, Scene, SceneRoi, StoreConf, Task, VideoChannel
 from tasks.validators import decode_file_b64, type_config_for_url
 from vias.lib.announce import announce
+from vias.lib.broker import require_broker
 from vias.lib.errors import (
     Conflict,
     Invalid,
@@ -374,7 +375,9 @@ def replace_store_conf_and_push(
     conf: StoreConf, spec: dict[str, Any], timeout: float | None = None
 ) -> tuple[StoreConf, list[Ack]]:
     """Replace a storage config, then send it to every running subtask of every task using it
-    and wait for their acknowledgements. The old file is not kept, so delivery is what counts."""
+    and wait for their acknowledgements. The old file is not kept, so delivery is what counts.
+    During a Redis outage: 503 before anything is written."""
+    require_broker()
     conf = replace_store_conf(conf, spec)
     acks = engine().push_store_conf(conf, timeout)
     # The subtasks that were not running read the new file when they start: "applied".

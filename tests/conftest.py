@@ -161,3 +161,46 @@ def task_body(
         ],
         **extra,
     }
+
+
+# -- real nodes (tests/nodes.py) for the analysis-engine tests --
+
+
+@pytest.fixture
+def node_process(request):
+    """start(**kwargs) -> a registered NodeProcess; every node started is stopped at the end."""
+    from subtasks.models import Node
+    from tests.nodes import NodeProcess, wait_for
+
+    started: list[NodeProcess] = []
+
+    def start(**kwargs) -> NodeProcess:
+        process = NodeProcess(**kwargs)
+        started.append(process)
+        wait_for(
+            lambda: Node.objects.filter(name=process.name).exists(), timeout=60, what="the node to register"
+        )
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def store():
+    """The video store with bikes.mp4, and the fixed tiny person model registered."""
+    import shutil
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from tests.nodes import BIKES
+    from tests.onnx_models import register_fixed_person_model
+    from tests.test_jobs import PERSON
+
+    store = Path(settings.DATA_DIR) / "videos"
+    store.mkdir(parents=True, exist_ok=True)
+    shutil.copy(BIKES, store / "bikes.mp4")
+    register_fixed_person_model(Path(settings.VIAS_MODELS_DIR), PERSON)
+    return store

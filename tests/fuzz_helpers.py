@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import task_body
-from tests.test_v2_helpers import batch_body
+from tests.test_v2_helpers import batch_body, group_body, source_body
 from tests.test_v2_helpers import task_body as v2_task_body
 from tests.vcs_helpers import compute_body, device
 
@@ -81,11 +81,14 @@ def seed_objects(base: str, token: str, project_id: str, data_dir: Path) -> dict
         _ok(client.post("/store_confs", json=conf))
         _ok(client.post("/vchans", json={"vchan_refid": "fuzz-cam", "url": "rtsp://10.9.9.9/live"}))
         v2 = f"/v2/{project_id}"
-        source = _ok(
-            client.post(f"{v2}/source", json={"id": "fuzz-src", "name": "s", "url": "rtsp://10.9.9.8/x"})
-        )
-        v2_task = _ok(client.post(f"{v2}/services/face/tasks", json=v2_task_body([source["id"]])))
-        batch = _ok(client.post(f"{v2}/batch-tasks", json=batch_body([source["id"]])))
+        source_id = _ok(client.post(f"{v2}/source", json=source_body("fuzz src", "rtsp://10.9.9.8/x")))[
+            "video_source_id"
+        ]
+        group_id = _ok(client.post(f"{v2}/video-group", json=group_body("fuzz_group", [source_id])))[
+            "video_group_id"
+        ]
+        v2_task = _ok(client.post(f"{v2}/services/face/tasks", json=v2_task_body([source_id])))
+        batch = _ok(client.post(f"{v2}/batch-tasks", json=batch_body([source_id])))
         vcs = _ok(
             client.post(
                 "/vcs/console/task/createComputeTask", json=compute_body(devices=[device("fuzz-vcs-cam")])
@@ -96,7 +99,8 @@ def seed_objects(base: str, token: str, project_id: str, data_dir: Path) -> dict
         "subtask_id": [str(s["subtask_id"]) for s in subtasks],
         "unid": ["fuzz-conf"],
         "vchan_refid": ["fuzz-cam", "cam-0"],
-        "source_id": [source["id"]],
+        "source_id": [source_id],
+        "group_id": [group_id],
         "batch_id": [batch["id"]],
     }
 

@@ -32,13 +32,21 @@ def database_url() -> str:
 class NodeProcess:
     """`manage.py node` for one test; stop() sends SIGTERM and reports what was left running."""
 
-    def __init__(self, capacity: int = 1, heartbeat_timeout: int = 3, **env: str) -> None:
-        self.name = f"test-node-{uuid.uuid4().hex[:6]}"
+    def __init__(
+        self,
+        capacity: int = 1,
+        heartbeat_timeout: int = 3,
+        heartbeat_grace: int = 3,
+        name: str = "",
+        **env: str,
+    ) -> None:
+        self.name = name or f"test-node-{uuid.uuid4().hex[:6]}"
         environment = {
             **os.environ,
             "DATABASE_URL": database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "VIAS_HEARTBEAT_TIMEOUT": str(heartbeat_timeout),
+            "VIAS_HEARTBEAT_GRACE": str(heartbeat_grace),
             "VIAS_NODE_TIMEOUT": "10",
             "PYTHONUNBUFFERED": "1",
             **env,

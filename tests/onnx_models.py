@@ -43,9 +43,11 @@ def build_model(
     batch: int | None = 1,
     fp16: bool = False,
     scale_by_mean: bool = True,
+    dynamic_size: bool = False,
 ) -> Path:
     """Write an ONNX model: input "images" (batch, 3, height, width), output "output0" = fixed
-    boxes + scores (× the input's mean when scale_by_mean). batch None: a dynamic batch."""
+    boxes + scores (× the input's mean when scale_by_mean). batch None: a dynamic batch;
+    dynamic_size: height and width are named dimensions (any size runs)."""
     elem = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     batch_dim: int | str = batch if batch is not None else "N"
     score_mask = np.zeros_like(output)
@@ -65,7 +67,13 @@ def build_model(
     graph = helper.make_graph(
         nodes,
         "tiny-yolo",
-        [helper.make_tensor_value_info("images", elem, [batch_dim, 3, height, width])],
+        [
+            helper.make_tensor_value_info(
+                "images",
+                elem,
+                [batch_dim, 3, "H" if dynamic_size else height, "W" if dynamic_size else width],
+            )
+        ],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [batch_dim, *output.shape[1:]])],
         initializer=[
             numpy_helper.from_array(np.array([-1, 1, 1], np.int64), "shape3"),

@@ -10,6 +10,7 @@ recall ≥ 0.8 are *not* reached by this model: see docs/benchmarks.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from io import StringIO
 from pathlib import Path
@@ -141,3 +142,61 @@ def _frame(video: Path, index: int):
     from analysis.quality import read_frames
 
     return read_frames(video, [index])[index]
+
+
+def test_the_fall_model_takes_rectangles_and_finds_what_the_square_finds(fetched, tmp_path):
+    """fetch_models rewrote the fall model's 640×640 export to dynamic height/width: bikes.mp4
+    (640×272) runs at 640×288. Against the square export (batch made dynamic only) on the same
+    frames, every confident detection (score ≥ 0.6) has a partner of the same class with IoU ≥ 0.5
+    both ways, and the median IoU is high (the padding differs, so boxes move by a pixel or two)."""
+    import cv2
+
+    from analysis.detect.gpu import fp16_path
+    from analysis.detect.runtime import DetectorSpec
+    from analysis.management.commands.fetch_models import MODELS, default_cache_dir, dynamic_batch, extract
+
+    fall = fetched["person-fall-yolov8"]
+    rect = YoloDetector(DetectorSpec.from_model(fall))
+    assert rect.max_batch > 1  # and a dynamic batch dimension
+    assert rect.input_shape.dynamic and not rect.fp16  # the CPU loads the float32 file
+    assert fp16_path(fall.path).is_file()  # the GPU's variant, installed beside it
+    half = YoloDetector(dataclasses.replace(DetectorSpec.from_model(fall), path=str(fp16_path(fall.path))))
+    assert half.fp16 and half.input_shape.dynamic
+    model = next(m for m in MODELS if m.name == "person-fall-yolov8")
+    square_file = tmp_path / "square.onnx"
+    square_file.write_bytes(
+        dynamic_batch(extract(default_cache_dir() / model.archive, model.members)["model"])
+    )
+    square = YoloDetector(dataclasses.replace(DetectorSpec.from_model(fall), path=str(square_file)))
+    assert not square.input_shape.dynamic
+    capture = cv2.VideoCapture(str(DATA / "bikes.mp4"))
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(read[1])
+    frames = frames[::10]
+    assert rect.input_size(frames[0]) == (640, 288) and square.input_size(frames[0]) == (640, 640)
+    ious, confident = [], 0
+    for found_rect, found_square in zip(rect.detect_batch(frames), square.detect_batch(frames), strict=True):
+        for mine, theirs in ((found_square, found_rect), (found_rect, found_square)):
+            for d in mine:
+                best = max((_iou(d.box, e.box) for e in theirs if e.class_id == d.class_id), default=0.0)
+                ious.append(best)
+                if d.score >= 0.6:
+                    confident += 1
+                    assert best >= 0.5, (d, theirs)
+    assert confident >= 5
+    assert sorted(ious)[len(ious) // 2] >= 0.85
+
+
+def test_the_default_detector_stays_square(fetched):
+    """The converted Darknet network could take rectangles, but fetch_models fixes its input at
+    the cfg's 416×416 (letterboxed into 416×192 it found fewer persons); the batch stays dynamic."""
+    [general] = detectors_for(VEHICLES)
+    assert not general.input_shape.dynamic and general.max_batch > 1
+    assert general.input_size(_frame(DATA / "bikes.mp4", 0)) == (416, 416)
+
+
+def _iou(a, b) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)

@@ -17,6 +17,7 @@ from analysis.detect import (
     capabilities,
     detectors_for,
     get_session,
+    runtime,
     usable_providers,
     yolo,
 )
@@ -165,7 +166,7 @@ def test_detect_batch_keeps_each_frame_its_own_result(tmp_path, batch):
     output = yolov8_output([(32, 32, 16, 16, [0.9, 0.0])], classes=2)
     path = build_model(tmp_path / "b.onnx", output, batch=batch)
     detector = YoloDetector(spec(path))
-    assert detector.max_batch == (16 if batch is None else 1)
+    assert detector.max_batch == (runtime.MAX_BATCH if batch is None else 1)
     results = detector.detect_batch([white(64, 64), black(64, 64), white(128, 128)])
     assert [len(r) for r in results] == [1, 0, 1]
     assert boxes_of(results[2]) == [(48.0, 48.0, 80.0, 80.0)]  # scale 0.5 → ×2

@@ -108,7 +108,7 @@ def test_the_reaper_marks_a_silent_subtask_abnormal_and_dispatches_it_again(
     task = ready_task(alice)
     subtask = running_on(first, task)
     Node.objects.filter(pk=first.pk).update(last_heartbeat=None)  # its machine is gone
-    age_heartbeat(subtask, settings.VIAS_HEARTBEAT_TIMEOUT + 1)
+    age_heartbeat(subtask, settings.VIAS_HEARTBEAT_TIMEOUT + settings.VIAS_HEARTBEAT_GRACE + 1)
     with django_capture_on_commit_callbacks(execute=True):
         assert dispatch.reap() == [subtask.pk]
     subtask.refresh_from_db()
@@ -160,4 +160,30 @@ def test_a_node_registers_its_capabilities_heartbeats_and_drains():
     assert not node.is_draining("node-caps")
 
 
+def test_a_nodes_capabilities_list_only_the_models_on_its_disk(settings, tmp_path):
+    from analysis.models import Detector
+
+    settings.VIAS_MODELS_DIR = tmp_path
+    (tmp_path / "here.onnx").write_bytes(b"onnx")
+    classes = {"0": {"label": "person", "category": "body"}}
+    Detector.objects.create(name="here", onnx_file="here.onnx", classes=classes)
+    Detector.objects.create(name="elsewhere", onnx_file="elsewhere.onnx", classes=classes)
+    Detector.objects.create(name="off", onnx_file="here.onnx", classes=classes, enabled=False)
+    assert node.register("node-disk", capacity=1).capabilities["models"] == ["here"]
+
+
 pytestmark = pytest.mark.django_db
+
+
+def test_the_housekeeping_derives_each_running_mtasks_progress_in_one_statement(
+    alice, django_assert_num_queries
+):
+    from tasks.models import MTask
+
+    task = ready_task(alice, vchans=2, scenes=2)
+    first, second = task.subtasks.order_by("position")
+    Subtask.objects.filter(pk=first.pk).update(state=State.RUNNING, progress=40.0)
+    Subtask.objects.filter(pk=second.pk).update(state=State.RUNNING, progress=81.0)
+    with django_assert_num_queries(1):
+        assert dispatch.refresh_mtask_progress() == 1
+    assert MTask.objects.get(task=task).progress == 60

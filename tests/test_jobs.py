@@ -200,8 +200,10 @@ def test_a_stream_that_goes_silent_turns_abnormal_then_recovering(
 
 
 def test_a_stop_asked_through_the_database_alone_is_seen_at_the_next_heartbeat(
-    alice, video_store, person_model
+    alice, video_store, person_model, settings
 ):
+    # A database heartbeat every second: with the default (5 s) an idle machine ends the file first.
+    settings.VIAS_PROGRESS_INTERVAL = 1
     long_video(video_store / "long.mp4", loops=8)
     _task, subtask, node = security_task(alice, "long.mp4", fps=25)
     thread, result = in_thread(subtask, node)

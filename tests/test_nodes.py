@@ -5,10 +5,10 @@ mid-subtask is noticed and its subtask re-dispatched; SIGTERM drains a node and 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-from pathlib import Path
+import time
 
+import psutil
 import pytest
 from django.conf import settings
 
@@ -18,37 +18,10 @@ from subtasks import services as subtask_services
 from subtasks.choices import State
 from subtasks.models import Node, Subtask
 from tests.analysis_helpers import ready_task
-from tests.nodes import BIKES, NodeProcess, long_video, wait_for
-from tests.onnx_models import register_fixed_person_model
-from tests.test_jobs import PERSON, WHOLE_FRAME
+from tests.nodes import NodeProcess, long_video, wait_for
+from tests.test_jobs import WHOLE_FRAME
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def node_process(request):
-    started: list[NodeProcess] = []
-
-    def start(**kwargs) -> NodeProcess:
-        process = NodeProcess(**kwargs)
-        started.append(process)
-        wait_for(
-            lambda: Node.objects.filter(name=process.name).exists(), timeout=60, what="the node to register"
-        )
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
-
-
-@pytest.fixture
-def store() -> Path:
-    store = Path(settings.DATA_DIR) / "videos"
-    store.mkdir(parents=True, exist_ok=True)
-    shutil.copy(BIKES, store / "bikes.mp4")
-    register_fixed_person_model(Path(settings.VIAS_MODELS_DIR), PERSON)
-    return store
 
 
 def started_task(actor, url: str, **algo_args):
@@ -144,3 +117,38 @@ def test_with_hosting_on_a_second_subtask_runs_in_the_same_worker_sharing_its_se
     wait_for(
         lambda: {fetch(first).state, fetch(second).state} == {State.STOPPED}, timeout=30, what="both STOPPED"
     )
+
+
+def test_kill_9_of_a_node_takes_its_cluster_and_workers_with_it(alice, store, node_process):
+    long_video(store / "long.mp4", loops=8)
+    node = node_process(capacity=1)
+    _task, subtask = started_task(alice, "long.mp4", fps=25)
+    worker_pid = wait_for(lambda: control.live_pid(subtask.pk), timeout=60, what="the job to start")
+    wait_for(lambda: fetch(subtask).progress > 1, timeout=60, what="some progress")
+    tree = node.descendants()
+    assert worker_pid in [process.pid for process in tree]  # the busy worker is among them
+    os.kill(node.process.pid, signal.SIGKILL)
+    node.process.wait()
+
+    def all_gone() -> bool:
+        return not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    wait_for(all_gone, timeout=10, what=lambda: f"no process left: {[p for p in tree if p.is_running()]}")
+    # Nobody heartbeats the subtask any more, so the reaper can hand it on.
+    beat = fetch(subtask).heartbeat_at
+    time.sleep(2)
+    assert fetch(subtask).heartbeat_at == beat
+
+
+def test_a_second_node_with_the_name_of_a_live_one_is_refused_with_a_clear_error(node_process):
+    first = node_process(capacity=1)
+    wait_for(lambda: Node.objects.get(name=first.name).instance, timeout=30, what="the claim")
+    claim = Node.objects.get(name=first.name).instance
+    second = NodeProcess(name=first.name)
+    try:
+        assert second.process.wait(timeout=60) != 0
+    finally:
+        second.stop()
+    assert f"a node named '{first.name}' is already running" in second.output(), second.output()
+    assert Node.objects.get(name=first.name).instance == claim  # the first keeps its name
+    assert first.process.poll() is None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -74,9 +76,9 @@ def data_dir() -> Iterator[Path]:
         yield Path(path)
 
 
-def start_up(data_dir: Path, port: int, *flags: str) -> subprocess.Popen[str]:
+def start_up(data_dir: Path, port: int, *flags: str, **extra_env: str) -> subprocess.Popen[str]:
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(VIAS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", VIAS_WORKERS="1")
+    env.update(VIAS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", VIAS_WORKERS="1", **extra_env)
     return subprocess.Popen(
         [sys.executable, "manage.py", "up", "--port", str(port), *flags],
         cwd=ROOT,
@@ -140,3 +142,98 @@ def test_up_serves_admin_and_stops_cleanly_on_sigint(data_dir: Path) -> None:
             if alive(process):
                 process.kill()
         up.wait(timeout=5)
+
+
+def api(url: str, token: str, body: dict | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Authorization": token, "Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def create_token(data_dir: Path) -> str:
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    env["VIAS_DATA_DIR"] = str(data_dir)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "create_token", "operator", "--project", "demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_up_restarts_its_redis_and_a_start_during_the_outage_answers_503_changing_nothing(
+    data_dir: Path,
+) -> None:
+    port = free_port()
+    (data_dir / "videos").mkdir()
+    shutil.copy(ROOT / "tests" / "data" / "bikes.mp4", data_dir / "videos" / "bikes.mp4")
+    # A restart delay long enough that the requests below surely land in the outage.
+    up = start_up(data_dir, port, VIAS_REDIS_RESTART_DELAY="4")
+    output = Output(up.stdout)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(up, output, f"{base}/admin/login/")
+        token = create_token(data_dir)
+        device = {
+            "deviceId": "cam-1",
+            "videoId": "bikes",
+            "videoTimeLength": 10,
+            "videoBeginTime": 1564675200001,
+        }
+        status, created = api(
+            f"{base}/vcs/console/task/createComputeTask",
+            token,
+            {
+                "name": "outage",
+                "execType": "historyVideoFile",
+                "execStartTime": 1564675200000,
+                "datasources": {"devices": [device]},
+                "algorithms": [{"models": ["face"]}],
+            },
+        )
+        assert status == 200, created
+        task_id = created["Data"]["taskId"]
+        subtasks_url = f"{base}/tasks/{task_id}/subtasks"
+        before = api(subtasks_url, token)[1]["list_data"]
+
+        (server,) = [p for p in psutil.Process(up.pid).children() if "redis-server" in command_line(p)]
+        server.kill()
+        status, refused = api(f"{base}/vcs/console/task/startComputeTask", token, {"taskId": task_id})
+        # VCS application errors come in an HTTP 200, the code in Code.
+        assert (status, refused["Code"]) == (200, "503"), refused
+        assert api(subtasks_url, token)[1]["list_data"] == before  # nothing was written
+
+        deadline = time.monotonic() + 30
+        while "Redis restarted" not in output.text and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "Redis restarted" in output.text, output.text
+        assert up.poll() is None
+        status, started = api(f"{base}/vcs/console/task/startComputeTask", token, {"taskId": task_id})
+        assert status == 200, started
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            states = [row["state"] for row in api(subtasks_url, token)[1]["list_data"]]
+            if states and all(state in ("succeeded", "SUCCEEDED") for state in states):
+                break
+            time.sleep(0.5)
+        assert states and all(state in ("succeeded", "SUCCEEDED") for state in states), (
+            states,
+            output.text[-3000:],
+        )
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait(timeout=5)

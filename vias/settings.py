@@ -92,11 +92,21 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several processes (web, workers) share the file: wait for locks instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
-    # Writers take the lock when they begin: two transactions that read, then write, never deadlock
-    # into an immediate "database is locked" (the cluster branch sets the same, with WAL).
-    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            # Several processes (web, workers) share the file: a writer waits up to this many
+            # seconds for the lock (SQLite's busy timeout) instead of failing.
+            "timeout": envint("VIAS_SQLITE_BUSY_TIMEOUT", 30),
+            # A deferred transaction that reads and then writes cannot wait for the lock (SQLite
+            # fails the upgrade at once to avoid a deadlock): take the write lock at BEGIN.
+            "transaction_mode": envstr("VIAS_SQLITE_TRANSACTION_MODE", "IMMEDIATE"),
+            # WAL: readers never block the writer nor it them; NORMAL is durable enough in WAL
+            # mode (a power cut may lose the last commits, never corrupt the file).
+            # (The two VIAS_SQLITE_* knobs exist for bench/bench_sqlite_writers.py's comparison.)
+            "init_command": f"PRAGMA journal_mode={envstr('VIAS_SQLITE_JOURNAL_MODE', 'WAL')}; "
+            "PRAGMA synchronous=NORMAL;",
+        }
+    )
     # A file, not memory: the analysis tests run nodes (other processes) against the test database.
     DATABASES["default"].setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test.sqlite3")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -232,6 +242,15 @@ VIAS_ACK_TIMEOUT = envint("VIAS_ACK_TIMEOUT", 10)
 VIAS_PTZ_SETTLE_MS = envint("VIAS_PTZ_SETTLE_MS", 2000)
 # A running subtask whose heartbeat is older than this is ABNORMAL and dispatched again.
 VIAS_HEARTBEAT_TIMEOUT = envint("VIAS_HEARTBEAT_TIMEOUT", 30)
+# Seconds a running subtask carries on while Redis (control channel, channel layer, outputs) is
+# unreachable before it gives up (FAILED); shorter outages only delay commands and pushes.
+VIAS_REDIS_GRACE = envint("VIAS_REDIS_GRACE", 60)
+# When the node of a silent subtask is silent too, it may only be stalled: its subtasks are
+# suspected, and reaped this many seconds after VIAS_HEARTBEAT_TIMEOUT (docs/analysis-engine.md).
+VIAS_HEARTBEAT_GRACE = envint("VIAS_HEARTBEAT_GRACE", 30)
+# Seconds between a running subtask's database writes (heartbeat, progress, checkpoint): one
+# UPDATE each. Progress pushes on the websocket stay once a second (Redis, not the database).
+VIAS_PROGRESS_INTERVAL = envint("VIAS_PROGRESS_INTERVAL", 5)
 # A node whose heartbeat is older than this gets no new subtasks.
 VIAS_NODE_TIMEOUT = envint("VIAS_NODE_TIMEOUT", 30)
 # A job hands its subtask on to a fresh job before django-q2's timeout would kill it.
@@ -244,8 +263,9 @@ VIAS_DEFAULT_FPS = envint("VIAS_DEFAULT_FPS", 5)
 VIAS_SOURCE_OPEN_TIMEOUT = envint("VIAS_SOURCE_OPEN_TIMEOUT", 10)
 VIAS_SOURCE_READ_TIMEOUT = envint("VIAS_SOURCE_READ_TIMEOUT", 10)
 # Subtasks one worker process runs at once (threads sharing one onnxruntime session per model,
-# frames batched across them: for GPU nodes, docs/analysis-engine.md). 1: one per process.
-VIAS_SUBTASKS_PER_WORKER = envint("VIAS_SUBTASKS_PER_WORKER", 1)
+# frames batched across them: docs/analysis-engine.md). 0 (default): decided by the hardware, all
+# of the node's subtasks in one process when a GPU is usable, one per process on a CPU.
+VIAS_SUBTASKS_PER_WORKER = envint("VIAS_SUBTASKS_PER_WORKER", 0)
 # Where fetched and registered ONNX models live.
 VIAS_MODELS_DIR = DATA_DIR / "models"
 # Video and picture sources (vias/lib/ssrf.py, docs/outputs.md): private (LAN) addresses are

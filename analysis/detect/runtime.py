@@ -6,22 +6,24 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Empty, SimpleQueue
-from typing import Any, Protocol
+from queue import Empty, Queue, SimpleQueue
+from typing import Any, Protocol, cast
 
 import numpy as np
 
-from analysis.detect import yolo
+from analysis.detect import gpu, yolo
+from analysis.detect.preprocess import BatchBuffers, BufferPool, InputShape
 from analysis.detect.providers import QUIET, usable_providers
 
 log = logging.getLogger(__name__)
 
 # Largest batch sent to a model with a dynamic batch dimension.
-MAX_BATCH = 16
+MAX_BATCH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,16 @@ class DetectorSpec:
         return {category: dict(limits) for category, limits in self.filters}
 
 
+def group_by_size(
+    frames: Sequence[np.ndarray], size_of: Callable[[np.ndarray], tuple[int, int]]
+) -> list[list[int]]:
+    """Indices of the frames, grouped by the input size they need (first-seen order)."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, frame in enumerate(frames):
+        groups.setdefault(size_of(frame), []).append(index)
+    return list(groups.values())
+
+
 class FrameDetector(Protocol):
     name: str
     categories: frozenset[str]
@@ -148,7 +160,12 @@ def get_session(path: str | Path, providers: Sequence[str] | None = None, thread
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.intra_op_num_threads = threads
             options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning() else "0")
-            session = ort.InferenceSession(str(resolved), options, providers=list(chosen))
+            session = ort.InferenceSession(
+                str(resolved),
+                options,
+                providers=list(chosen),
+                provider_options=[gpu.provider_options(p, resolved) for p in chosen],
+            )
             for stale in [k for k in _sessions if k[0] == key[0]]:
                 del _sessions[stale]
             _sessions[key] = session
@@ -168,16 +185,31 @@ class YoloDetector:
         self.spec = spec
         self.name = spec.name
         self.categories = frozenset(categories) if categories is not None else spec.categories()
-        self.session = session if session is not None else get_session(spec.path)
+        if session is None:
+            session = get_session(gpu.model_file(spec.path, usable_providers()))
+        self.session = session
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
-        self.fp16 = spec.fp16 or model_input.type == "tensor(float16)"
-        batch = model_input.shape[0] if model_input.shape else 1
+        # The file decides the input type: a registry saying fp16 over a float32 file must not
+        # send float16 (onnxruntime refuses it); the float16 variant is a file of its own.
+        self.fp16 = model_input.type == "tensor(float16)"
+        self.input_dtype = np.float16 if self.fp16 else np.float32
+        shape = list(model_input.shape)
+        batch = shape[0] if shape else 1
         self.max_batch = batch if isinstance(batch, int) and batch > 0 else MAX_BATCH
-        shape = model_input.shape
-        # The model's own input size wins over the registry when it is fixed.
-        self.height = shape[2] if len(shape) == 4 and isinstance(shape[2], int) else spec.input_height
-        self.width = shape[3] if len(shape) == 4 and isinstance(shape[3], int) else spec.input_width
+        # The model's own input size wins over the registry when it is fixed; a dynamic one takes
+        # the registry's size as the longest it letterboxes to.
+        fixed_h = len(shape) == 4 and isinstance(shape[2], int) and shape[2] > 0
+        fixed_w = len(shape) == 4 and isinstance(shape[3], int) and shape[3] > 0
+        self.height = shape[2] if fixed_h else spec.input_height
+        self.width = shape[3] if fixed_w else spec.input_width
+        self.input_shape = InputShape(
+            self.width, self.height, dynamic=len(shape) == 4 and not (fixed_h or fixed_w)
+        )
+        self._local = threading.local()
+        self.output_name = self.session.get_outputs()[0].name
+        self.io_binding = gpu.io_binding_wanted(self.session)
+        self._device = gpu.io_device(self.session)
         table = dict(spec.classes)
         size = max(table) + 1 if table else 0
         self._category = np.array(
@@ -198,18 +230,39 @@ class YoloDetector:
     def detect(self, frame: np.ndarray) -> list[Detection]:
         return self.detect_batch([frame])[0]
 
+    def input_size(self, frame: np.ndarray) -> tuple[int, int]:
+        """(width, height) of the model input this frame is letterboxed into."""
+        return self.input_shape.size_for(frame.shape[1], frame.shape[0])
+
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
-        results: list[list[Detection]] = []
-        for start in range(0, len(frames), self.max_batch):
-            results.extend(self._run(frames[start : start + self.max_batch]))
-        return results
+        """Frames of one input size go through the model together, at most max_batch at a time."""
+        results: list[list[Detection] | None] = [None] * len(frames)
+        for indices in group_by_size(frames, self.input_size):
+            for start in range(0, len(indices), self.max_batch):
+                chunk = indices[start : start + self.max_batch]
+                for index, found in zip(chunk, self._run([frames[i] for i in chunk]), strict=True):
+                    results[index] = found
+        return [found or [] for found in results]
 
     def infer(self, blob: np.ndarray) -> np.ndarray:
+        if self.io_binding:
+            inputs = getattr(self._local, "device_inputs", None)
+            if inputs is None:
+                inputs = self._local.device_inputs = {}
+            return gpu.run_bound(self.session, self.input_name, self.output_name, blob, self._device, inputs)
         return self.session.run(None, {self.input_name: blob})[0]
 
-    def preprocess(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, list[yolo.Letterbox]]:
-        boxed = [yolo.letterbox(frame, self.width, self.height) for frame in frames]
-        return yolo.to_blob([b[0] for b in boxed], self.fp16), [b[1] for b in boxed]
+    def preprocess(
+        self, frames: Sequence[np.ndarray], buffers: BatchBuffers | None = None
+    ) -> tuple[np.ndarray, list[yolo.Letterbox]]:
+        """Letterbox + normalise frames of one input size into `buffers` (this thread's own when
+        not given: the answer stays valid until this thread's next call)."""
+        if buffers is None:
+            buffers = getattr(self._local, "buffers", None)
+            if buffers is None:
+                buffers = self._local.buffers = BatchBuffers(self.input_dtype)
+        width, height = self.input_size(frames[0])
+        return buffers.prepare(frames, width, height)
 
     def _run(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
         blob, boxes = self.preprocess(frames)
@@ -255,68 +308,209 @@ class _Request:
     future: Future = field(default_factory=Future)
 
 
-class BatchingDetector:
-    """Collects frames that several threads (concurrent subtasks or streams in one process) ask
-    about and runs them as one batch through the shared detector. Waits at most `max_wait_s` after
-    the first request for others to join. Same interface as the detector it wraps."""
+@dataclass
+class _Open:
+    """A batch being collected: requests whose frames share one input size."""
 
-    def __init__(self, inner: FrameDetector, max_batch: int = MAX_BATCH, max_wait_s: float = 0.004) -> None:
+    deadline: float
+    requests: list[_Request] = field(default_factory=list)
+    size: int = 0
+
+
+@dataclass
+class _Batch:
+    requests: list[_Request]
+    blob: Any = None
+    letterboxes: list[Any] = field(default_factory=list)
+    buffers: BatchBuffers | None = None
+    output: Any = None
+    results: list[list[Detection]] | None = None
+    error: BaseException | None = None
+
+
+_STOP = object()
+HELD_POLL_S = 0.001
+
+
+class StagedDetector(FrameDetector, Protocol):
+    """A detector whose work splits into the batch pipeline's three stages (YoloDetector)."""
+
+    def input_size(self, frame: np.ndarray) -> tuple[int, int]: ...
+
+    def preprocess(
+        self, frames: Sequence[np.ndarray], buffers: BatchBuffers | None = None
+    ) -> tuple[Any, list[Any]]: ...
+
+    def infer(self, blob: Any) -> Any: ...
+
+    def postprocess(self, output: Any, letterboxes: Sequence[Any]) -> list[list[Detection]]: ...
+
+
+def _staged(inner: Any) -> bool:
+    """Whether the detector exposes its three stages (YoloDetector); others run whole."""
+    return all(
+        callable(getattr(inner, name, None)) for name in ("input_size", "preprocess", "infer", "postprocess")
+    )
+
+
+class BatchingDetector:
+    """One batch pipeline per model per process, shared by every thread (concurrent subtasks or
+    streams) that asks it about frames. Same interface as the detector it wraps.
+
+    Three stages, each its own thread, joined by short queues, so they overlap:
+      collect + preprocess: requests are grouped by input size; a batch closes when it holds
+        `max_batch` frames, or once `max_wait_s` have passed since its *first* frame arrived (the
+        deadline does not move when more come) and no prepared batch is still waiting for the
+        inference stage (while inference is busy with a batch queued, the open one keeps
+        growing); it is letterboxed and normalised into a pooled buffer;
+      inference: the session runs batch k while batch k+1 is being prepared;
+      postprocess: decode, NMS and filters of batch k, while batch k+1 runs.
+    A detector without stages (the Haar face fallback) runs whole in the inference stage."""
+
+    def __init__(
+        self, inner: FrameDetector, max_batch: int | None = None, max_wait_s: float = 0.004, depth: int = 2
+    ) -> None:
         self.inner = inner
         self.name = inner.name
         self.categories = inner.categories
-        self.max_batch = max_batch
+        self.max_batch = max(1, max_batch or getattr(inner, "max_batch", MAX_BATCH))
         self.max_wait_s = max_wait_s
-        self._queue: SimpleQueue[_Request | None] = SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name=f"batch-{inner.name}", daemon=True)
-        self._thread.start()
+        self.staged = _staged(inner)
+        self._stages = cast(StagedDetector, inner)  # used only when self.staged
+        dtype = getattr(inner, "input_dtype", np.float32)
+        # One buffer per batch that can be in flight: being prepared, queued, running, queued for post.
+        self._pool = BufferPool(2 * depth + 1, dtype)
+        self._inbox: SimpleQueue[Any] = SimpleQueue()
+        self._ready: Queue[Any] = Queue(maxsize=depth)
+        self._done: Queue[Any] = Queue(maxsize=depth)
         self.batches = 0
         self.frames = 0
+        self.infer_busy_s = 0.0  # seconds the inference stage spent running batches
+        self.started = time.perf_counter()
+        self._threads = [
+            threading.Thread(target=target, name=f"{stage}-{inner.name}", daemon=True)
+            for stage, target in (("collect", self._collect), ("infer", self._infer), ("post", self._post))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         return self.detect_batch([frame])[0]
 
     def detect_batch(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        if not frames:
+            return []
         request = _Request(frames)
-        self._queue.put(request)
+        self._inbox.put(request)
         return request.future.result()
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=5)
+        self._inbox.put(_STOP)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
-    def _loop(self) -> None:
+    # -- stage 1: collect and preprocess ----------------------------------------------------------
+
+    def _key(self, request: _Request) -> Any:
+        if not self.staged:
+            return None
+        sizes = {self._stages.input_size(frame) for frame in request.frames}
+        return sizes.pop() if len(sizes) == 1 else ("mixed", id(request))
+
+    def _collect(self) -> None:
+        open_batches: dict[Any, _Open] = {}
         while True:
-            first = self._queue.get()
-            if first is None:
+            wait = None
+            if open_batches:
+                due = min(b.deadline for b in open_batches.values()) - time.monotonic()
+                # Past its deadline but held (a prepared batch already waits): look again soon.
+                wait = max(due, HELD_POLL_S)
+            try:
+                item = self._inbox.get(timeout=wait)
+            except Empty:
+                item = None
+            if item is _STOP:
+                for batch in open_batches.values():
+                    self._close(batch)
+                self._ready.put(_STOP)
                 return
-            batch = [first]
-            size = len(first.frames)
-            stop = False
-            while size < self.max_batch:
-                try:
-                    more = self._queue.get(timeout=self.max_wait_s)
-                except Empty:
+            if item is not None:
+                key = self._key(item)
+                batch = open_batches.get(key) or open_batches.setdefault(
+                    key, _Open(time.monotonic() + self.max_wait_s)
+                )
+                batch.requests.append(item)
+                batch.size += len(item.frames)
+                if batch.size >= self.max_batch or (isinstance(key, tuple) and key and key[0] == "mixed"):
+                    self._close(open_batches.pop(key))
+            # A batch past its deadline closes only when no prepared batch is waiting for the
+            # inference stage: inference always has the next batch ready, and while it is busy the
+            # open batch keeps growing instead of queueing as many small ones.
+            now = time.monotonic()
+            for key in [k for k, b in open_batches.items() if b.deadline <= now]:
+                if not self._ready.empty():
                     break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-                size += len(more.frames)
-            self._run(batch)
-            if stop:
-                return
+                self._close(open_batches.pop(key))
 
-    def _run(self, batch: list[_Request]) -> None:
-        frames = [frame for request in batch for frame in request.frames]
-        try:
-            results = self.inner.detect_batch(frames)
-        except BaseException as exc:  # every waiting caller gets the error
-            for request in batch:
-                request.future.set_exception(exc)
+    def _close(self, open_batch: _Open) -> None:
+        batch = _Batch(open_batch.requests)
+        frames = [frame for request in batch.requests for frame in request.frames]
+        sizes = {self._stages.input_size(frame) for frame in frames} if self.staged else set()
+        if self.staged and len(sizes) == 1:
+            try:
+                batch.buffers = self._pool.take()
+                batch.blob, batch.letterboxes = self._stages.preprocess(frames, batch.buffers)
+            except BaseException as exc:  # handed to the callers by the post stage
+                batch.error = exc
+        self._ready.put(batch)
+
+    # -- stage 2: inference -----------------------------------------------------------------------
+
+    def _infer(self) -> None:
+        while True:
+            batch = self._ready.get()
+            if batch is _STOP:
+                self._done.put(_STOP)
+                return
+            if batch.error is None:
+                started = time.perf_counter()
+                try:
+                    if batch.blob is not None:
+                        batch.output = self._stages.infer(batch.blob)
+                    else:  # a detector without stages, or frames of several sizes
+                        frames = [frame for request in batch.requests for frame in request.frames]
+                        batch.results = self.inner.detect_batch(frames)
+                except BaseException as exc:
+                    batch.error = exc
+                self.infer_busy_s += time.perf_counter() - started
+            self._done.put(batch)
+
+    # -- stage 3: postprocess and answer ----------------------------------------------------------
+
+    def _post(self) -> None:
+        while True:
+            batch = self._done.get()
+            if batch is _STOP:
+                return
+            try:
+                if batch.error is None and batch.results is None:
+                    batch.results = self._stages.postprocess(batch.output, batch.letterboxes)
+            except BaseException as exc:
+                batch.error = exc
+            finally:
+                if batch.buffers is not None:
+                    self._pool.give(batch.buffers)
+            self._answer(batch)
+
+    def _answer(self, batch: _Batch) -> None:
+        if batch.error is not None or batch.results is None:
+            error = batch.error or RuntimeError("no result")
+            for request in batch.requests:
+                request.future.set_exception(error)
             return
         self.batches += 1
-        self.frames += len(frames)
         start = 0
-        for request in batch:
-            request.future.set_result(results[start : start + len(request.frames)])
+        for request in batch.requests:
+            request.future.set_result(batch.results[start : start + len(request.frames)])
             start += len(request.frames)
+        self.frames += start

@@ -75,13 +75,18 @@ def _load_prctl() -> Any:
 _prctl = _load_prctl()
 
 
+def set_parent_death_signal(sig: int) -> None:
+    """Have Linux send `sig` to this process when its parent dies, even by SIGKILL (Linux only)."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
 def die_with_parent() -> None:
     """preexec_fn for children: SIGTERM them when their parent dies, even by SIGKILL (Linux only).
 
     Without it a killed `up` or test run would leave Redis and the workers running.
     """
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    set_parent_death_signal(signal.SIGTERM)
 
 
 def _quote(value: str) -> str:
@@ -89,6 +94,43 @@ def _quote(value: str) -> str:
     if "\n" in value or "\r" in value:
         raise BundledRedisError(f"cannot put a line break in redis.conf: {value!r}")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class RedisKeeper:
+    """Restarts a BundledRedis that died, after `delay` seconds (doubling while restarts fail).
+
+    `manage.py up` calls check() from its supervision loop. Meanwhile running jobs carry on
+    (analysis/outage.py) and starts are answered 503 (vias/lib/broker.py)."""
+
+    def __init__(
+        self, bundled: BundledRedis, say: Any, delay: float = 1.0, clock: Any = time.monotonic
+    ) -> None:
+        self.bundled = bundled
+        self.say = say
+        self.delay = self.first_delay = delay
+        self.clock = clock
+        self.died_at: float | None = None
+        self.restarts = 0
+
+    def check(self) -> None:
+        code = self.bundled.exit_code()
+        if code is None:
+            return
+        now = self.clock()
+        if self.died_at is None:
+            self.died_at = now
+            self.say(f"Redis exited with code {code}; restarting it in {self.delay:.0f} s")
+        if now - self.died_at < self.delay:
+            return
+        try:
+            self.bundled.restart()
+        except BundledRedisError as exc:
+            self.say(f"Redis did not restart: {exc}")
+            self.died_at, self.delay = now, min(self.delay * 2, 30.0)
+            return
+        self.restarts += 1
+        self.died_at, self.delay = None, self.first_delay
+        self.say(f"Redis restarted on {self.bundled.socket_path}")
 
 
 class BundledRedis:
@@ -143,6 +185,15 @@ class BundledRedis:
             # Also on Ctrl-C while waiting: the caller never gets an object to stop.
             self.stop()
             raise
+
+    def exit_code(self) -> int | None:
+        """The exit code of the server this object started, once it has died; None while it runs."""
+        return None if self.process is None else self.process.poll()
+
+    def restart(self) -> None:
+        """Start again after the server died (a crash, an OOM kill, someone's kill -9)."""
+        self.process = None
+        self.start()
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         process, self.process = self.process, None

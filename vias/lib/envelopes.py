@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
+from vias.lib.broker import UNREACHABLE_ERRORS, unreachable_message
 from vias.lib.errors import ServiceError, flatten_errors, summary
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,10 @@ def describe_exception(exc: Exception) -> tuple[int, str, dict[str, list[str]]]:
         return exc.status_code, str(exc.detail), {}
     if isinstance(exc, SuspiciousOperation):
         return 400, _("the request was refused as malformed"), {}
+    if isinstance(exc, UNREACHABLE_ERRORS):
+        # Redis went away in the middle of a request: the client may try again, it is not a bug.
+        log.warning("message broker unreachable: %s", exc)
+        return 503, unreachable_message(), {}
     log.exception("unexpected error", exc_info=exc)
     return 500, _("internal error"), {}
 

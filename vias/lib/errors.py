@@ -54,6 +54,13 @@ class TooLarge(ServiceError):
     kind = "too_large"
 
 
+class Unavailable(ServiceError):
+    """A dependency (the message broker) is unreachable: try again shortly; nothing was changed."""
+
+    status = 503
+    kind = "unavailable"
+
+
 def flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     """Nested error structures (DRF details, Django error dicts) as {"a.b[0].c": [messages]}."""
     flat: dict[str, list[str]] = {}

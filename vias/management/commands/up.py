@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from vias.lib.bundled_redis import BundledRedis, die_with_parent
+from vias.lib.bundled_redis import BundledRedis, RedisKeeper, die_with_parent
+from vias.lib.env import envint
 from vias.management import demo
 
 ADMIN_USERNAME = "admin"
@@ -107,11 +109,14 @@ class Supervisor:
             time.sleep(POLL_INTERVAL)
         raise CommandError(f"the web server did not listen on {host}:{port} within {timeout:.0f} s")
 
-    def watch(self) -> Child:
-        """Block until a child exits on its own; StopRequested interrupts the wait."""
+    def watch(self, on_tick: Callable[[], None] | None = None) -> Child:
+        """Block until a child exits on its own; StopRequested interrupts the wait. `on_tick`
+        runs on every round (up restarts a Redis that died there)."""
         while True:
             if (child := self.first_exited()) is not None:
                 return child
+            if on_tick is not None:
+                on_tick()
             time.sleep(POLL_INTERVAL)
 
     def stop(self, signals: Signals) -> None:
@@ -171,7 +176,7 @@ class Command(BaseCommand):
         _check_port_free(host, port)
         call_command("migrate", interactive=False, verbosity=self.verbosity, stdout=self.stdout)
         demo.install_default_models(self.stdout)  # a fresh install analyses at once
-        redis_url = self._start_redis(stack)
+        redis_url, keeper = self._start_redis(stack)
         login = ensure_admin(Path(settings.DATA_DIR))
         supervisor = Supervisor(_child_env(redis_url), Path(settings.BASE_DIR))
         stack.callback(supervisor.stop, signals)
@@ -186,19 +191,27 @@ class Command(BaseCommand):
         supervisor.wait_for_port(host, port)
         extra = self._start_demo(host, port) if self.demo else []
         self._banner(host, port, redis_url, login, extra)
-        child = supervisor.watch()
+        child = supervisor.watch(keeper.check if keeper is not None else None)
         raise CommandError(
             f"{child.name} exited unexpectedly with code {child.process.returncode}; stopped VIAS"
         )
 
-    def _start_redis(self, stack: ExitStack) -> str:
+    def _start_redis(self, stack: ExitStack) -> tuple[str, RedisKeeper | None]:
+        """The Redis URL, and the keeper that restarts the bundled Redis if it dies (none for an
+        external Redis, or one another `up` runs)."""
         if settings.USE_BUNDLED_REDIS:
             bundled = stack.enter_context(BundledRedis(Path(settings.REDIS_SOCKET), Path(settings.DATA_DIR)))
             if bundled.reused:
                 self.stdout.write(f"Reusing the Redis already running on {bundled.socket_path}")
-            return bundled.url
+                return bundled.url, None
+            delay = float(envint("VIAS_REDIS_RESTART_DELAY", 1))
+            return bundled.url, RedisKeeper(bundled, self._say, delay=delay)
         _check_redis(settings.REDIS_URL)
-        return settings.REDIS_URL
+        return settings.REDIS_URL, None
+
+    def _say(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()
 
     def _start_demo(self, host: str, port: int) -> list[str]:
         try:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subtasks', '0004_journey_follows_scene'),
+        ('subtasks', '0006_journey_follows_scene'),
     ]
 
     operations = [

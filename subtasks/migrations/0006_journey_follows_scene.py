@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subtasks', '0003_node_draining'),
+        ('subtasks', '0005_cluster_subtask_checkpoint'),
     ]
 
     operations = [

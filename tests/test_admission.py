@@ -1,0 +1,102 @@
+"""Admission without a global lock (issue 14): concurrent dispatchers never overfill a node,
+a re-dispatch prefers another node, and one reaper runs at a time. Meaningful on PostgreSQL
+(row locks, SKIP LOCKED, advisory locks); on SQLite the IMMEDIATE write lock serialises them."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection, connections
+
+from analysis import dispatch
+from analysis.node import reaper_turn
+from subtasks.choices import State
+from subtasks.models import Node, Subtask
+from tests.analysis_helpers import age_heartbeat, live_node, ready_task
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def starting_subtasks(actor, count: int) -> list[int]:
+    task = ready_task(actor, vchans=count)
+    ids = list(task.subtasks.values_list("pk", flat=True))
+    Subtask.objects.filter(pk__in=ids).update(state=State.STARTING, node=None)
+    return ids
+
+
+def test_concurrent_dispatchers_fill_every_slot_once_and_never_overfill(alice):
+    nodes = [live_node(capacity=3) for _ in range(4)]  # 12 slots
+    ids = starting_subtasks(alice, 20)
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def dispatcher(share: list[int]) -> None:
+        try:
+            barrier.wait()
+            for pk in share:
+                dispatch.dispatch(pk)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=dispatcher, args=(ids[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    per_node = Counter(
+        Subtask.objects.filter(pk__in=ids, node__isnull=False).values_list("node_id", flat=True)
+    )
+    assert per_node == {node.pk: 3 for node in nodes}
+    waiting = Subtask.objects.filter(pk__in=ids, node__isnull=True)
+    assert waiting.count() == 8 and {s.status_reason for s in waiting} == {"waiting for a free analysis node"}
+
+
+def test_a_reaped_subtask_goes_to_another_node_when_one_has_room(alice):
+    first = live_node(capacity=4)
+    second = live_node(capacity=1)  # fewer free slots: chosen only because the first is avoided
+    (pk,) = starting_subtasks(alice, 1)
+    assert dispatch.dispatch(pk) == first
+    Subtask.objects.filter(pk=pk).update(state=State.RUNNING)
+    age_heartbeat(Subtask.objects.get(pk=pk), 3600)  # its job died; its node still heartbeats
+    assert dispatch.reap() == [pk]
+    assert Subtask.objects.get(pk=pk).node == second
+
+
+def test_the_avoided_node_is_still_used_when_it_is_the_only_one_with_room(alice):
+    only = live_node(capacity=2)
+    (pk,) = starting_subtasks(alice, 1)
+    assert dispatch.dispatch(pk, avoid=only.pk) == only
+
+
+def test_one_reaper_at_a_time(alice):
+    if connection.vendor != "postgresql":
+        pytest.skip("the reaper's turn is a PostgreSQL advisory lock; SQLite serialises writers itself")
+    inside = threading.Event()
+    release = threading.Event()
+    seen: list[bool] = []
+
+    def first_reaper() -> None:
+        try:
+            with reaper_turn() as mine:
+                seen.append(mine)
+                inside.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=first_reaper)
+    thread.start()
+    assert inside.wait(30)
+    with reaper_turn() as mine:
+        assert mine is False  # the other one holds the turn
+    release.set()
+    thread.join(30)
+    with reaper_turn() as mine:
+        assert mine is True
+    assert seen == [True]
+    assert Node.objects.count() == 0
