@@ -201,6 +201,7 @@ class SubtaskRun:
         self.redis = RedisGrace(what=f"subtask {self.subtask.pk}")
         self._recoveries_seen = 0
         self.unpublished: list[Event] = []  # events stored during an outage, sent once it ends
+        self.observer: Any = None  # analysis.observe.Observer, once the pipeline is built
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -227,20 +228,29 @@ class SubtaskRun:
                     log.exception("subtask %s failed", self.subtask.pk)
                 self._finish(State.FAILED, f"{type(exc).__name__}: {exc}"[:1000])
                 return "failed"
+            finally:
+                self._close_observer()
         finally:
             with suppress(*SOFT_ERRORS):  # else its live key expires on its own
                 self.inbox.close()
 
     def _run(self, resume_frame: int) -> str:
+        from analysis.observe import Observer
+
         self._turn_camera()
         self.pipeline = build_pipeline(self.subtask)
+        pictures = self.task.source_type in PICTURE_SOURCES
+        self.observer = Observer(
+            self.subtask.pk, self.node_name, self.pipeline.engine.fps, clips=not pictures
+        )
         self.roi_pending = target_rois(self.subtask) is None
-        if self.task.source_type in PICTURE_SOURCES:
+        if pictures:
             self._run_pictures()
         else:
             self._run_video(resume_frame)
         for finding in self.pipeline.flush():  # what waited for its track to end (face captures)
             self._store(finding, None, "")
+        self._close_observer()  # the last clips are on the events before the subtask says it is done
         if not self._finish(State.SUCCEEDED, ""):
             return "lost the subtask to another job"
         return "succeeded"
@@ -263,6 +273,7 @@ class SubtaskRun:
                     read_timeout_s=settings.VIAS_SOURCE_READ_TIMEOUT,
                 ) as video:
                     self.progress.total = video.total_samples
+                    self.observer.source_fps = video.native_fps
                     self.progress.done = sum(1 for i in range(start) if is_sampled(i, video.step))
                     if self.subtask.state != State.RUNNING:
                         self._move(State.RUNNING, "")
@@ -276,6 +287,7 @@ class SubtaskRun:
                 if not stream:
                     raise
                 start = 0
+                self.observer.reconnected()
                 self._reconnect_wait(exc.reason, backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
@@ -329,6 +341,7 @@ class SubtaskRun:
         if self.roi_pending:
             self._fit_target_roi(frame)
         findings = self.pipeline.process(frame, frame_index, offset_s)
+        self.observer.frame(frame, frame_index, offset_s, self.pipeline)
         for finding in findings:
             self._store(finding, frame, picture)
         self.progress.done += 1
@@ -373,6 +386,7 @@ class SubtaskRun:
         zones = self.pipeline.engine.roi.zones if options.pop("draw_rois") else ()
         # frame None: the finding's own crop
         path.write_bytes(render_snapshot(frame, finding, zones=zones, **options))
+        self.observer.event(event.pk, snapshot, finding.offset_s)
         self.unpublished.append(event)
         self._publish_pending()
 
@@ -432,6 +446,8 @@ class SubtaskRun:
         checkpoint = {"checkpoint_frame": self.progress.last_frame} if self.progress.last_frame else {}
         if beating.update(heartbeat_at=timezone.now(), progress=percent, **checkpoint):
             self.subtask.progress = percent
+            if self.observer is not None:
+                self.observer.flush(self.pipeline)  # the per-camera figures ride on the heartbeat
             return
         row = Subtask.objects.filter(pk=self.subtask.pk).values("state", "attempts", "node_id").first()
         if row and row["state"] == State.STOPPING and (row["attempts"], row["node_id"]) == self._lease_key():
@@ -458,6 +474,16 @@ class SubtaskRun:
             },
             task_id=self.task.task_id,
         )
+
+    def _close_observer(self) -> None:
+        """Open clips written and the last figures stored, however the run ended."""
+        observer, self.observer = self.observer, None
+        if observer is None:
+            return
+        try:
+            observer.close(self.pipeline)
+        except Exception:  # noqa: BLE001 - the console's figures must not change how a run ends
+            log.exception("subtask %s: final stats not written", self.subtask.pk)
 
     def _write_mtask_progress(self) -> None:
         """The mtask's progress: the mean of its subtasks' (one aggregate query and one UPDATE)."""

@@ -78,32 +78,53 @@ class Detector(models.Model):
     """A registered ONNX detector (admin-editable). Analysis picks, per category a task asks for,
     the enabled detector with the highest priority that maps some class onto that category."""
 
-    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, unique=True)
+    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, unique=True, verbose_name=_("name"))
     onnx_file = models.CharField(
         max_length=1024,
         help_text=_("file name under the models directory (VIAS_DATA_DIR/models), or a full path"),
+        verbose_name=_("ONNX file"),
     )
-    head = models.CharField(max_length=8, choices=Head.choices, default=Head.YOLOV8)
+    head = models.CharField(
+        max_length=8, choices=Head.choices, default=Head.YOLOV8, verbose_name=_("output head")
+    )
     input_width = models.PositiveIntegerField(
-        default=640, validators=[MinValueValidator(32), MaxValueValidator(4096)]
+        default=640,
+        validators=[MinValueValidator(32), MaxValueValidator(4096)],
+        verbose_name=_("input width"),
     )
     input_height = models.PositiveIntegerField(
-        default=640, validators=[MinValueValidator(32), MaxValueValidator(4096)]
+        default=640,
+        validators=[MinValueValidator(32), MaxValueValidator(4096)],
+        verbose_name=_("input height"),
     )
-    classes = models.JSONField(validators=[validate_classes], help_text=_("class index → category"))
+    classes = models.JSONField(
+        validators=[validate_classes], help_text=_("class index → category"), verbose_name=_("classes")
+    )
     score_threshold = models.FloatField(
-        default=0.35, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+        default=0.35,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        verbose_name=_("score threshold"),
     )
-    nms_iou = models.FloatField(default=0.45, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
-    filters = models.JSONField(default=dict, blank=True, validators=[validate_filters])
-    fp16 = models.BooleanField(default=False, help_text=_("the model takes float16 input"))
-    priority = models.IntegerField(default=0)
-    role = models.CharField(max_length=10, choices=Role.choices, default=Role.DETECTOR)
-    enabled = models.BooleanField(default=True)
-    licence = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    nms_iou = models.FloatField(
+        default=0.45, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)], verbose_name=_("NMS IoU")
+    )
+    filters = models.JSONField(
+        default=dict, blank=True, validators=[validate_filters], verbose_name=_("filters")
+    )
+    fp16 = models.BooleanField(
+        default=False, help_text=_("the model takes float16 input"), verbose_name=_("FP16")
+    )
+    priority = models.IntegerField(default=0, verbose_name=_("priority"))
+    role = models.CharField(
+        max_length=10, choices=Role.choices, default=Role.DETECTOR, verbose_name=_("role")
+    )
+    enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
+    licence = models.CharField(max_length=255, blank=True, verbose_name=_("licence"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
 
     class Meta:
+        verbose_name = _("detector")
+        verbose_name_plural = _("detectors")
         ordering = ["-priority", "name"]
 
     def __str__(self) -> str:
@@ -159,33 +180,55 @@ class EventQuerySet(TenantQuerySet):
 class Event(models.Model):
     """Something a rule found: who, where, when, how sure, and the picture."""
 
-    subtask = models.ForeignKey("subtasks.Subtask", on_delete=models.CASCADE, related_name="events")
+    subtask = models.ForeignKey(
+        "subtasks.Subtask", on_delete=models.CASCADE, related_name="events", verbose_name=_("subtask")
+    )
     # Denormalised so the lists filter by task without a join on every row.
-    task = models.ForeignKey("tasks.Task", on_delete=models.CASCADE, related_name="events")
+    task = models.ForeignKey(
+        "tasks.Task", on_delete=models.CASCADE, related_name="events", verbose_name=_("task")
+    )
     # Same run (or redelivery) of the same frames gives the same key: no duplicate events.
-    key = models.CharField(max_length=200)
-    occurred_at = models.DateTimeField(db_index=True, help_text=_("video begin time + offset, or wall time"))
-    offset_s = models.FloatField(default=0.0, help_text=_("seconds from the start of the source"))
-    frame_index = models.PositiveIntegerField(default=0)
-    category = models.CharField(max_length=16, choices=Category.choices)
-    rule = models.CharField(max_length=32, db_index=True)
-    zone = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True)
-    box = models.JSONField(default=list, help_text=_("x1, y1, x2, y2 in pixels"))
-    score = models.FloatField(default=0.0)
-    track_id = models.IntegerField(null=True, blank=True)
-    attributes = models.JSONField(default=dict, blank=True)
-    snapshot = models.CharField(max_length=255, blank=True, help_text=_("JPEG under MEDIA_ROOT"))
-    created_at = models.DateTimeField(auto_now_add=True)
+    key = models.CharField(max_length=200, verbose_name=_("key"))
+    occurred_at = models.DateTimeField(
+        db_index=True, help_text=_("video begin time + offset, or wall time"), verbose_name=_("when")
+    )
+    offset_s = models.FloatField(
+        default=0.0, help_text=_("seconds from the start of the source"), verbose_name=_("offset (s)")
+    )
+    frame_index = models.PositiveIntegerField(default=0, verbose_name=_("frame"))
+    category = models.CharField(max_length=16, choices=Category.choices, verbose_name=_("category"))
+    rule = models.CharField(max_length=32, db_index=True, verbose_name=_("rule"))
+    zone = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, verbose_name=_("zone"))
+    box = models.JSONField(default=list, help_text=_("x1, y1, x2, y2 in pixels"), verbose_name=_("box"))
+    score = models.FloatField(default=0.0, verbose_name=_("score"))
+    track_id = models.IntegerField(null=True, blank=True, verbose_name=_("track"))
+    attributes = models.JSONField(default=dict, blank=True, verbose_name=_("attributes"))
+    snapshot = models.CharField(
+        max_length=255, blank=True, help_text=_("JPEG under MEDIA_ROOT"), verbose_name=_("snapshot file")
+    )
+    # Written by the node a few seconds after the event (analysis/clips.py), so empty at first.
+    clip = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text=_("WebM (VP8) clip under MEDIA_ROOT"),
+        verbose_name=_("clip file"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
 
     objects = EventQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
         ordering = ["-occurred_at", "-pk"]
         constraints = [models.UniqueConstraint(fields=["subtask", "key"], name="event_unique_per_subtask")]
         indexes = [models.Index(fields=["task", "occurred_at"], name="event_task_time")]
 
     def __str__(self) -> str:
-        return f"{self.rule} {self.category} @ {self.offset_s:.1f}s"
+        from analysis.choices import RULE_LABELS
+
+        rule = RULE_LABELS.get(self.rule, self.rule)
+        return f"{rule} · {self.get_category_display()} @ {self.offset_s:.1f} s"
 
     @property
     def snapshot_url(self) -> str:
@@ -227,25 +270,79 @@ class Delivery(models.Model):
 
     # An event's delivery, or (no event) a task-state callback of `task`.
     event = models.ForeignKey(
-        Event, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+        Event,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        verbose_name=_("event"),
     )
     task = models.ForeignKey(
-        "tasks.Task", null=True, blank=True, on_delete=models.CASCADE, related_name="callback_deliveries"
+        "tasks.Task",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="callback_deliveries",
+        verbose_name=_("task"),
     )
-    output = models.CharField(max_length=8, choices=Output.choices)
-    target = models.CharField(max_length=1024)
-    attempt = models.PositiveSmallIntegerField(default=1)
-    ok = models.BooleanField(default=False)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=1024, blank=True)
-    duration_ms = models.FloatField(default=0.0)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    output = models.CharField(max_length=8, choices=Output.choices, verbose_name=_("output"))
+    target = models.CharField(max_length=1024, verbose_name=_("target"))
+    attempt = models.PositiveSmallIntegerField(default=1, verbose_name=_("attempt"))
+    ok = models.BooleanField(default=False, verbose_name=_("delivered"))
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name=_("status code"))
+    error = models.CharField(max_length=1024, blank=True, verbose_name=_("error"))
+    duration_ms = models.FloatField(default=0.0, verbose_name=_("duration (ms)"))
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("when"))
 
     objects = DeliveryQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("delivery")
         ordering = ["-created_at", "-pk"]
         verbose_name_plural = _("deliveries")
 
     def __str__(self) -> str:
         return f"{self.output} #{self.attempt} {'ok' if self.ok else 'failed'}"
+
+
+class CameraStatsQuerySet(TenantQuerySet):
+    project_path = "subtask__task__project"
+
+
+class CameraStats(models.Model):
+    """What a subtask's running job measured, written once a second with its heartbeat
+    (analysis/observe.py): the per-camera figures on the console and the gauges on /metrics.
+    Kept after the run ends, so a finished subtask still says what it saw (or that it saw nothing)."""
+
+    subtask = models.OneToOneField(
+        "subtasks.Subtask", on_delete=models.CASCADE, primary_key=True, related_name="camera_stats"
+    )
+    node_name = models.CharField(_("node"), max_length=constants.MAX_NAME_LENGTH, blank=True)
+    provider = models.CharField(_("provider"), max_length=64, blank=True, help_text=_("CPU or CUDA"))
+    frames_decoded = models.PositiveBigIntegerField(_("frames decoded"), default=0)
+    frames_analysed = models.PositiveBigIntegerField(_("frames analysed"), default=0)
+    source_fps = models.FloatField(_("source fps"), default=0.0)
+    analysed_fps = models.FloatField(_("analysed fps"), default=0.0, help_text=_("over the last seconds"))
+    detections = models.PositiveBigIntegerField(_("detections"), default=0)
+    detections_per_minute = models.FloatField(_("detections per minute"), default=0.0)
+    inference_ms = models.FloatField(_("inference ms"), default=0.0, help_text=_("mean per analysed frame"))
+    inference_seconds = models.FloatField(_("inference seconds"), default=0.0, help_text=_("in total"))
+    reconnects = models.PositiveIntegerField(_("reconnects"), default=0)
+    events = models.PositiveBigIntegerField(_("events"), default=0)
+    last_frame_at = models.DateTimeField(_("last frame"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = CameraStatsQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("camera statistics")
+        verbose_name_plural = _("camera statistics")
+
+    def __str__(self) -> str:
+        return f"subtask {self.subtask_id}: {self.frames_analysed} frames, {self.detections} detections"
+
+    @property
+    def saw_nothing(self) -> bool:
+        """Analysed frames and not one detection: worth saying on the page (wrong model? dark?)."""
+        return self.frames_analysed > 0 and self.detections == 0

@@ -111,7 +111,15 @@ def _dead_here(node: Node) -> bool:
 
 def heartbeat(name: str) -> bool:
     """False when the name is no longer this process's (another node took it over)."""
-    return bool(Node.objects.filter(name=name, instance=INSTANCE).update(last_heartbeat=timezone.now()))
+    alive = bool(Node.objects.filter(name=name, instance=INSTANCE).update(last_heartbeat=timezone.now()))
+    if alive:
+        try:
+            from analysis import sysstats
+
+            sysstats.publish(name)  # CPU, memory, GPU for the System page
+        except Exception:  # noqa: BLE001 - the load figures are extras; the heartbeat is what counts
+            log.warning("node %s: load sample not published", name, exc_info=True)
+    return alive
 
 
 def release(name: str) -> None:

@@ -10,6 +10,7 @@ pipeline.flush()                                        # end of the source
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 
 import cv2
@@ -45,6 +46,9 @@ class Pipeline:
         self.detectors = list(detectors)
         self.engine = engine
         self.frames = 0
+        # Read by the per-camera stats (analysis/observe.py).
+        self.detections = 0
+        self.inference_s = 0.0
         # Bicycles take their riders in when the rules count bicycles and persons are detected.
         self._riders = "no_motor" in engine.categories and any("body" in d.categories for d in self.detectors)
         self._stages: dict[str, AttributeStage] = {s.attribute: s for s in stages or ()}
@@ -82,7 +86,10 @@ class Pipeline:
         self, frames: Sequence[np.ndarray], frame_indices: Sequence[int], offsets: Sequence[float]
     ) -> list[list[Finding]]:
         """Consecutive frames of one source, detected as one batch; rules then run in order."""
+        began = time.perf_counter()
         detections = self.detect(frames) if frames else []
+        self.inference_s += time.perf_counter() - began
+        self.detections += sum(len(found) for found in detections)
         results = []
         for frame, index, offset, found in zip(frames, frame_indices, offsets, detections, strict=True):
             results.append(self.engine.step(found, index, offset, frame.shape, frame))

@@ -188,7 +188,10 @@ def main() -> None:
     po = polib.pofile(str(here / "django.po"))
     missing = []
     for entry in po:
-        if entry.msgid in table:
+        if entry.msgid in table and entry.msgid_plural:  # Chinese has one plural form
+            entry.msgstr_plural = {0: table[entry.msgid]}
+            entry.flags = [f for f in entry.flags if f != "fuzzy"]
+        elif entry.msgid in table:
             entry.msgstr = table[entry.msgid]
             entry.flags = [f for f in entry.flags if f != "fuzzy"]
         elif entry.msgid:

@@ -18,20 +18,28 @@ from vias.lib.tenancy import TenantQuerySet
 class Node(models.Model):
     """An analysis server: a django-q2 cluster with its own queue, registered by itself."""
 
-    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, unique=True)
-    hostname = models.CharField(max_length=255, blank=True)
-    capabilities = models.JSONField(default=dict, blank=True, help_text=_("providers, GPU name, models"))
-    capacity = models.PositiveIntegerField(default=1, help_text=_("subtasks it runs at once"))
-    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, unique=True, verbose_name=_("name"))
+    hostname = models.CharField(max_length=255, blank=True, verbose_name=_("host name"))
+    capabilities = models.JSONField(
+        default=dict, blank=True, help_text=_("providers, GPU name, models"), verbose_name=_("capabilities")
+    )
+    capacity = models.PositiveIntegerField(
+        default=1, help_text=_("subtasks it runs at once"), verbose_name=_("capacity")
+    )
+    last_heartbeat = models.DateTimeField(null=True, blank=True, verbose_name=_("last heartbeat"))
     draining = models.BooleanField(
-        default=False, help_text=_("shutting down: finishes or hands back its subtasks, takes no new ones")
+        default=False,
+        help_text=_("shutting down: finishes or hands back its subtasks, takes no new ones"),
+        verbose_name=_("draining"),
     )
     # The process that registered the name (a random id per `manage.py node`): a second process
     # with a name that is live is refused, and a node whose name was taken over stops.
-    instance = models.CharField(max_length=32, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    instance = models.CharField(max_length=32, blank=True, default="", verbose_name=_("instance"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
 
     class Meta:
+        verbose_name = _("analysis node")
+        verbose_name_plural = _("analysis nodes")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -49,32 +57,59 @@ class Subtask(models.Model):
     """The unit that runs on an analysis node: one video source of a big task (or one picture
     worker of a picture task). It is dispatched only once configured and marked config-complete."""
 
-    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="subtasks")
-    position = models.PositiveIntegerField(default=0)
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="subtasks", verbose_name=_("task"))
+    position = models.PositiveIntegerField(default=0, verbose_name=_("position"))
     video_channel = models.ForeignKey(
-        VideoChannel, null=True, blank=True, on_delete=models.PROTECT, related_name="subtasks"
+        VideoChannel,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="subtasks",
+        verbose_name=_("video channel"),
     )
     scene = models.ForeignKey(
-        Scene, null=True, blank=True, on_delete=models.SET_NULL, related_name="subtasks"
+        Scene,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="subtasks",
+        verbose_name=_("scene"),
     )
-    source_url = models.CharField(max_length=constants.MAX_URL_LENGTH, blank=True)
-    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING, db_index=True)
-    config_complete = models.BooleanField(default=False)
-    progress = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(100.0)])
-    status_reason = models.CharField(max_length=1024, blank=True)
-    rois = models.JSONField(default=list, blank=True, validators=[validate_roi_list])
-    calibration_xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_calibration_xml])
-    config_xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_xml])
-    algo_args = models.JSONField(default=dict, blank=True)
+    source_url = models.CharField(max_length=constants.MAX_URL_LENGTH, blank=True, verbose_name=_("source"))
+    state = models.CharField(
+        max_length=12, choices=State.choices, default=State.PENDING, db_index=True, verbose_name=_("state")
+    )
+    config_complete = models.BooleanField(default=False, verbose_name=_("config complete"))
+    progress = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(100.0)], verbose_name=_("progress")
+    )
+    status_reason = models.CharField(max_length=1024, blank=True, verbose_name=_("reason"))
+    rois = models.JSONField(default=list, blank=True, validators=[validate_roi_list], verbose_name=_("ROIs"))
+    calibration_xml = models.TextField(
+        default=constants.EMPTY_XML, validators=[validate_calibration_xml], verbose_name=_("calibration")
+    )
+    config_xml = models.TextField(
+        default=constants.EMPTY_XML, validators=[validate_xml], verbose_name=_("algorithm configuration")
+    )
+    algo_args = models.JSONField(default=dict, blank=True, verbose_name=_("algorithm arguments"))
+    node = models.ForeignKey(
+        Node,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="subtasks",
+        verbose_name=_("node"),
+    )
     # False once configured on its own (PUT /subtasks/{id}): scene edits then leave it alone until
     # the scene is copied to it again (tasks.scene_links).
     follows_scene = models.BooleanField(
-        default=True, help_text=_("takes its scene's ROIs, calibration and config when the scene changes")
+        default=True,
+        help_text=_("takes its scene's ROIs, calibration and config when the scene changes"),
+        verbose_name=_("follows its scene"),
     )
-    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.SET_NULL, related_name="subtasks")
     # Started, but outside its mtask's window: when it runs next (the v2 word: SCHEDULING). It
     # holds no node slot while it waits (docs/state-machine.md, "Mtask schedules").
-    waiting_until = models.DateTimeField(null=True, blank=True)
+    waiting_until = models.DateTimeField(null=True, blank=True, verbose_name=_("waiting until"))
     # A recorded file as source (VCS-SPS videoTimeLength / videoBeginTime): analysis dates an event
     # at video_begin_time + its offset in the file, and reports progress against video_time_length.
     video_time_length = models.FloatField(
@@ -82,23 +117,29 @@ class Subtask(models.Model):
         blank=True,
         validators=[validate_positive],
         help_text=_("length of the source file, in seconds"),
+        verbose_name=_("video length"),
     )
     video_begin_time = models.DateTimeField(
-        null=True, blank=True, help_text=_("wall-clock time of the source file's first frame")
+        null=True,
+        blank=True,
+        help_text=_("wall-clock time of the source file's first frame"),
+        verbose_name=_("video begin time"),
     )
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
     # The last frame of a recorded file analysed and written with the heartbeat: a re-dispatched
     # subtask continues after it instead of from frame 0 (reset by a start).
-    checkpoint_frame = models.PositiveIntegerField(default=0)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    checkpoint_frame = models.PositiveIntegerField(default=0, verbose_name=_("checkpoint frame"))
+    heartbeat_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last heartbeat"))
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name=_("started"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
     objects = SubtaskQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("subtask")
+        verbose_name_plural = _("subtasks")
         ordering = ["task", "position"]
         indexes = [models.Index(fields=["task", "state"], name="subtask_task_state")]
 

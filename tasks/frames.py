@@ -143,10 +143,13 @@ def frame_source(
     params: Mapping[str, str], projects: QuerySet[Project]
 ) -> tuple[str, tuple[int | None, int | None], str]:
     """(source, (width, height), reason-why-not) for the admin frame endpoint's query
-    (subtask=, vchan=, mtask= or scene= with vchan_refid=), among the objects of `projects` only."""
+    (source=, subtask=, vchan=, mtask= or scene= with vchan_refid=), among the objects of
+    `projects` only; a `source` is checked by grab() like every saved source."""
     subtasks = Subtask.objects.filter(task__project__in=projects)
     channels = VideoChannel.objects.filter(project__in=projects)
     channel = None
+    if params.get("source"):  # the camera page, before anything is saved (grab() validates it)
+        return params["source"], (None, None), ""
     if params.get("subtask"):
         subtask = subtasks.select_related("video_channel").filter(pk=_int(params["subtask"])).first()
         if subtask is None:

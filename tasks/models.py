@@ -58,14 +58,20 @@ class ProjectQuerySet(TenantQuerySet):
 class Project(models.Model):
     """A tenant: the VIAS v2 `project_id`. Every task, channel and storage config belongs to one."""
 
-    project_id = models.CharField(max_length=64, unique=True, validators=[validate_project_id])
-    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="vias_projects", blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    project_id = models.CharField(
+        max_length=64, unique=True, validators=[validate_project_id], verbose_name=_("project ID")
+    )
+    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, verbose_name=_("name"))
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="vias_projects", blank=True, verbose_name=_("members")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
 
     objects = ProjectQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("project")
+        verbose_name_plural = _("projects")
         ordering = ["project_id"]
 
     def __str__(self) -> str:
@@ -80,15 +86,25 @@ class ApiTokenQuerySet(TenantQuerySet):
 class ApiToken(models.Model):
     """An API token, stored hashed, bound to a user and a project."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vias_tokens")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tokens")
-    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True)
-    prefix = models.CharField(max_length=8, help_text=_("the first characters, to recognise a token"))
-    key_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vias_tokens", verbose_name=_("user")
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="tokens", verbose_name=_("project")
+    )
+    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, verbose_name=_("name"))
+    prefix = models.CharField(
+        max_length=8, help_text=_("the first characters, to recognise a token"), verbose_name=_("prefix")
+    )
+    key_hash = models.CharField(max_length=64, unique=True, verbose_name=_("key hash"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
+    last_used_at = models.DateTimeField(null=True, blank=True, verbose_name=_("last used"))
 
     objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user}, {self.project})"
@@ -111,17 +127,23 @@ class ApiToken(models.Model):
 class StoreConf(models.Model):
     """A named storage configuration file that tells analysis where and how to store results."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="store_confs")
-    unid = models.CharField(max_length=64, validators=[validate_unid])
-    name = models.CharField(max_length=constants.MAX_NAME_LENGTH)
-    file_ext = models.CharField(max_length=10, validators=[validate_file_ext])
-    content = models.BinaryField(editable=True)
-    version = models.PositiveIntegerField(default=1, help_text=_("increases on every replace"))
-    updated_at = models.DateTimeField(auto_now=True)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="store_confs", verbose_name=_("project")
+    )
+    unid = models.CharField(max_length=64, validators=[validate_unid], verbose_name=_("ID"))
+    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, verbose_name=_("name"))
+    file_ext = models.CharField(max_length=10, validators=[validate_file_ext], verbose_name=_("file type"))
+    content = models.BinaryField(editable=True, verbose_name=_("content"))
+    version = models.PositiveIntegerField(
+        default=1, help_text=_("increases on every replace"), verbose_name=_("version")
+    )
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("storage configuration")
+        verbose_name_plural = _("storage configurations")
         constraints = [
             models.UniqueConstraint(fields=["project", "unid"], name="store_conf_unid_per_project")
         ]
@@ -146,37 +168,64 @@ class StoreConf(models.Model):
 class VideoChannel(models.Model):
     """A camera or stream source; a video task gets one subtask per channel."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="video_channels")
-    vchan_refid = models.CharField(max_length=64, validators=[validate_unid])
-    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True)
-    url = models.CharField(max_length=constants.MAX_URL_LENGTH, validators=[validate_source_url])
-    width = models.PositiveIntegerField(null=True, blank=True, help_text=_("frame width, when known"))
-    height = models.PositiveIntegerField(null=True, blank=True, help_text=_("frame height, when known"))
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="video_channels", verbose_name=_("project")
+    )
+    vchan_refid = models.CharField(max_length=64, validators=[validate_unid], verbose_name=_("channel ID"))
+    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, verbose_name=_("name"))
+    url = models.CharField(
+        max_length=constants.MAX_URL_LENGTH, validators=[validate_source_url], verbose_name=_("source")
+    )
+    width = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("frame width, when known"), verbose_name=_("width")
+    )
+    height = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("frame height, when known"), verbose_name=_("height")
+    )
     # A dome (PTZ) camera has presets, one per scene; only it runs mtask types 1 and 2 (the seed).
-    ptz = models.BooleanField(default=False, help_text=_("a dome (PTZ) camera with presets"))
+    ptz = models.BooleanField(
+        default=False, help_text=_("a dome (PTZ) camera with presets"), verbose_name=_("dome (PTZ) camera")
+    )
     onvif_url = models.CharField(
         max_length=constants.MAX_URL_LENGTH,
         blank=True,
         validators=[validate_onvif_url],
         help_text=_("the dome camera's ONVIF device service, e.g. http://10.0.0.5/onvif/device_service"),
+        verbose_name=_("ONVIF address"),
     )
-    onvif_username = models.CharField(max_length=128, blank=True)
+    onvif_username = models.CharField(max_length=128, blank=True, verbose_name=_("ONVIF user name"))
     # Kept as given: the camera needs it in the clear (WS-Security digest); never shown in answers.
-    onvif_password = models.CharField(max_length=128, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    onvif_password = models.CharField(max_length=128, blank=True, verbose_name=_("ONVIF password"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
     # What a VIAS v2 video source adds (tasks/validators.py); empty type_config: not a v2 source.
-    access_type = models.CharField(max_length=5, choices=AccessType.choices, default=AccessType.CLOUD)
-    kind = models.CharField(
-        max_length=16, choices=SourceKind.choices, default=SourceKind.URL, help_text=_("the v2 type")
+    access_type = models.CharField(
+        max_length=5, choices=AccessType.choices, default=AccessType.CLOUD, verbose_name=_("access type")
     )
-    type_config = models.TextField(max_length=validators.MAX_TYPE_CONFIG, blank=True)
-    latitude = models.CharField(max_length=16, blank=True, validators=[validators.validate_latitude])
-    longitude = models.CharField(max_length=16, blank=True, validators=[validators.validate_longitude])
-    tags = models.JSONField(default=list, blank=True, validators=[validators.validate_tags])
+    kind = models.CharField(
+        max_length=16,
+        choices=SourceKind.choices,
+        default=SourceKind.URL,
+        help_text=_("the v2 type"),
+        verbose_name=_("type"),
+    )
+    type_config = models.TextField(
+        max_length=validators.MAX_TYPE_CONFIG, blank=True, verbose_name=_("type configuration")
+    )
+    latitude = models.CharField(
+        max_length=16, blank=True, validators=[validators.validate_latitude], verbose_name=_("latitude")
+    )
+    longitude = models.CharField(
+        max_length=16, blank=True, validators=[validators.validate_longitude], verbose_name=_("longitude")
+    )
+    tags = models.JSONField(
+        default=list, blank=True, validators=[validators.validate_tags], verbose_name=_("tags")
+    )
 
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("video channel")
+        verbose_name_plural = _("video channels")
         constraints = [
             models.UniqueConstraint(fields=["project", "vchan_refid"], name="vchan_refid_per_project")
         ]
@@ -214,18 +263,30 @@ class VideoChannel(models.Model):
 class VideoGroup(models.Model):
     """A VIAS v2 video source group: a named set of the project's video sources."""
 
-    group_id = models.CharField(primary_key=True, max_length=36, default=uuid_str, editable=False)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="video_groups")
-    name = models.CharField(max_length=20, validators=[validators.validate_group_name])
-    description = models.CharField(max_length=100, blank=True)
-    access_type = models.CharField(max_length=5, choices=AccessType.choices, default=AccessType.CLOUD)
-    channels = models.ManyToManyField(VideoChannel, blank=True, related_name="groups")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    group_id = models.CharField(
+        primary_key=True, max_length=36, default=uuid_str, editable=False, verbose_name=_("group ID")
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="video_groups", verbose_name=_("project")
+    )
+    name = models.CharField(
+        max_length=20, validators=[validators.validate_group_name], verbose_name=_("name")
+    )
+    description = models.CharField(max_length=100, blank=True, verbose_name=_("description"))
+    access_type = models.CharField(
+        max_length=5, choices=AccessType.choices, default=AccessType.CLOUD, verbose_name=_("access type")
+    )
+    channels = models.ManyToManyField(
+        VideoChannel, blank=True, related_name="groups", verbose_name=_("video channels")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("video group")
+        verbose_name_plural = _("video groups")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -251,27 +312,54 @@ class BatchTask(models.Model):
         "creator",
     )
 
-    batch_id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batch_tasks")
-    name = models.CharField(max_length=constants.V2_MAX_NAME_LENGTH, validators=[validate_v2_name])
-    description = models.TextField(max_length=constants.V2_MAX_DESCRIPTION_LENGTH, blank=True)
-    service_name = models.CharField(max_length=100, validators=[validate_service_name])
-    service_version = models.CharField(max_length=32, validators=[validate_service_version])
-    resource_order_id = models.CharField(max_length=36, blank=True, validators=[validate_resource_order_id])
-    company = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, help_text=_("vendor"))
-    is_saved_as_template = models.BooleanField(default=False)
-    schedule = models.JSONField(default=dict, blank=True, validators=[validate_task_schedule])
-    output = models.JSONField(default=dict, validators=[validate_task_output])
-    config = models.JSONField(default=dict, blank=True, validators=[validate_task_config])
-    creator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    batch_id = models.CharField(
+        primary_key=True, max_length=32, default=new_id, editable=False, verbose_name=_("batch ID")
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="batch_tasks", verbose_name=_("project")
+    )
+    name = models.CharField(
+        max_length=constants.V2_MAX_NAME_LENGTH, validators=[validate_v2_name], verbose_name=_("name")
+    )
+    description = models.TextField(
+        max_length=constants.V2_MAX_DESCRIPTION_LENGTH, blank=True, verbose_name=_("description")
+    )
+    service_name = models.CharField(
+        max_length=100, validators=[validate_service_name], verbose_name=_("service")
+    )
+    service_version = models.CharField(
+        max_length=32, validators=[validate_service_version], verbose_name=_("service version")
+    )
+    resource_order_id = models.CharField(
+        max_length=36, blank=True, validators=[validate_resource_order_id], verbose_name=_("resource order")
+    )
+    company = models.CharField(
+        max_length=constants.MAX_NAME_LENGTH, blank=True, help_text=_("vendor"), verbose_name=_("vendor")
+    )
+    is_saved_as_template = models.BooleanField(default=False, verbose_name=_("saved as a template"))
+    schedule = models.JSONField(
+        default=dict, blank=True, validators=[validate_task_schedule], verbose_name=_("schedule")
+    )
+    output = models.JSONField(default=dict, validators=[validate_task_output], verbose_name=_("outputs"))
+    config = models.JSONField(
+        default=dict, blank=True, validators=[validate_task_config], verbose_name=_("settings")
+    )
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("creator"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("batch task")
+        verbose_name_plural = _("batch tasks")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -291,67 +379,131 @@ class BatchTask(models.Model):
 class Task(models.Model):
     """A big (logical) task: what operators see. It never runs itself; its subtasks do."""
 
-    task_id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
-    task_name = models.CharField(max_length=constants.MAX_NAME_LENGTH)
-    algo_type = models.CharField(max_length=1, choices=AlgoType.choices)
-    run_dt = models.DateTimeField()
-    play_url = models.CharField(max_length=constants.MAX_URL_LENGTH, validators=[validate_source_url])
+    task_id = models.CharField(
+        primary_key=True, max_length=32, default=new_id, editable=False, verbose_name=_("task ID")
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="tasks", verbose_name=_("project")
+    )
+    task_name = models.CharField(max_length=constants.MAX_NAME_LENGTH, verbose_name=_("name"))
+    algo_type = models.CharField(max_length=1, choices=AlgoType.choices, verbose_name=_("algorithm type"))
+    run_dt = models.DateTimeField(verbose_name=_("run from"))
+    play_url = models.CharField(
+        max_length=constants.MAX_URL_LENGTH, validators=[validate_source_url], verbose_name=_("play URL")
+    )
     source_type = models.CharField(
-        max_length=20, choices=SourceType.choices, default=SourceType.PULL_VIDEO_STREAM
+        max_length=20,
+        choices=SourceType.choices,
+        default=SourceType.PULL_VIDEO_STREAM,
+        verbose_name=_("source type"),
     )
     node_count = models.PositiveIntegerField(
-        default=1, validators=[MinValueValidator(1), MaxValueValidator(constants.MAX_NODE_COUNT)]
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(constants.MAX_NODE_COUNT)],
+        verbose_name=_("picture workers"),
     )
     pull_source_url = models.CharField(
-        max_length=constants.MAX_URL_LENGTH, blank=True, validators=[validate_source_url]
+        max_length=constants.MAX_URL_LENGTH,
+        blank=True,
+        validators=[validate_source_url],
+        verbose_name=_("picture source URL"),
     )
     store_conf = models.ForeignKey(
-        StoreConf, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
+        StoreConf,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tasks",
+        verbose_name=_("storage configuration"),
     )
-    description = models.TextField(max_length=constants.MAX_DESCRIPTION_LENGTH, blank=True)
+    description = models.TextField(
+        max_length=constants.MAX_DESCRIPTION_LENGTH, blank=True, verbose_name=_("description")
+    )
     detector_models = models.JSONField(
         default=list,
         blank=True,
         validators=[validate_detector_models],
         help_text=_("detector models to run (face, body, motor, no_motor); empty: chosen by algo_type"),
+        verbose_name=_("detector models"),
     )
     client_name = models.CharField(
         max_length=constants.MAX_NAME_LENGTH,
         blank=True,
         help_text=_("the client that created it (VCS clientName)"),
+        verbose_name=_("client"),
     )
     # Where results go; the analysis engine reads exactly this shape (tasks.validators.validate_task_output).
-    output = models.JSONField(default=dict, blank=True, validators=[validate_task_output])
+    output = models.JSONField(
+        default=dict, blank=True, validators=[validate_task_output], verbose_name=_("outputs")
+    )
     # The VIAS v2 side of a task (docs/dialects.md); blank for tasks made through other APIs.
     schedule = models.JSONField(
-        default=dict, blank=True, validators=[validate_task_schedule], help_text=_("weekly schedule")
+        default=dict,
+        blank=True,
+        validators=[validate_task_schedule],
+        help_text=_("weekly schedule"),
+        verbose_name=_("weekly schedule"),
     )
     schedule_active = models.BooleanField(
-        default=False, help_text=_("started: its schedule starts and stops it at the window edges")
+        default=False,
+        help_text=_("started: its schedule starts and stops it at the window edges"),
+        verbose_name=_("schedule active"),
     )
     service_name = models.CharField(
-        max_length=100, blank=True, validators=[validate_service_name], help_text=_("v2 algorithm service")
+        max_length=100,
+        blank=True,
+        validators=[validate_service_name],
+        help_text=_("v2 algorithm service"),
+        verbose_name=_("service"),
     )
-    service_version = models.CharField(max_length=32, blank=True, validators=[validate_service_version])
-    resource_order_id = models.CharField(max_length=36, blank=True, validators=[validate_resource_order_id])
-    alg_id = models.CharField(max_length=36, blank=True, db_index=True, validators=[validate_alg_id])
-    config = models.JSONField(default=dict, blank=True, validators=[validate_task_config])
-    company = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, help_text=_("vendor"))
-    video_group_id = models.CharField(max_length=64, blank=True, validators=[validate_unid])
-    target_roi = models.CharField(max_length=2048, blank=True, validators=[validators.validate_target_roi])
+    service_version = models.CharField(
+        max_length=32, blank=True, validators=[validate_service_version], verbose_name=_("service version")
+    )
+    resource_order_id = models.CharField(
+        max_length=36, blank=True, validators=[validate_resource_order_id], verbose_name=_("resource order")
+    )
+    alg_id = models.CharField(
+        max_length=36, blank=True, db_index=True, validators=[validate_alg_id], verbose_name=_("algorithm ID")
+    )
+    config = models.JSONField(
+        default=dict, blank=True, validators=[validate_task_config], verbose_name=_("settings")
+    )
+    company = models.CharField(
+        max_length=constants.MAX_NAME_LENGTH, blank=True, help_text=_("vendor"), verbose_name=_("vendor")
+    )
+    video_group_id = models.CharField(
+        max_length=64, blank=True, validators=[validate_unid], verbose_name=_("video group")
+    )
+    target_roi = models.CharField(
+        max_length=2048,
+        blank=True,
+        validators=[validators.validate_target_roi],
+        verbose_name=_("target ROI"),
+    )
     batch = models.ForeignKey(
-        BatchTask, null=True, blank=True, on_delete=models.PROTECT, related_name="tasks"
+        BatchTask,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tasks",
+        verbose_name=_("batch"),
     )
     creator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("creator"),
     )
-    create_dt = models.DateTimeField(auto_now_add=True, db_index=True)
-    update_dt = models.DateTimeField(auto_now=True)
+    create_dt = models.DateTimeField(auto_now_add=True, db_index=True, verbose_name=_("created"))
+    update_dt = models.DateTimeField(auto_now=True, verbose_name=_("updated"))
 
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("task")
+        verbose_name_plural = _("tasks")
         ordering = ["-create_dt"]
         indexes = [models.Index(fields=["project", "-create_dt"], name="task_project_created")]
 
@@ -398,21 +550,32 @@ class MTaskQuerySet(TenantQuerySet):
 class MTask(models.Model):
     """A schedule-and-scenes block of a task (polling, time window or batch)."""
 
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="mtasks")
-    position = models.PositiveIntegerField(default=0)
-    mtask_unid = models.CharField(max_length=64, default=new_id, validators=[validate_unid])
-    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True)
-    type = models.PositiveSmallIntegerField(choices=MTaskType.choices, default=MTaskType.POLLING)
-    time_interval = models.PositiveIntegerField(
-        default=5, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)], help_text=_("minutes")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="mtasks", verbose_name=_("task"))
+    position = models.PositiveIntegerField(default=0, verbose_name=_("position"))
+    mtask_unid = models.CharField(
+        max_length=64, default=new_id, validators=[validate_unid], verbose_name=_("schedule ID")
     )
-    start_time = models.TimeField(null=True, blank=True)
-    end_time = models.TimeField(null=True, blank=True)
-    progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, verbose_name=_("name"))
+    type = models.PositiveSmallIntegerField(
+        choices=MTaskType.choices, default=MTaskType.POLLING, verbose_name=_("schedule type")
+    )
+    time_interval = models.PositiveIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
+        help_text=_("minutes"),
+        verbose_name=_("interval"),
+    )
+    start_time = models.TimeField(null=True, blank=True, verbose_name=_("start time"))
+    end_time = models.TimeField(null=True, blank=True, verbose_name=_("end time"))
+    progress = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)], verbose_name=_("progress")
+    )
 
     objects = MTaskQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("schedule (mtask)")
+        verbose_name_plural = _("schedules (mtasks)")
         ordering = ["task", "position"]
         constraints = [models.UniqueConstraint(fields=["task", "mtask_unid"], name="mtask_unid_per_task")]
 
@@ -454,27 +617,43 @@ class SceneQuerySet(TenantQuerySet):
 class Scene(models.Model):
     """One camera view to analyse: calibration, ROIs, algorithm config and args, the channel."""
 
-    mtask = models.ForeignKey(MTask, on_delete=models.CASCADE, related_name="scenes")
-    position = models.PositiveIntegerField(default=0)
-    scene_unid = models.CharField(max_length=64, default=new_id, validators=[validate_unid])
-    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True)
-    preset = models.IntegerField(default=0, validators=[MinValueValidator(0), MaxValueValidator(10000)])
-    calibration_xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_calibration_xml])
-    config_xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_xml])
-    basic_config_xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_xml])
-    link_scenes = models.JSONField(default=list, blank=True)
-    algo_type = models.CharField(max_length=1, choices=AlgoType.choices)
-    algo_args = models.JSONField(default=dict, blank=True)
-    is_record = models.BooleanField(default=False)
-    is_active = models.BooleanField(default=True)
-    vchan_refid = models.CharField(max_length=64, blank=True)
-    play_urls = models.JSONField(default=dict, blank=True)
-    is_running = models.BooleanField(default=False)
-    status_reason = models.CharField(max_length=1024, blank=True)
+    mtask = models.ForeignKey(
+        MTask, on_delete=models.CASCADE, related_name="scenes", verbose_name=_("schedule (mtask)")
+    )
+    position = models.PositiveIntegerField(default=0, verbose_name=_("position"))
+    scene_unid = models.CharField(
+        max_length=64, default=new_id, validators=[validate_unid], verbose_name=_("scene ID")
+    )
+    name = models.CharField(max_length=constants.MAX_NAME_LENGTH, blank=True, verbose_name=_("name"))
+    preset = models.IntegerField(
+        default=0, validators=[MinValueValidator(0), MaxValueValidator(10000)], verbose_name=_("PTZ preset")
+    )
+    calibration_xml = models.TextField(
+        default=constants.EMPTY_XML, validators=[validate_calibration_xml], verbose_name=_("calibration")
+    )
+    config_xml = models.TextField(
+        default=constants.EMPTY_XML, validators=[validate_xml], verbose_name=_("algorithm configuration")
+    )
+    basic_config_xml = models.TextField(
+        default=constants.EMPTY_XML,
+        validators=[validate_xml],
+        verbose_name=_("basic algorithm configuration"),
+    )
+    link_scenes = models.JSONField(default=list, blank=True, verbose_name=_("linked scenes"))
+    algo_type = models.CharField(max_length=1, choices=AlgoType.choices, verbose_name=_("algorithm type"))
+    algo_args = models.JSONField(default=dict, blank=True, verbose_name=_("algorithm arguments"))
+    is_record = models.BooleanField(default=False, verbose_name=_("record"))
+    is_active = models.BooleanField(default=True, verbose_name=_("active"))
+    vchan_refid = models.CharField(max_length=64, blank=True, verbose_name=_("video channel ID"))
+    play_urls = models.JSONField(default=dict, blank=True, verbose_name=_("play URLs"))
+    is_running = models.BooleanField(default=False, verbose_name=_("running"))
+    status_reason = models.CharField(max_length=1024, blank=True, verbose_name=_("reason"))
 
     objects = SceneQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("scene")
+        verbose_name_plural = _("scenes")
         ordering = ["mtask", "position"]
 
     def __str__(self) -> str:
@@ -510,13 +689,15 @@ class SceneRoiQuerySet(TenantQuerySet):
 class SceneRoi(models.Model):
     """One of a scene's ordered ROI documents."""
 
-    scene = models.ForeignKey(Scene, on_delete=models.CASCADE, related_name="rois")
-    position = models.PositiveIntegerField(default=0)
-    xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_roi_xml])
+    scene = models.ForeignKey(Scene, on_delete=models.CASCADE, related_name="rois", verbose_name=_("scene"))
+    position = models.PositiveIntegerField(default=0, verbose_name=_("position"))
+    xml = models.TextField(default=constants.EMPTY_XML, validators=[validate_roi_xml], verbose_name=_("ROI"))
 
     objects = SceneRoiQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("ROI document")
+        verbose_name_plural = _("ROI documents")
         ordering = ["scene", "position"]
 
     def __str__(self) -> str:

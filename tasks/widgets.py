@@ -128,6 +128,8 @@ def editor_labels() -> dict[str, str]:
         "polygon": _("Add polygon"),
         "line": _("Add line"),
         "pair": _("Add point pair"),
+        "shape_polygon": _("polygon"),
+        "shape_line": _("line"),
         "finish": _("Finish shape"),
         "cancel": _("Cancel"),
         "delete": _("Delete"),
@@ -156,6 +158,9 @@ def editor_labels() -> dict[str, str]:
             "coordinates in metres. Drag a point to move it; Shift+click it to delete the pair."
         ),
         "frame_size": _("frame %(w)s×%(h)s"),
+        "error": _("reprojection error %(e)s m"),
+        "error_none": _("reprojection error: from 4 pairs"),
+        "grid": _("ground grid: one line every %(step)s m"),
     }
 
 

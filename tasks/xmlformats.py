@@ -29,6 +29,14 @@ from vias.lib.xmlsafe import parse_xml
 
 MAX_POLYGON_POINTS = 256
 MIN_CALIBRATION_PAIRS = 4
+# A point this close to the line through two others (a share of the frame, or of the ground's
+# extent) is on that line: about 1 px in a 1000 px frame.
+COLLINEAR_DISTANCE = 1e-3
+MIN_POLYGON_AREA = 1e-6  # of the frame: a polygon smaller than about 2 px² is no area at all
+# A pair whose ground point lies further than this from where the others map its image point
+# (the larger of metres and a share of the ground's extent) contradicts them.
+CONTRADICTION_METRES = 0.5
+CONTRADICTION_SHARE = 0.05
 _DECIMAL = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
 
 Point = tuple[float, float]
@@ -138,7 +146,32 @@ def _zone(element: etree._Element, seen: set[str]) -> Zone:
     points = _points(element)
     if not 3 <= len(points) <= MAX_POLYGON_POINTS:
         raise _error(element, _("a polygon needs 3..%(max)d points") % {"max": MAX_POLYGON_POINTS})
+    problem = polygon_problem(points)
+    if problem:
+        raise _error(element, _("polygon %(name)r: %(problem)s") % {"name": name, "problem": problem})
     return Zone(name, mode, points)
+
+
+def polygon_problem(points: tuple[Point, ...]) -> str:
+    """Why these points make no usable polygon (zero area, edges that cross), or ''."""
+    from shapely.geometry import Polygon
+    from shapely.validation import explain_validity
+
+    polygon = Polygon(points)
+    if polygon.convex_hull.area < MIN_POLYGON_AREA:
+        return _("it has no area (its points are on one line or on top of each other)")
+    if not polygon.is_valid:
+        # e.g. "Self-intersection[0.5 0.5]": say where, in the frame's 0..1 coordinates.
+        where = re.search(r"\[([-0-9.e]+) ([-0-9.e]+)\]", explain_validity(polygon))
+        if where:
+            return _(
+                "its edges cross each other near x=%(x).2f, y=%(y).2f; order the points around the shape"
+            ) % {
+                "x": float(where.group(1)),
+                "y": float(where.group(2)),
+            }
+        return _("its edges cross each other; order the points around the shape")
+    return ""
 
 
 def _line(element: etree._Element, seen: set[str]) -> Line:
@@ -169,7 +202,7 @@ def parse_roi(text: str) -> Roi:
 def parse_calibration(text: str) -> Calibration:
     root = parse_xml(text)
     _check_root(root)
-    pairs = []
+    pairs, elements = [], []
     for child in root:
         if child.tag != "pair":
             raise _error(child, _("unknown element <%(tag)s>: use <pair>") % {"tag": child.tag})
@@ -181,12 +214,103 @@ def parse_calibration(text: str) -> Calibration:
                 _image_point(image), (_number(ground, "x", None, None), _number(ground, "y", None, None))
             )
         )
+        elements.append(child)
     if pairs and len(pairs) < MIN_CALIBRATION_PAIRS:
         raise _error(root, _("a calibration needs at least %(n)d point pairs") % {"n": MIN_CALIBRATION_PAIRS})
     calibration = Calibration(tuple(pairs))
-    if pairs and homography(calibration) is None:
-        raise _error(root, _("the calibration points are degenerate (three or more on one line?)"))
+    problem = calibration_problem(calibration)
+    if problem:
+        index, message = problem
+        raise _error(elements[index], message)
     return calibration
+
+
+def _on_line(points: list[Point], i: int, j: int, scale: float) -> list[int] | None:
+    """Indexes of the points within COLLINEAR_DISTANCE of the line through points i and j (i and j
+    included); None when i and j are too close to define a line."""
+    (ax, ay), (bx, by) = points[i], points[j]
+    length = math.hypot(bx - ax, by - ay)
+    if length <= COLLINEAR_DISTANCE * scale:
+        return None
+    return [
+        k
+        for k, (cx, cy) in enumerate(points)
+        if abs((bx - ax) * (cy - ay) - (by - ay) * (cx - ax)) / length <= COLLINEAR_DISTANCE * scale
+    ]
+
+
+def _degenerate_line(points: list[Point], scale: float) -> list[int] | None:
+    """The points on one line that leave no 4 points with no three on a line, or None.
+
+    With 4 pairs that is any 3 on a line, or two points on top of each other. With more, a
+    homography still has a basis unless all the points, or all but one, are on one line
+    (repeated points are left to the contradiction check). `scale`: the points' extent."""
+    import itertools
+
+    four = len(points) == MIN_CALIBRATION_PAIRS
+    need = 3 if four else len(points) - 1
+    for i, j in itertools.combinations(range(len(points)), 2):
+        on_line = _on_line(points, i, j, scale)
+        if on_line is None:
+            if four:
+                return [i, j]  # the same point twice: no 4 distinct points
+            continue
+        if len(on_line) >= need:
+            return on_line
+    return None
+
+
+def _extent(points: list[Point]) -> float:
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return max(max(xs) - min(xs), max(ys) - min(ys))
+
+
+def calibration_problem(calibration: Calibration) -> tuple[int, str] | None:
+    """(index of the pair to point at, why) when the pairs cannot be a calibration, else None:
+    image (or ground) points on one line so that no homography exists, or a pair the others
+    contradict."""
+    if not calibration.pairs:
+        return None
+    images = [p.image for p in calibration.pairs]
+    grounds = [p.ground for p in calibration.pairs]
+    for kind, points, scale in (("image", images, 1.0), ("ground", grounds, _extent(grounds) or 1.0)):
+        on_line = _degenerate_line(points, scale)
+        if on_line:
+            numbers = {"pairs": ", ".join(str(k + 1) for k in on_line)}
+            if kind == "image":
+                message = _(
+                    "pairs %(pairs)s: their image points are on one line; a calibration needs 4 points with no three on one line"
+                )
+            else:
+                message = _(
+                    "pairs %(pairs)s: their ground points are on one line but their image points are not"
+                )
+            return on_line[-1], message % numbers
+    errors = reprojection_errors(calibration)
+    if errors is None:
+        return 0, _("the calibration points are degenerate (three or more on one line?)")
+    limit = max(CONTRADICTION_METRES, CONTRADICTION_SHARE * _extent(grounds))
+    worst = max(range(len(errors)), key=errors.__getitem__)
+    if errors[worst] > limit:
+        return worst, _(
+            "pair %(n)d contradicts the others: its ground point is %(error).2f m from where they map its image point"
+        ) % {"n": worst + 1, "error": errors[worst]}
+    return None
+
+
+def reprojection_errors(calibration: Calibration) -> list[float] | None:
+    """For each pair, metres between its ground point and where the homography of all the pairs
+    maps its image point (0 for exactly 4 pairs); None when the pairs define no homography."""
+    import numpy as np
+
+    matrix = homography(calibration)
+    if matrix is None:
+        return None
+    image = np.array([[*p.image, 1.0] for p in calibration.pairs], dtype=np.float64)
+    mapped = image @ matrix.T
+    mapped = mapped[:, :2] / mapped[:, 2:3]
+    ground = np.array([p.ground for p in calibration.pairs], dtype=np.float64)
+    return [float(e) for e in np.linalg.norm(mapped - ground, axis=1)]
 
 
 def homography(calibration: Calibration):

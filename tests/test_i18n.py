@@ -42,6 +42,10 @@ def test_unauthenticated_answer_is_chinese_when_asked(db, client):
 
 def test_every_message_in_the_catalogue_is_translated():
     catalogue = polib.pofile(str(PO))
-    untranslated = [entry.msgid for entry in catalogue if entry.msgid and not entry.msgstr]
+    untranslated = [
+        entry.msgid
+        for entry in catalogue
+        if entry.msgid and not entry.msgstr and not any((entry.msgstr_plural or {}).values())
+    ]
     assert untranslated == []
     assert not [entry.msgid for entry in catalogue if "fuzzy" in entry.flags]

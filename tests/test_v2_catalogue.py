@@ -26,8 +26,8 @@ def test_every_service_is_listed_with_the_detectors_it_would_run(alice):
     traffic = listed["traffic"]
     assert (traffic["alg_status"], traffic["categories"], traffic["detectors"]) == (
         "service_running",
-        ["motor"],
-        {"motor": "registry-entry"},
+        ["motor", "no_motor"],  # vehicles and bicycles: a traffic task counts both
+        {"motor": "registry-entry", "no_motor": "registry-entry"},
     )
     assert traffic["alg_version"] == "registry-entry" and traffic["alg_versions"] == ["registry-entry"]
     assert traffic["function_version"] == "1.0.0" and traffic["deploy_type"] == "cloud"

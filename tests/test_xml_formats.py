@@ -23,8 +23,10 @@ from tasks.xmlformats import (
     homography,
     parse_calibration,
     parse_roi,
+    polygon_problem,
     render_calibration,
     render_roi,
+    reprojection_errors,
 )
 
 
@@ -119,9 +121,23 @@ coordinates = st.floats(min_value=0.0, max_value=1.0, allow_nan=False, allow_inf
 points = st.tuples(coordinates, coordinates)
 name_chars = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Cn", "Zl", "Zp"))
 names = st.text(name_chars, min_size=1, max_size=64).filter(lambda n: n == n.strip() and n.strip())
-zones = st.builds(
-    Zone, names, st.sampled_from(RoiMode.values), st.lists(points, min_size=3, max_size=12).map(tuple)
-)
+
+
+@st.composite
+def simple_polygons(draw) -> tuple[tuple[float, float], ...]:
+    """Points around the centre in angle order (a star-shaped polygon: its edges never cross),
+    with an area: the format refuses any other polygon."""
+    count = draw(st.integers(3, 12))
+    angle = st.floats(0.0, 2 * math.pi, exclude_max=True)
+    angles = sorted(draw(st.lists(angle, min_size=count, max_size=count, unique=True)))
+    radii = draw(st.lists(st.floats(0.05, 0.5), min_size=count, max_size=count))
+    shape = tuple((0.5 + r * math.cos(a), 0.5 + r * math.sin(a)) for a, r in zip(angles, radii, strict=True))
+    # What is written is six significant digits: that polygon must be simple too.
+    assume(not polygon_problem(tuple((float(x), float(y)) for x, y in map(fmt, shape))))
+    return shape
+
+
+zones = st.builds(Zone, names, st.sampled_from(RoiMode.values), simple_polygons())
 lines = st.builds(Line, names, st.sampled_from(LineDirection.values), points, points)
 
 
@@ -201,7 +217,11 @@ def test_names_with_markup_characters_survive_the_round_trip():
 
 def test_a_polygon_of_the_maximum_size_round_trips():
     ring = tuple(
-        (0.5 + 0.4 * math.cos(i / 40), 0.5 + 0.4 * math.sin(i / 40)) for i in range(MAX_POLYGON_POINTS)
+        (
+            0.5 + 0.4 * math.cos(i * 2 * math.pi / MAX_POLYGON_POINTS),
+            0.5 + 0.4 * math.sin(i * 2 * math.pi / MAX_POLYGON_POINTS),
+        )
+        for i in range(MAX_POLYGON_POINTS)
     )
     original = Roi((Zone("big", "include", ring),))
     assert_rois_equal(parse_roi(render_roi(original)), original)
@@ -268,7 +288,7 @@ def test_coordinates_that_are_not_numbers_are_refused(value):
 
 @pytest.mark.parametrize("value", ["0", "1", "0.5", ".5", "+0.25", "-0", "5e-1", "1E0", "0.000001", " 0.5 "])
 def test_coordinates_in_range_in_any_decimal_notation_are_accepted(value):
-    parsed = parse_roi(roi(polygon(points=((value, 0.5), (1, 0), (1, 1)))))
+    parsed = parse_roi(roi(polygon(points=((value, 0.5), (1, 0), (0.8, 1)))))
     assert parsed.zones[0].points[0][0] == float(value)
 
 
@@ -279,7 +299,10 @@ def test_missing_coordinate_attribute_is_refused():
 
 def test_polygon_point_count_bounds_are_inclusive():
     assert len(parse_roi(roi(polygon(points=((0, 0), (1, 0), (1, 1))))).zones[0].points) == 3
-    ring = [(i / MAX_POLYGON_POINTS, (i % 2) / 2) for i in range(MAX_POLYGON_POINTS)]
+    step = 2 * math.pi / MAX_POLYGON_POINTS
+    ring = [
+        (0.5 + 0.5 * math.cos(i * step), 0.5 + 0.5 * math.sin(i * step)) for i in range(MAX_POLYGON_POINTS)
+    ]
     assert len(parse_roi(roi(polygon(points=ring))).zones[0].points) == MAX_POLYGON_POINTS
 
 
@@ -347,7 +370,7 @@ def test_calibration_needs_at_least_four_pairs(count):
     ],
 )
 def test_degenerate_calibration_is_refused(pairs):
-    refused(parse_calibration, calibration(pairs), "degenerate")
+    refused(parse_calibration, calibration(pairs), "on one line")
 
 
 @pytest.mark.parametrize(
@@ -394,3 +417,58 @@ def test_pair_children_may_come_in_either_order():
 def test_homography_of_too_few_pairs_is_none():
     assert homography(Calibration()) is None
     assert homography(Calibration(tuple(CalibrationPair(i, g) for i, g in SQUARE[:3]))) is None
+
+
+# ---- geometry that cannot be wrong (shapely) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("points", "fragment"),
+    [
+        pytest.param(
+            ((0, 0), (1, 1), (1, 0), (0, 1)), "edges cross each other near x=0.50, y=0.50", id="bow-tie"
+        ),
+        pytest.param(((0.1, 0.1), (0.5, 0.5), (0.9, 0.9)), "has no area", id="points-on-a-line"),
+        pytest.param(((0.3, 0.3), (0.3, 0.3), (0.3, 0.3), (0.3, 0.3)), "has no area", id="one-point"),
+        pytest.param(((0, 0), (1, 0), (0, 1), (1, 1), (0.5, 0.2)), "edges cross", id="crossed-square"),
+    ],
+)
+def test_a_polygon_that_crosses_itself_or_has_no_area_is_refused_by_name_and_line(points, fragment):
+    text = "<root>\n" + polygon(name="ok") + "\n" + polygon(name="door", points=points) + "\n</root>"
+    message = refused(parse_roi, text, fragment)
+    assert message.startswith("polygon 'door': ") and message.endswith("(line 3)")
+
+
+def test_a_concave_polygon_is_fine():
+    l_shape = ((0, 0), (1, 0), (1, 0.2), (0.2, 0.2), (0.2, 1), (0, 1))
+    assert parse_roi(roi(polygon(points=l_shape))).zones[0].points == tuple(map(tuple, l_shape))
+
+
+def test_three_collinear_image_points_of_four_are_refused_at_the_pair():
+    pairs = [((0.1, 0.9), (0, 0)), ((0.5, 0.9), (4, 0)), ((0.9, 0.9), (8, 0)), ((0.5, 0.3), (4, 30))]
+    text = "<root>\n" + "\n".join(calibration([p])[6:-7] for p in pairs) + "\n</root>"
+    message = refused(parse_calibration, text, "pairs 1, 2, 3: their image points are on one line")
+    assert message.endswith("(line 4)")  # the third pair: the one that completes the line
+
+
+def test_a_fifth_point_on_a_line_with_two_others_is_fine_when_it_agrees():
+    pairs = [*SQUARE, ((0.5, 0.5), (5, 5))]
+    parsed = parse_calibration(calibration(pairs))
+    assert reprojection_errors(parsed) == pytest.approx([0.0] * 5, abs=1e-6)
+
+
+def test_contradictory_pairs_are_refused_at_the_pair_that_disagrees():
+    pairs = [*SQUARE, ((0.5, 0.5), (5, 5)), ((0.25, 0.5), (9, 1))]
+    message = refused(parse_calibration, calibration(pairs), "pair 6 contradicts the others")
+    assert " m from where they map its image point" in message
+
+
+def test_the_same_image_point_with_two_ground_points_is_a_contradiction():
+    refused(parse_calibration, calibration([*SQUARE, ((0, 0), (3, 3))]), "contradicts the others")
+
+
+def test_reprojection_errors_are_metres_per_pair():
+    # A ground point 0.3 m off (under the contradiction limit) shows in its own error most.
+    pairs = [*SQUARE, ((0.5, 0.5), (5.3, 5))]
+    errors = reprojection_errors(parse_calibration(calibration(pairs)))
+    assert len(errors) == 5 and max(errors) == errors[4] and 0.05 < errors[4] < 0.3

@@ -36,7 +36,7 @@ SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "vias.apps.VIASAdminConfig",  # django.contrib.admin with the VIAS site (vias/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -259,6 +259,10 @@ VIAS_JOB_SEGMENT = envint("VIAS_JOB_SEGMENT", max(60, JOB_TIMEOUT - 300))
 VIAS_MAX_DISPATCH_ATTEMPTS = envint("VIAS_MAX_DISPATCH_ATTEMPTS", 3)
 # Frames analysed per second when a scene does not say (algo_args "fps").
 VIAS_DEFAULT_FPS = envint("VIAS_DEFAULT_FPS", 5)
+# A short WebM clip around each event (analysis/clips.py); off saves the per-frame drawing.
+VIAS_EVENT_CLIPS = envbool("VIAS_EVENT_CLIPS", True)
+# /metrics answers only `Authorization: Bearer <this>` when set (Prometheus' bearer_token).
+VIAS_METRICS_TOKEN = envstr("VIAS_METRICS_TOKEN", "")
 # Seconds OpenCV may take to open a stream, and to read one frame, before it counts as lost.
 VIAS_SOURCE_OPEN_TIMEOUT = envint("VIAS_SOURCE_OPEN_TIMEOUT", 10)
 VIAS_SOURCE_READ_TIMEOUT = envint("VIAS_SOURCE_READ_TIMEOUT", 10)

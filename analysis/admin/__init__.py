@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from analysis.labels import key_label, rule_label
 from analysis.models import Delivery, Detector, Event
 from vias.lib.admin import LIVE_MEDIA, TenantAdminMixin, events_chart
 
@@ -91,7 +92,7 @@ class RuleFilter(admin.SimpleListFilter):
         rules = (
             Event.objects.visible_to(request.user).order_by("rule").values_list("rule", flat=True).distinct()
         )
-        return [(rule, rule) for rule in rules]
+        return [(rule, rule_label(rule)) for rule in rules]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.filter(rule=self.value()) if self.value() else queryset
@@ -107,7 +108,7 @@ class EventAdmin(TenantAdminMixin, admin.ModelAdmin):
         "thumbnail",
         "occurred_at",
         "category",
-        "rule",
+        "rule_column",
         "zone",
         "score_column",
         "track_id",
@@ -128,25 +129,54 @@ class EventAdmin(TenantAdminMixin, admin.ModelAdmin):
     search_fields = ("=task__task_id", "task__task_name", "rule", "zone", "=subtask__id")
     date_hierarchy = "occurred_at"
     readonly_fields = (
-        "big_snapshot",
-        "task",
-        "subtask",
-        "key",
-        "occurred_at",
-        "offset_s",
-        "frame_index",
+        "media_column",
+        "what",
+        "rule_column",
         "category",
-        "rule",
         "zone",
-        "box",
-        "score",
+        "score_column",
         "track_id",
+        "occurred_at",
+        "offset_column",
+        "task_link",
+        "subtask_link",
+        "key",
+        "frame_index",
+        "box",
         "attributes",
         "snapshot",
+        "clip",
         "created_at",
     )
-    fields = readonly_fields
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "media_column",
+                    "what",
+                    "rule_column",
+                    "category",
+                    "zone",
+                    "score_column",
+                    "track_id",
+                    "occurred_at",
+                    "offset_column",
+                    "task_link",
+                    "subtask_link",
+                ]
+            },
+        ),
+        (
+            gettext_lazy("Details"),
+            {
+                "fields": ["key", "frame_index", "box", "attributes", "snapshot", "clip", "created_at"],
+                "classes": ["collapse"],
+            },
+        ),
+    ]
     change_list_template = "admin/analysis/event/change_list.html"
+    change_form_template = "admin/analysis/event/change_form.html"
     list_per_page = 50
 
     @property
@@ -171,11 +201,33 @@ class EventAdmin(TenantAdminMixin, admin.ModelAdmin):
             '<a href="{}"><img class="vias-thumb" src="{}" alt="" loading="lazy"></a>', src, src
         )
 
-    @admin.display(description=gettext_lazy("snapshot"))
-    def big_snapshot(self, obj: Event) -> Any:
-        if not obj.snapshot:
-            return "—"
-        return format_html('<img src="{}" alt="" style="max-width:100%;max-height:540px">', snapshot_src(obj))
+    @admin.display(description=gettext_lazy("clip and snapshot"))
+    def media_column(self, obj: Event):
+        """The clip (WebM, a few seconds around the event) beside the snapshot, both large."""
+        clip = (
+            format_html(
+                '<video class="vias-clip" controls muted autoplay loop preload="auto" src="{}"></video>',
+                reverse("admin:analysis_event_clip", args=[obj.pk]),
+            )
+            if obj.clip
+            else format_html(
+                '<p class="help">{}</p>', _("No clip: it is written a few seconds after the event.")
+            )
+        )
+        snapshot = (
+            format_html('<img class="vias-snapshot" src="{}" alt="">', snapshot_src(obj))
+            if obj.snapshot
+            else ""
+        )
+        return format_html('<div class="vias-event-media">{}{}</div>', clip, snapshot)
+
+    @admin.display(description=gettext_lazy("what"))
+    def what(self, obj: Event) -> str:
+        return key_label(obj.key)
+
+    @admin.display(description=gettext_lazy("rule"), ordering="rule")
+    def rule_column(self, obj: Event) -> str:
+        return rule_label(obj.rule)
 
     @admin.display(description=gettext_lazy("score"), ordering="score")
     def score_column(self, obj: Event) -> str:
@@ -215,21 +267,59 @@ class EventAdmin(TenantAdminMixin, admin.ModelAdmin):
             )
         return response
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        event = self.get_object(request, object_id)
+        if event is not None:
+            extra_context = {**(extra_context or {}), **self.neighbours(request, event)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def neighbours(self, request: HttpRequest, event: Event) -> dict[str, str]:
+        """The task's previous and next events in time (the list's order is newest first)."""
+        same_task = self.get_queryset(request).filter(task_id=event.task_id).only("pk")
+        earlier = same_task.filter(
+            Q(occurred_at__lt=event.occurred_at) | Q(occurred_at=event.occurred_at, pk__lt=event.pk)
+        ).order_by("-occurred_at", "-pk")
+        later = same_task.filter(
+            Q(occurred_at__gt=event.occurred_at) | Q(occurred_at=event.occurred_at, pk__gt=event.pk)
+        ).order_by("occurred_at", "pk")
+        links = {}
+        for name, queryset in (("previous_url", earlier), ("next_url", later)):
+            found = queryset.first()
+            links[name] = reverse("admin:analysis_event_change", args=[found.pk]) if found else ""
+        return links
+
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         return [
             path("<int:object_id>/snapshot.jpg", wrap(self.snapshot_view), name="analysis_event_snapshot"),
+            path("<int:object_id>/clip.webm", wrap(self.clip_view), name="analysis_event_clip"),
             *super().get_urls(),
         ]
 
     def snapshot_view(self, request: HttpRequest, object_id: int) -> FileResponse:
         """The event's JPEG from MEDIA_ROOT, for staff; never a path outside it."""
         event = get_object_or_404(self.get_queryset(request).only("snapshot"), pk=object_id)
-        root = Path(settings.MEDIA_ROOT).resolve()
-        path_ = (root / event.snapshot).resolve() if event.snapshot else None
-        if path_ is None or root not in path_.parents or not path_.is_file():
-            raise Http404
-        return FileResponse(path_.open("rb"), content_type="image/jpeg")
+        return media_file(event.snapshot, "image/jpeg")
+
+    def clip_view(self, request: HttpRequest, object_id: int) -> FileResponse:
+        """The event's WebM clip (FileResponse: the browser may ask for ranges, it gets the file)."""
+        event = get_object_or_404(self.get_queryset(request).only("clip"), pk=object_id)
+        return media_file(event.clip, "video/webm")
+
+
+def media_file(relative: str, content_type: str) -> FileResponse:
+    """A file under MEDIA_ROOT; never a path outside it."""
+    root = Path(settings.MEDIA_ROOT).resolve()
+    path_ = (root / relative).resolve() if relative else None
+    if path_ is None or root not in path_.parents or not path_.is_file():
+        raise Http404
+    return FileResponse(path_.open("rb"), content_type=content_type)
 
 
 @admin.register(Delivery)

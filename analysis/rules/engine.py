@@ -168,6 +168,7 @@ class RuleEngine:
             lambda: defaultdict(lambda: defaultdict(int))
         )
         self.found: dict[str, int] = defaultdict(int)
+        self.last_tracks: list[tuple[int, str, tuple[float, float, float, float]]] = []
         self.roi = Roi()
         self.calibration = Calibration()
         self.ground = GroundMapping(self.calibration)
@@ -274,9 +275,13 @@ class RuleEngine:
                 by_category[detection.category].append(detection)
         findings: list[Finding] = []
         context = _Frame(frame_index, offset_s, width, height, frame, geometry)
+        tracked: list[_Row] = []
         for category in self.categories:
             rows = self._track_category(category, by_category[category], offset_s)
+            tracked.extend(rows)
             findings.extend(self._apply(category, rows, context))
+        # What the live view and the event clips draw (analysis/overlay.py).
+        self.last_tracks = [(r.track.track_id, r.track.category, r.detection.box) for r in tracked]
         findings.extend(self._expire(offset_s))
         for finding in findings:
             self.found[finding.rule] += 1

@@ -108,6 +108,72 @@
 
   // ---- the editor -------------------------------------------------------------------------------
 
+  // ---- calibration: the image→ground homography of the pairs (least squares over all of them,
+  // as the server's cv2.findHomography with method 0), each pair's reprojection error and a
+  // ground grid drawn back onto the frame (docs/console.md).
+
+  function solve(A, b) {
+    var n = b.length;
+    for (var c = 0; c < n; c++) {
+      var pivot = c;
+      for (var r = c + 1; r < n; r++) if (Math.abs(A[r][c]) > Math.abs(A[pivot][c])) pivot = r;
+      if (Math.abs(A[pivot][c]) < 1e-12) return null;
+      var t = A[c]; A[c] = A[pivot]; A[pivot] = t;
+      var tb = b[c]; b[c] = b[pivot]; b[pivot] = tb;
+      for (var r2 = c + 1; r2 < n; r2++) {
+        var f = A[r2][c] / A[c][c];
+        for (var k = c; k < n; k++) A[r2][k] -= f * A[c][k];
+        b[r2] -= f * b[c];
+      }
+    }
+    var x = new Array(n);
+    for (var i = n - 1; i >= 0; i--) {
+      var sum = b[i];
+      for (var j = i + 1; j < n; j++) sum -= A[i][j] * x[j];
+      x[i] = sum / A[i][i];
+    }
+    return x;
+  }
+
+  function fitHomography(pairs) {
+    if (pairs.length < 4) return null;
+    var AtA = [], Atb = [];
+    for (var i = 0; i < 8; i++) { AtA.push([0, 0, 0, 0, 0, 0, 0, 0]); Atb.push(0); }
+    pairs.forEach(function (p) {
+      var x = p.points[0][0], y = p.points[0][1], X = Number(p.ground[0]), Y = Number(p.ground[1]);
+      [[x, y, 1, 0, 0, 0, -x * X, -y * X, X], [0, 0, 0, x, y, 1, -x * Y, -y * Y, Y]].forEach(function (row) {
+        for (var a = 0; a < 8; a++) {
+          Atb[a] += row[a] * row[8];
+          for (var b = 0; b < 8; b++) AtA[a][b] += row[a] * row[b];
+        }
+      });
+    });
+    var h = solve(AtA, Atb);
+    return h && h.every(isFinite) ? h.concat([1]) : null;
+  }
+
+  function mapPoint(H, x, y) {
+    var d = H[6] * x + H[7] * y + H[8];
+    return [(H[0] * x + H[1] * y + H[2]) / d, (H[3] * x + H[4] * y + H[5]) / d, d];
+  }
+
+  function invert3(m) {
+    var a = m[0], b = m[1], c = m[2], d = m[3], e = m[4], f = m[5], g = m[6], h = m[7], i = m[8];
+    var A = e * i - f * h, B = -(d * i - f * g), C = d * h - e * g;
+    var det = a * A + b * B + c * C;
+    if (Math.abs(det) < 1e-15) return null;
+    return [A / det, -(b * i - c * h) / det, (b * f - c * e) / det,
+            B / det, (a * i - c * g) / det, -(a * f - c * d) / det,
+            C / det, -(a * h - b * g) / det, (a * e - b * d) / det];
+  }
+
+  function niceStep(extent) {
+    var raw = Math.max(extent, 1e-6) / 8;
+    var power = Math.pow(10, Math.floor(Math.log10(raw)));
+    var steps = [1, 2, 5, 10].map(function (k) { return k * power; });
+    return steps.find(function (s) { return s >= raw; }) || steps[3];
+  }
+
   function Editor(root) {
     this.root = root;
     this.textarea = root.querySelector("textarea.vias-xml");
@@ -392,9 +458,11 @@
     var self = this;
     var L = this.labels;
     this.table.innerHTML = "";
+    var errors = this.kind === "calibration" ? this.fit().errors : null;
+    var pairIndex = 0;
     this.shapes.forEach(function (shape, index) {
       var row = el("tr", { "data-shape": shape.type });
-      row.appendChild(el("td", {}, shape.type === "pair" ? "#" + (index + 1) : L[shape.type] ? shape.type : shape.type));
+      row.appendChild(el("td", {}, shape.type === "pair" ? "#" + (index + 1) : L["shape_" + shape.type] || shape.type));
       function changed() {
         self.writeText();
         self.render();
@@ -408,12 +476,16 @@
           input.placeholder = L[axis ? "ground_y" : "ground_x"];
           input.addEventListener("change", function () {
             var v = Number(input.value);
-            if (isFinite(v)) { shape.ground[axis] = v; changed(); }
+            if (isFinite(v)) { shape.ground[axis] = v; changed(); self.renderTable(); }
           });
           cell.appendChild(el("span", {}, (L[axis ? "ground_y" : "ground_x"] || "") + " "));
           cell.appendChild(input);
           row.appendChild(cell);
         });
+        var error = errors ? errors[pairIndex] : null;
+        pairIndex += 1;
+        row.appendChild(el("td", { class: "vias-pair-error", "data-error": error == null ? "" : error.toFixed(3) },
+          error == null ? (L.error_none || "") : label(L, "error", { e: error.toFixed(2) })));
       } else {
         var nameCell = el("td");
         var name = el("input", { type: "text", maxlength: "64", class: "vias-shape-name", "aria-label": L.name });
@@ -471,8 +543,60 @@
       }
     }
     var self = this;
+    if (this.kind === "calibration") this.drawGrid(scale);
     this.shapes.forEach(function (shape, index) { self.drawShape(shape, scale, false, index); });
     if (this.draft) this.drawShape(this.draft, scale, true, this.shapes.length);
+  };
+
+  // Each pair's error (metres) against the homography of all the pairs; null below 4 pairs.
+  Editor.prototype.fit = function () {
+    var pairs = this.shapes.filter(function (s) { return s.type === "pair" && s.points.length; });
+    var H = fitHomography(pairs);
+    if (!H) return { H: null, errors: null };
+    var errors = pairs.map(function (p) {
+      var m = mapPoint(H, p.points[0][0], p.points[0][1]);
+      return Math.hypot(m[0] - Number(p.ground[0]), m[1] - Number(p.ground[1]));
+    });
+    return { H: H, errors: errors, pairs: pairs };
+  };
+
+  // Ground lines every `step` metres over the pairs' extent, mapped back onto the frame: a wrong
+  // pair bends or tilts the grid where it does not follow the floor.
+  Editor.prototype.drawGrid = function (scale) {
+    var fit = this.fit();
+    this.root.dataset.grid = fit.H ? "on" : "off";
+    if (!fit.H) return;
+    var inverse = invert3(fit.H);
+    if (!inverse) return;
+    var xs = fit.pairs.map(function (p) { return Number(p.ground[0]); });
+    var ys = fit.pairs.map(function (p) { return Number(p.ground[1]); });
+    var minX = Math.min.apply(null, xs), maxX = Math.max.apply(null, xs);
+    var minY = Math.min.apply(null, ys), maxY = Math.max.apply(null, ys);
+    var step = niceStep(Math.max(maxX - minX, maxY - minY));
+    var ctx = this.ctx, w = this.canvas.width, h = this.canvas.height;
+    ctx.save();
+    ctx.strokeStyle = "rgba(255, 230, 0, 0.7)";
+    ctx.lineWidth = 1 * scale;
+    function line(x0, y0, x1, y1) {
+      ctx.beginPath();
+      var started = false;
+      for (var t = 0; t <= 24; t++) {
+        var gx = x0 + ((x1 - x0) * t) / 24, gy = y0 + ((y1 - y0) * t) / 24;
+        var p = mapPoint(inverse, gx, gy);
+        if (p[2] <= 0 || !isFinite(p[0]) || !isFinite(p[1])) { started = false; continue; }
+        if (started) ctx.lineTo(p[0] * w, p[1] * h); else ctx.moveTo(p[0] * w, p[1] * h);
+        started = true;
+      }
+      ctx.stroke();
+    }
+    var x0 = Math.floor(minX / step) * step, x1 = Math.ceil(maxX / step) * step;
+    var y0 = Math.floor(minY / step) * step, y1 = Math.ceil(maxY / step) * step;
+    for (var gx = x0; gx <= x1 + 1e-9; gx += step) line(gx, y0, gx, y1);
+    for (var gy = y0; gy <= y1 + 1e-9; gy += step) line(x0, gy, x1, gy);
+    ctx.fillStyle = "rgba(255, 230, 0, 0.9)";
+    ctx.font = 12 * scale + "px sans-serif";
+    ctx.fillText(label(this.labels, "grid", { step: step }), 8 * scale, h - 8 * scale);
+    ctx.restore();
   };
 
   Editor.prototype.drawShape = function (shape, scale, draft, index) {

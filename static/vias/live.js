@@ -15,12 +15,20 @@
 
   var STATES = ["PENDING", "CONFIGURED", "STARTING", "RUNNING", "STOPPING", "STOPPED", "SUCCEEDED", "FAILED", "ABNORMAL", "RECOVERING"];
 
+  // The states' words in the page's language (templates/admin/base_site.html).
+  var LABELS = (function () {
+    var node = document.getElementById("vias-state-labels");
+    try { return node ? JSON.parse(node.textContent) : {}; } catch (e) { return {}; }
+  })();
+
+  function stateLabel(state) { return LABELS[state] || state; }
+
   function badge(state) {
     var span = document.createElement("span");
     span.className = "vias-badge vias-state-" + String(state).toLowerCase();
     span.dataset.state = state;
     span.title = state;
-    span.textContent = state;
+    span.textContent = stateLabel(state);
     return span;
   }
 
@@ -30,6 +38,8 @@
     if (current && current.dataset.state === state) return;
     holder.innerHTML = "";
     holder.appendChild(badge(state));
+    // The page's command buttons follow the state (static/vias/console.js).
+    holder.dispatchEvent(new CustomEvent("vias:state", { bubbles: true, detail: { state: state } }));
   }
 
   function setCounts(holder, counts) {
@@ -44,7 +54,7 @@
       span.className = "vias-count vias-state-" + s.toLowerCase();
       span.dataset.countState = s;
       span.hidden = !n;
-      span.textContent = s + " " + n;
+      span.textContent = stateLabel(s) + " " + n;
       box.appendChild(span);
     });
     if (!box.children.length) box.textContent = "—";

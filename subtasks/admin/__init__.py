@@ -27,7 +27,7 @@ from django.utils.translation import gettext_lazy
 from subtasks import services
 from subtasks.choices import ACTIVE_STATES
 from subtasks.models import Node, Subtask
-from subtasks.widgets import state_badge
+from subtasks.widgets import buttons_for, state_badge
 from tasks.widgets import RoiListField, XmlFieldsMixin
 from vias.lib.admin import (
     LIVE_MEDIA,
@@ -211,15 +211,21 @@ class SubtaskAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.M
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        from analysis.admin import console
+
+        subtask = self.get_object(request, object_id)
+        buttons = [
+            ("config-complete", _("Config complete"), ""),
+            ("start", _("Start"), ""),
+            ("stop", _("Stop"), "vias-danger"),
+            ("dispatch", _("Dispatch again"), ""),
+        ]
         extra_context = {
             **(extra_context or {}),
-            "buttons": [
-                ("config-complete", _("Config complete"), ""),
-                ("start", _("Start"), ""),
-                ("stop", _("Stop"), "vias-danger"),
-                ("dispatch", _("Dispatch again"), ""),
-            ],
+            "buttons": buttons_for([subtask.state] if subtask else [], buttons),
         }
+        if subtask is not None:
+            extra_context.update(console.camera_context(subtask))
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self) -> list[URLPattern]:

@@ -22,7 +22,7 @@ from analysis.models import Event
 from subtasks import services as subtask_services
 from subtasks.choices import State, derive_task_state
 from subtasks.models import Subtask
-from subtasks.widgets import counts_badges, state_badge
+from subtasks.widgets import buttons_for, counts_badges, state_badge
 from tasks import services as task_services
 from tasks.building import MTASK_FIELDS, TASK_FIELDS
 from tasks.models import (
@@ -36,7 +36,6 @@ from vias.lib.admin import (
     LIVE_MEDIA,
     ServiceChangeMixin,
     TenantAdminMixin,
-    events_chart,
     progress_bar,
     report_outcomes,
     run_service,
@@ -312,7 +311,9 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
             extra_context = {**(extra_context or {}), **self.panel_context(request, task)}
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def panel_context(self, request, task: Any) -> dict[str, Any]:
+    def panel_context(self, request: HttpRequest, task: Any) -> dict[str, Any]:
+        from analysis.admin.console import live_views, review_timeline
+
         counts = counts_of(task)
         mtasks = task.mtasks.prefetch_related(
             Prefetch("scenes", queryset=Scene.objects.annotate(roi_total=Count("rois")).order_by("position"))
@@ -324,23 +325,34 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
             "task_progress": progress_bar(task.progress_avg),
             "subtask_count": task.subtask_n,
             "mtasks": mtasks,
-            "events_chart": events_chart(events, title=_("Events over time")),
+            "timeline": review_timeline(events, task),
+            "live_views": live_views(task),
             "events_url": reverse("admin:analysis_event_changelist") + f"?task__task_id__exact={task.pk}",
             "scene_add_url": reverse("admin:tasks_scene_add"),
-            "buttons": [
-                ("config-complete", _("Mark all config complete"), ""),
-                ("start", _("Start"), ""),
-                ("stop", _("Stop"), "vias-danger"),
-                ("dispatch", _("Dispatch again"), ""),
-            ],
+            "buttons": buttons_for(
+                [state for state, n in counts.items() if n],
+                [
+                    ("config-complete", _("Mark all config complete"), ""),
+                    ("start", _("Start"), ""),
+                    ("stop", _("Stop"), "vias-danger"),
+                    ("dispatch", _("Dispatch again"), ""),
+                ],
+            ),
         }
 
     def get_urls(self) -> list[URLPattern]:
         wrap = self.admin_site.admin_view
         return [
+            path("camera/", wrap(self.camera_view), name="tasks_task_camera"),
             path("<str:object_id>/do/<str:verb>/", wrap(self.command_view), name="tasks_task_command"),
             *super().get_urls(),
         ]
+
+    def camera_view(self, request: HttpRequest) -> HttpResponse:
+        """Add a camera in one page (tasks/admin/camera.py)."""
+        from tasks.admin.camera import camera_view
+
+        return camera_view(self, request)
 
     def command_view(self, request: HttpRequest, object_id: str, verb: str) -> HttpResponse:
         if request.method != "POST":

@@ -32,9 +32,25 @@ SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 PASSWORD = "admin-password-123"
 
 
+def ensure_cjk_font() -> None:
+    """A Chinese font, so that the Chinese screenshots show characters, not boxes (best effort)."""
+    listed = (
+        subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True)
+        if shutil.which("fc-list")
+        else None
+    )
+    if listed is None or listed.stdout.strip() or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "fonts-wqy-microhei"], env=env, capture_output=True, timeout=600
+    )
+
+
 def ensure_chromium() -> str | None:
     """The reason Chromium cannot be used, or None once /usr/bin/chromium exists."""
     if Path(CHROMIUM).exists():
+        ensure_cjk_font()
         return None
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return f"{CHROMIUM} is missing and apt-get cannot install it here (not root)"

@@ -6,14 +6,14 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tasks", "0005_v2_video_sources_groups"),
+        ("tasks", "0006_console_labels"),
     ]
 
     operations = [
         migrations.AddField(
             model_name="videochannel",
             name="onvif_password",
-            field=models.CharField(blank=True, max_length=128),
+            field=models.CharField(blank=True, max_length=128, verbose_name="ONVIF password"),
         ),
         migrations.AddField(
             model_name="videochannel",
@@ -23,16 +23,19 @@ class Migration(migrations.Migration):
                 help_text="the dome camera's ONVIF device service, e.g. http://10.0.0.5/onvif/device_service",
                 max_length=2048,
                 validators=[tasks.validators.validate_onvif_url],
+                verbose_name="ONVIF address",
             ),
         ),
         migrations.AddField(
             model_name="videochannel",
             name="onvif_username",
-            field=models.CharField(blank=True, max_length=128),
+            field=models.CharField(blank=True, max_length=128, verbose_name="ONVIF user name"),
         ),
         migrations.AddField(
             model_name="videochannel",
             name="ptz",
-            field=models.BooleanField(default=False, help_text="a dome (PTZ) camera with presets"),
+            field=models.BooleanField(
+                default=False, help_text="a dome (PTZ) camera with presets", verbose_name="dome (PTZ) camera"
+            ),
         ),
     ]

@@ -6,13 +6,13 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subtasks', '0006_journey_follows_scene'),
+        ('subtasks', '0007_journey_follows_scene'),
     ]
 
     operations = [
         migrations.AddField(
             model_name='subtask',
             name='waiting_until',
-            field=models.DateTimeField(blank=True, null=True),
+            field=models.DateTimeField(blank=True, null=True, verbose_name='waiting until'),
         ),
     ]

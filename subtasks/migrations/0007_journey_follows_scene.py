@@ -6,13 +6,13 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('subtasks', '0005_cluster_subtask_checkpoint'),
+        ('subtasks', '0006_console_labels'),
     ]
 
     operations = [
         migrations.AddField(
             model_name='subtask',
             name='follows_scene',
-            field=models.BooleanField(default=True, help_text="takes its scene's ROIs, calibration and config when the scene changes"),
+            field=models.BooleanField(default=True, help_text="takes its scene's ROIs, calibration and config when the scene changes", verbose_name='follows its scene'),
         ),
     ]

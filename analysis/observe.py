@@ -1,0 +1,153 @@
+"""What a running subtask shows the operator: per-camera stats, the live view and event clips.
+
+One Observer per run (analysis/jobs.py). The job calls `frame()` after each analysed frame,
+`event()` after storing each event, `reconnected()` when a stream comes back, and `flush()` with
+its once-a-second heartbeat, which writes the CameraStats row (one UPDATE) and fills in the
+clips written since. Nothing here changes what the analysis finds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.utils import timezone
+
+from analysis import overlay
+from analysis.clips import ClipRecorder, clip_path
+from analysis.live import LivePublisher
+
+RATE_WINDOW_S = 10.0  # analysed fps over this much wall time
+DETECTION_WINDOW_S = 60.0  # detections per minute over this much wall time
+
+
+def provider_of(detectors: Sequence[Any]) -> str:
+    """ "CUDA" or "CPU": the execution provider of the first detector's onnxruntime session."""
+    for detector in detectors:
+        inner = getattr(detector, "inner", detector)
+        session = getattr(inner, "session", None)
+        if session is not None:
+            name = session.get_providers()[0]
+            return name.removesuffix("ExecutionProvider") or name
+    return ""
+
+
+class Observer:
+    """Counters of one run, the live publisher and the clip recorder."""
+
+    def __init__(
+        self,
+        subtask_id: int,
+        node_name: str,
+        fps: float,
+        clips: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.subtask_id = subtask_id
+        self.node_name = node_name
+        self.clock = clock
+        self.live = LivePublisher(subtask_id, clock=clock)
+        self.clips = ClipRecorder(fps) if clips and settings.VIAS_EVENT_CLIPS else None
+        self.source_fps = 0.0
+        self.frames_analysed = 0
+        self.frames_decoded = 0
+        self.reconnects = 0
+        self.events = 0
+        self.last_frame_at: datetime | None = None
+        self.started_at = timezone.now()
+        self._first_index: int | None = None
+        self._samples: deque[tuple[float, int, int]] = deque()  # (time, frames, detections)
+        self._created = False
+
+    # -- from the job -------------------------------------------------------------------------------
+
+    def frame(self, image: np.ndarray, frame_index: int, offset_s: float, pipeline: Any) -> None:
+        self.frames_analysed += 1
+        if self._first_index is None:
+            self._first_index = frame_index
+        self.frames_decoded = max(self.frames_decoded, frame_index - self._first_index + 1)
+        self.last_frame_at = timezone.now()
+        live_due = self.live.due()
+        if self.clips is None and not live_due:
+            return  # nobody watches and no clips: draw nothing
+        annotated = overlay.annotate(image, pipeline.engine)
+        if self.clips is not None:
+            self.clips.add(annotated, offset_s)
+        if live_due:
+            self.live.publish(overlay.encode_jpeg(annotated))
+
+    def event(self, event_id: int, snapshot: str, offset_s: float) -> None:
+        self.events += 1
+        if self.clips is not None:
+            self.clips.start(event_id, clip_path(snapshot), offset_s)
+
+    def reconnected(self) -> None:
+        self.reconnects += 1
+
+    def flush(self, pipeline: Any) -> None:
+        """Write the stats row (one UPDATE, an INSERT the first time) and the clips written since."""
+        from analysis.models import CameraStats
+
+        fields = self.figures(pipeline)
+        if not self._created:
+            CameraStats.objects.update_or_create(subtask_id=self.subtask_id, defaults=fields)
+            self._created = True
+        else:
+            CameraStats.objects.filter(subtask_id=self.subtask_id).update(**fields, updated_at=timezone.now())
+        if self.clips is not None:
+            _store_clips(self.clips.take_written())
+
+    def close(self, pipeline: Any) -> None:
+        """The run ended: write the open clips and the final figures."""
+        if self.clips is not None:
+            _store_clips(self.clips.close())
+        if pipeline is not None:
+            self.flush(pipeline)
+
+    # -- figures --------------------------------------------------------------------------------
+
+    def figures(self, pipeline: Any) -> dict[str, Any]:
+        now = self.clock()
+        detections = int(pipeline.detections)
+        self._samples.append((now, self.frames_analysed, detections))
+        while self._samples and now - self._samples[0][0] > DETECTION_WINDOW_S:
+            self._samples.popleft()
+        recent = [s for s in self._samples if now - s[0] <= RATE_WINDOW_S]
+        fps = _rate(recent[0], recent[-1], 1) if len(recent) > 1 else 0.0
+        per_minute = _rate(self._samples[0], self._samples[-1], 2) * 60 if len(self._samples) > 1 else 0.0
+        inference_s = float(pipeline.inference_s)
+        return {
+            "node_name": self.node_name,
+            "provider": provider_of(pipeline.detectors),
+            "frames_decoded": self.frames_decoded,
+            "frames_analysed": self.frames_analysed,
+            "source_fps": round(self.source_fps, 2),
+            "analysed_fps": round(fps, 2),
+            "detections": detections,
+            "detections_per_minute": round(per_minute, 1),
+            "inference_ms": round(1000 * inference_s / self.frames_analysed, 2)
+            if self.frames_analysed
+            else 0.0,
+            "inference_seconds": round(inference_s, 3),
+            "reconnects": self.reconnects,
+            "events": self.events,
+            "last_frame_at": self.last_frame_at,
+            "started_at": self.started_at,
+        }
+
+
+def _rate(first: tuple[float, int, int], last: tuple[float, int, int], column: int) -> float:
+    elapsed = last[0] - first[0]
+    return (last[column] - first[column]) / elapsed if elapsed > 0 else 0.0
+
+
+def _store_clips(written: list[tuple[int, str]]) -> None:
+    from analysis.models import Event
+
+    for event_id, path in written:
+        Event.objects.filter(pk=event_id).update(clip=path)
