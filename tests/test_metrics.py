@@ -13,7 +13,7 @@ from analysis.models import CameraStats
 from subtasks import services as subtask_services
 from subtasks.choices import State
 from tests.nodes import long_video, wait_for
-from tests.test_nodes import fetch, node_process, started_task, store  # noqa: F401 - fixtures
+from tests.test_nodes import fetch, started_task
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:
