@@ -12,7 +12,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
+from analysis.labels import rule_label
 from analysis.models import Event
+from tasks.choices import DetectorModel
 
 register = template.Library()
 
@@ -26,11 +28,16 @@ def event_row(event: dict[str, Any]) -> tuple[Any, ...]:
         reverse("admin:analysis_event_change", args=[event["id"]]),
         timezone.localtime(event["occurred_at"]).strftime("%Y-%m-%d %H:%M:%S"),
         event["subtask_id"],
-        event["rule"],
-        event["category"],
+        rule_label(event["rule"]),  # the operator's words, as the event list shows them
+        _category_label(event["category"]),
         event["zone"] or "—",
         f"{event['score']:.2f}",
     )
+
+
+def _category_label(category: str) -> str:
+    labels = dict(DetectorModel.choices)
+    return str(labels.get(category, category))
 
 
 @register.simple_tag
