@@ -237,6 +237,7 @@ class SubtaskRun:
     def _run(self, resume_frame: int) -> str:
         from analysis.observe import Observer
 
+        self._turn_camera()
         self.pipeline = build_pipeline(self.subtask)
         pictures = self.task.source_type in PICTURE_SOURCES
         self.observer = Observer(
@@ -498,6 +499,9 @@ class SubtaskRun:
                 self.stop_asked = True
             elif command.op in ("update", "reload"):
                 self._reload_config()
+            elif command.op == "scene":  # its mtask's rotation: another preset, another scene
+                self._turn_camera()
+                self._reload_config()
             elif command.op == "store_conf":
                 self.task.refresh_from_db(fields=["store_conf"])
             else:
@@ -510,6 +514,18 @@ class SubtaskRun:
 
     def _ack(self, command: control.Command, ok: bool = True, reason: str = "") -> None:
         self.redis.call(lambda: self.inbox.ack(command, ok=ok, reason=reason), None)
+
+    def _turn_camera(self) -> None:
+        """A dome camera goes to its scene's preset (ONVIF) and settles before it is analysed."""
+        from analysis import ptz
+
+        fresh = Subtask.objects.select_related("video_channel", "scene").get(pk=self.subtask.pk)
+        channel = fresh.video_channel
+        if channel is None or not channel.ptz or not channel.onvif_url or fresh.scene is None:
+            return
+        camera = ptz.Camera(channel.onvif_url, channel.onvif_username, channel.onvif_password)
+        ptz.goto_preset(camera, fresh.scene.preset)
+        time.sleep(settings.VIAS_PTZ_SETTLE_MS / 1000)
 
     def _reload_config(self) -> None:
         fresh = Subtask.objects.select_related("task").get(pk=self.subtask.pk)
@@ -551,6 +567,9 @@ class SubtaskRun:
             transition(self.subtask, target, reason, lease=self.lease, **fields)
         except IllegalTransition as exc:  # LeaseLost too: a stale run ends without a word
             log.info("subtask %s: not finishing as %s: %s", self.subtask.pk, target, exc)
+        else:
+            if target == State.SUCCEEDED:
+                self._announce_progress()  # the live bars end at 100 %, not the last tick's
         self._write_mtask_progress()
         return True
 

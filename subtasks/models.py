@@ -100,6 +100,16 @@ class Subtask(models.Model):
         related_name="subtasks",
         verbose_name=_("node"),
     )
+    # False once configured on its own (PUT /subtasks/{id}): scene edits then leave it alone until
+    # the scene is copied to it again (tasks.scene_links).
+    follows_scene = models.BooleanField(
+        default=True,
+        help_text=_("takes its scene's ROIs, calibration and config when the scene changes"),
+        verbose_name=_("follows its scene"),
+    )
+    # Started, but outside its mtask's window: when it runs next (the v2 word: SCHEDULING). It
+    # holds no node slot while it waits (docs/state-machine.md, "Mtask schedules").
+    waiting_until = models.DateTimeField(null=True, blank=True, verbose_name=_("waiting until"))
     # A recorded file as source (VCS-SPS videoTimeLength / videoBeginTime): analysis dates an event
     # at video_begin_time + its offset in the file, and reports progress against video_time_length.
     video_time_length = models.FloatField(

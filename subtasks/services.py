@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from subtasks import callbacks
+from subtasks import callbacks, mtask_runs
 from subtasks.choices import (
     ACTIVE_STATES,
     STARTABLE_STATES,
@@ -148,8 +148,10 @@ def configure_subtask(subtask: Subtask, spec: dict[str, Any]) -> Subtask:
     for name in CONFIG_FIELDS:
         if name in spec:
             setattr(subtask, name, spec[name])
+    if set(spec) & set(CONFIG_FIELDS):
+        subtask.follows_scene = False  # its own configuration now: scene edits leave it alone
     clean(subtask, "", exclude=["task", "video_channel", "scene", "node"])
-    subtask.save(update_fields=[*CONFIG_FIELDS, "updated_at"])
+    subtask.save(update_fields=[*CONFIG_FIELDS, "follows_scene", "updated_at"])
     announce(
         subtask.task.project.project_id,
         "subtask.configured",
@@ -216,10 +218,94 @@ def start_task(task: Task, now: datetime | None = None) -> list[Outcome]:
 @transaction.atomic
 def _start_task(task: Task, now: datetime | None) -> list[Outcome]:
     if not task.schedule:
-        return _start_subtasks(task)
+        return _start_by_mtasks(task, now or timezone.now())
     _set_schedule_active(task, True)
     schedules.sync(task, now)
     return _start_subtasks(task) if schedules.in_window(task.schedule, now or timezone.now()) else []
+
+
+def _start_by_mtasks(task: Task, now: datetime) -> list[Outcome]:
+    """Start a task as its mtask schedules say (subtasks.mtask_runs): at once when they all run
+    now and always will; otherwise the task is activated, what is inside its window starts (with
+    its rotation's scene), the rest waits with its next start, and one Schedule row wakes the task
+    at its next edge."""
+    wants, edge = mtask_runs.plan_task(task, now, activated=now)
+    if mtask_runs.always_running(wants, edge):
+        return _start_subtasks(task)
+    if all(want.mtask_id is None for want in wants):
+        _check_startable(task)  # only a delayed first run (run_dt, VCS execStartTime): refused now
+    else:
+        _check_detectors(task)
+    _set_schedule_active(task, True)
+    mtask_runs.set_edge(task, edge, activated=now)
+    outcomes = [_apply_want(want) for want in wants]
+    mtask_runs.write_progress(wants)
+    return outcomes
+
+
+def _check_startable(task: Task) -> None:
+    subtasks = list(Subtask.objects.filter(task=task))
+    if not subtasks:
+        raise Conflict(_("the task has no subtasks to start"))
+    _check_detectors(task)
+    if not any(s.config_complete or s.state in ACTIVE_STATES for s in subtasks):
+        raise Conflict(
+            _("no subtask is config-complete; configure the subtasks and mark them config-complete first")
+        )
+
+
+def _apply_want(want: mtask_runs.Want) -> Outcome:
+    """One subtask made to do what its mtask schedule says now (inside a transaction)."""
+    subtask = (
+        Subtask.objects.select_for_update()
+        .select_related("task__project", "video_channel")
+        .get(pk=want.subtask.pk)
+    )
+    if not subtask.config_complete:
+        return Outcome(subtask.pk, subtask.state, False, _("not config-complete"))
+    if not want.run:
+        Subtask.objects.filter(pk=subtask.pk).update(waiting_until=want.next_start)
+        outcome = _stop_one(subtask) if subtask.state in ACTIVE_STATES else None
+        when = timezone.localtime(want.next_start).isoformat() if want.next_start else "-"
+        return Outcome(
+            subtask.pk,
+            outcome.state if outcome else subtask.state,
+            True,
+            _("waiting until %(t)s") % {"t": when},
+        )
+    Subtask.objects.filter(pk=subtask.pk).update(waiting_until=None)
+    if want.scene is not None and want.scene.pk != subtask.scene_id:
+        _turn_to(subtask, want.scene)
+    return _start_one(subtask)
+
+
+def _turn_to(subtask: Subtask, scene: Any) -> None:
+    """Its rotation's next scene: the subtask takes the scene's configuration; a running job
+    moves the camera to the scene's preset, waits for it to settle and analyses with it."""
+    from tasks.scene_links import Link, scene_key, write
+
+    write([Link(subtask, scene, scene_key(subtask.scene))])
+    if subtask.state in ACTIVE_STATES:
+        command = {"op": "scene", "preset": scene.preset, "scene_id": scene.pk}
+        transaction.on_commit(partial(_tell, [subtask.pk], command))
+
+
+def run_mtask_edge(task_id: str, activated: str, now: datetime | None = None) -> str:
+    """What the task's Schedule row runs at an edge of its mtask schedules: apply the plan now,
+    then set the next edge. Nothing when the task was stopped or deleted meanwhile."""
+    now = now or timezone.now()
+    task = Task.objects.select_related("project").filter(pk=task_id).first()
+    if task is None or not task.schedule_active:
+        mtask_runs.remove(task_id)
+        return "no active task"
+    started = datetime.fromisoformat(activated)
+    with transaction.atomic():
+        wants, edge = mtask_runs.plan_task(task, now, activated=started)
+        outcomes = [_apply_want(want) for want in wants]
+        mtask_runs.write_progress(wants)
+        mtask_runs.set_edge(task, edge, activated=started)
+    running = sum(1 for want in wants if want.run)
+    return f"edge at {now.isoformat()}: {running} of {len(outcomes)} subtasks run; next {edge}"
 
 
 @transaction.atomic
@@ -230,6 +316,8 @@ def stop_task(task: Task) -> list[Outcome]:
     if task.schedule_active:
         _set_schedule_active(task, False)
     schedules.remove(task.task_id)
+    mtask_runs.remove(task.task_id)
+    Subtask.objects.filter(task=task, waiting_until__isnull=False).update(waiting_until=None)
     return _stop_subtasks(task)
 
 
@@ -247,44 +335,6 @@ def run_edge(task_id: str, action: str) -> str:
         log.info("scheduled %s of task %s: %s", action, task_id, exc.message)
         return exc.message
     return f"{action}: {sum(o.ok for o in outcomes)} of {len(outcomes)} subtasks"
-
-
-@transaction.atomic
-def start_task_at(task: Task, when: datetime, now: datetime | None = None) -> list[Outcome]:
-    """Start at `when` (the VCS execStartTime): at once when that has passed, else one deferred
-    start (tasks.schedules.defer_start) that `stop_task` cancels. Checked now as a start would be,
-    so a task that cannot start is refused when asked, not when the moment comes."""
-    if when <= (now or timezone.now()) or task.schedule:
-        return start_task(task, now)
-    _check_startable(task)
-    schedules.defer_start(task, when)
-    announce(task.project.project_id, "task.start_deferred", {"task_id": task.task_id}, task_id=task.task_id)
-    return []
-
-
-def _check_startable(task: Task) -> None:
-    subtasks = list(Subtask.objects.filter(task=task))
-    if not subtasks:
-        raise Conflict(_("the task has no subtasks to start"))
-    _check_detectors(task)
-    if not any(s.config_complete or s.state in ACTIVE_STATES for s in subtasks):
-        raise Conflict(
-            _("no subtask is config-complete; configure the subtasks and mark them config-complete first")
-        )
-
-
-def run_deferred_start(task_id: str) -> str:
-    """What the one-off schedule runs at execStartTime: the task's subtasks start."""
-    task = Task.objects.select_related("project").filter(pk=task_id).first()
-    if task is None:
-        return "no such task"
-    try:
-        with transaction.atomic():
-            outcomes = _start_subtasks(task)
-    except ServiceError as exc:
-        log.info("deferred start of task %s: %s", task_id, exc.message)
-        return exc.message
-    return f"start: {sum(o.ok for o in outcomes)} of {len(outcomes)} subtasks"
 
 
 def _set_schedule_active(task: Task, active: bool) -> None:

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from subtasks.choices import State
 from subtasks.models import Subtask
-from tasks import constants
+from tasks import cameras, constants
 from tasks.choices import SourceType
 from tasks.models import MTask, Project, Scene, SceneRoi, StoreConf, Task, VideoChannel
 from vias.lib.errors import Conflict, Invalid, NotFound, clean, prefix_validation_error
@@ -50,6 +50,8 @@ TASK_FIELDS = (
     "batch",
 )
 MTASK_FIELDS = ("mtask_unid", "name", "type", "time_interval", "start_time", "end_time")
+# What a request may say about a video channel (vchans items, POST/PUT /vchans).
+VCHAN_FIELDS = ("vchan_refid", "name", "url", "ptz", "onvif_url", "onvif_username", "onvif_password")
 SCENE_FIELDS = (
     "scene_unid",
     "name",
@@ -109,6 +111,7 @@ class TaskBuilder:
         mtasks, scenes, rois = build_tree(task, spec.get("mtasks") or [])
         sources = source_fields(vchans)
         chosen, new = self.resolve_channels(task, vchans)
+        cameras.check_cameras(self.project, scenes, chosen)
         subtasks = ready(split(task, chosen, scenes, rois, sources), spec)
         return Built(task, (mtasks, scenes, rois), subtasks, new)
 
@@ -170,7 +173,7 @@ class TaskBuilder:
                 _("no video channel %(r)s (give its url to create it)") % {"r": spec["vchan_refid"]},
                 field=f"vchans[{index}]",
             )
-        channel = VideoChannel(project=self.project, **pick(spec, ("vchan_refid", "name", "url")))
+        channel = VideoChannel(project=self.project, **pick(spec, VCHAN_FIELDS))
         clean(channel, f"vchans[{index}]", exclude=["project"])
         return channel
 

@@ -24,6 +24,7 @@ from tasks.validators import (
     validate_calibration_xml,
     validate_detector_models,
     validate_file_ext,
+    validate_onvif_url,
     validate_project_id,
     validate_resource_order_id,
     validate_roi_xml,
@@ -181,6 +182,20 @@ class VideoChannel(models.Model):
     height = models.PositiveIntegerField(
         null=True, blank=True, help_text=_("frame height, when known"), verbose_name=_("height")
     )
+    # A dome (PTZ) camera has presets, one per scene; only it runs mtask types 1 and 2 (the seed).
+    ptz = models.BooleanField(
+        default=False, help_text=_("a dome (PTZ) camera with presets"), verbose_name=_("dome (PTZ) camera")
+    )
+    onvif_url = models.CharField(
+        max_length=constants.MAX_URL_LENGTH,
+        blank=True,
+        validators=[validate_onvif_url],
+        help_text=_("the dome camera's ONVIF device service, e.g. http://10.0.0.5/onvif/device_service"),
+        verbose_name=_("ONVIF address"),
+    )
+    onvif_username = models.CharField(max_length=128, blank=True, verbose_name=_("ONVIF user name"))
+    # Kept as given: the camera needs it in the clear (WS-Security digest); never shown in answers.
+    onvif_password = models.CharField(max_length=128, blank=True, verbose_name=_("ONVIF password"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
     # What a VIAS v2 video source adds (tasks/validators.py); empty type_config: not a v2 source.
     access_type = models.CharField(
@@ -220,7 +235,12 @@ class VideoChannel(models.Model):
         return self.name or self.vchan_refid
 
     def clean(self) -> None:
-        """A v2 source keeps the v2 name rule, and its url is the one its type_config names."""
+        """ONVIF settings only on a dome camera; a v2 source keeps the v2 name rule, and its url is
+        the one its type_config names."""
+        if not self.ptz and (self.onvif_url or self.onvif_username or self.onvif_password):
+            raise ValidationError(
+                {"onvif_url": [_("ONVIF settings are for dome (PTZ) cameras: set ptz, or leave them out")]}
+            )
         if not self.type_config:
             return
         try:
@@ -561,6 +581,33 @@ class MTask(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.mtask_unid
+
+    def clean(self) -> None:
+        # The rules tasks.mtask_schedule.DailyWindow runs on (the window is daily, in TIME_ZONE).
+        if (self.start_time is None) != (self.end_time is None):
+            raise ValidationError({"end_time": [_("give both start_time and end_time, or neither")]})
+        if self.start_time is not None and self.start_time == self.end_time:
+            raise ValidationError(
+                {"end_time": [_("start_time and end_time are equal: the daily window would be empty")]}
+            )
+
+
+def camera_problems(mtask_type: int, preset: int, ptz: bool) -> dict[str, list[str]]:
+    """What a scene may not ask of a fixed camera (the seed: "非球机只支持0"): a schedule other
+    than polling, or a preset. Empty for a dome camera."""
+    if ptz:
+        return {}
+    problems: dict[str, list[str]] = {}
+    if mtask_type != MTaskType.POLLING:
+        problems["type"] = [
+            _("mtask type %(t)s needs a dome (PTZ) camera; this scene's channel is fixed: use type 0")
+            % {"t": mtask_type}
+        ]
+    if preset:
+        problems["preset"] = [
+            str(_("a preset needs a dome (PTZ) camera; this scene's channel is fixed: use 0"))
+        ]
+    return problems
 
 
 class SceneQuerySet(TenantQuerySet):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from functools import reduce
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Avg, Count, Exists, Min, OuterRef, Q, QuerySet
 
 from subtasks.choices import TASK_STATE_PRIORITY, State, derive_task_state
 from subtasks.models import Subtask
@@ -76,7 +76,11 @@ STATE_COUNTS = {_count_key(s): Count("subtasks", filter=Q(subtasks__state=s)) fo
 
 def task_rows(queryset: QuerySet[Task], extra_columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Task rows with `state` (derived) and `state_counts`, in one query."""
-    rows = list(queryset.values(*TASK_COLUMNS, *extra_columns, **STATE_COUNTS))
+    rows = list(
+        queryset.values(
+            *TASK_COLUMNS, *extra_columns, **STATE_COUNTS, next_start=Min("subtasks__waiting_until")
+        )
+    )
     for row in rows:
         counts = {state: row.pop(_count_key(state)) for state in State.values}
         row["state_counts"] = counts
@@ -155,6 +159,7 @@ def subtask_rows(queryset: QuerySet[Subtask]) -> list[dict[str, Any]]:
             "algo_args",
             "node__name",
             "attempts",
+            "waiting_until",
             "heartbeat_at",
             "started_at",
             "finished_at",
@@ -221,3 +226,46 @@ def batch_sources(batch_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     ):
         by_batch[row["task__batch_id"]].append(row)
     return by_batch
+
+
+def live_snapshot(tasks: QuerySet[Task], with_subtasks: bool) -> list[dict[str, Any]]:
+    """What a new websocket subscriber sees first: each task's derived state, per-state counts and
+    mean progress, and (for a one-task subscription) each subtask's state and progress.
+
+    Three queries whatever the number of tasks: the task rows with their counts, the mean
+    progress per task, and the subtasks when asked for.
+    """
+    rows = task_rows(tasks.order_by("-create_dt", "task_id"))
+    task_ids = [row["task_id"] for row in rows]
+    means = dict(
+        Subtask.objects.filter(task_id__in=task_ids)
+        .order_by()
+        .values("task_id")
+        .annotate(mean=Avg("progress"))
+        .values_list("task_id", "mean")
+    )
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if with_subtasks:
+        subtasks = Subtask.objects.filter(task_id__in=task_ids).order_by("task_id", "position")
+        for sub in subtasks.values("id", "task_id", "state", "progress", "status_reason"):
+            by_task[sub["task_id"]].append(
+                {
+                    "subtask_id": sub["id"],
+                    "state": sub["state"],
+                    "progress": round(sub["progress"] or 0.0, 2),
+                    "reason": sub["status_reason"],
+                }
+            )
+    snapshot = []
+    for row in rows:
+        item: dict[str, Any] = {
+            "task_id": row["task_id"],
+            "state": row["state"],
+            "state_counts": row["state_counts"],
+            "subtask_count": row["subtask_count"],
+            "progress": round(means.get(row["task_id"]) or 0.0, 2),
+        }
+        if with_subtasks:
+            item["subtasks"] = by_task[row["task_id"]]
+        snapshot.append(item)
+    return snapshot

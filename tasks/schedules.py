@@ -39,7 +39,7 @@ EDGE_FUNC = "subtasks.services.run_edge"
 Interval = tuple[int, int]  # [begin, end) in seconds after Monday 00:00 UTC; end may pass WEEK
 
 
-def schedule_name(task_id: str, action: str, index: int | str) -> str:
+def schedule_name(task_id: str, action: str, index: int) -> str:
     return f"vias-task-{task_id}-{action}-{index}"
 
 
@@ -135,30 +135,6 @@ def sync(task: Task, now: datetime | None = None) -> list[Schedule]:
         for index, (action, when) in enumerate(edges(task.schedule, now))
     ]
     return Schedule.objects.bulk_create(rows)
-
-
-# A one-off deferred start (VCS execStartTime): the core start of the subtasks at that moment.
-DEFERRED_FUNC = "subtasks.services.run_deferred_start"
-
-
-def defer_start(task: Task, when: datetime) -> Schedule:
-    """One django-q2 ONCE schedule that starts the task at `when`; it replaces an earlier one,
-    and stop (remove) deletes it like the weekly edges."""
-    name = schedule_name(task.task_id, START, "once")
-    Schedule.objects.filter(name=name).delete()
-    return Schedule.objects.create(
-        name=name,
-        func=DEFERRED_FUNC,
-        args=repr(task.task_id),
-        schedule_type=Schedule.ONCE,
-        repeats=-1,
-        next_run=when,
-    )
-
-
-def deferred_start_at(task_id: str) -> datetime | None:
-    row = Schedule.objects.filter(name=schedule_name(task_id, START, "once")).values("next_run").first()
-    return row["next_run"] if row else None
 
 
 def remove(task_id: str) -> None:

@@ -16,10 +16,11 @@ from django.utils.translation import gettext as _
 
 from subtasks.engine import APPLIED, Ack, engine
 from subtasks.models import Subtask
-from tasks import building, schedules
+from tasks import building, cameras, scene_links, schedules
 from tasks.building import (
     TASK_CLEAN_EXCLUDE,
     TASK_FIELDS,
+    VCHAN_FIELDS,
     TaskBuilder,
     build_tree,
     pick,
@@ -84,17 +85,37 @@ def create_task(project: Project, spec: dict[str, Any]) -> Task:
     return task
 
 
-@transaction.atomic
 def update_task(task: Task, spec: dict[str, Any], vchans: list[dict[str, Any]] | None = None) -> Task:
     """Replace a task's fields and its mtask/scene tree. How it was split stays as it is, unless
     the dialect re-splits on update (VCS, v2): then `vchans` are its new channels, as in
     replace_vchans (config-complete with spec["config_complete"]), and a spec without play_url
     takes the first one's."""
+    return update_task_live(task, spec, vchans)[0]
+
+
+def update_task_live(
+    task: Task, spec: dict[str, Any], vchans: list[dict[str, Any]] | None = None
+) -> tuple[Task, list[Ack]]:
+    """update_task, and the running subtasks whose scene changed apply it now: one
+    acknowledgement per subtask whose analysed configuration changed (docs/state-machine.md).
+
+    While subtasks run only the mtask tree may change (the other fields as they are), and only so
+    that each running subtask keeps its scene; anything else is refused, naming what to stop.
+    """
+    task, changed = _update_task(task, spec, vchans)
+    return task, _reach_running(changed)
+
+
+@transaction.atomic
+def _update_task(
+    task: Task, spec: dict[str, Any], vchans: list[dict[str, Any]] | None
+) -> tuple[Task, list[Subtask]]:
     if vchans is not None:
         spec = TaskBuilder(task.project, [{"vchans": vchans}]).with_play_url({**spec, "vchans": vchans})
         spec.pop("vchans")
     task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
-    if task.subtasks.active().exists():
+    running = task.subtasks.active().exists()
+    if running and (vchans is not None or _changes_beyond_scenes(task, spec)):
         raise Conflict(_("stop the task before changing it: some of its subtasks are running"))
     for name in ("source_type", "node_count", "pull_source_url"):
         if name in spec and spec[name] != getattr(task, name):
@@ -119,19 +140,63 @@ def update_task(task: Task, spec: dict[str, Any], vchans: list[dict[str, Any]] |
         unid = spec["store_conf_unid"]
         task.store_conf = get_store_conf(task.project, unid) if unid else None
     clean(task, "", exclude=TASK_CLEAN_EXCLUDE)
+    changed: list[Subtask] = []
     if "mtasks" in spec:
         mtasks, scenes, rois = build_tree(task, spec["mtasks"] or [])
+        cameras.check_cameras(task.project, scenes)
+        before = {link.subtask.pk: link.before for link in scene_links.links(task, [])}
         task.subtasks.update(scene=None)
         task.mtasks.all().delete()
         save_tree(mtasks, scenes, rois)
-        _relink_scenes(task, scenes)
+        changed = _relink(task, before)
     task.save()
     if vchans is not None:
         _resplit(task, vchans, bool(spec.get("config_complete")))
-    if task.schedule_active:
+    if task.schedule_active and (task.schedule or "schedule" in spec):
+        # A weekly (v2) schedule; an active task without one runs by its mtasks (subtasks.mtask_runs).
         schedules.sync(task)
     announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
-    return task
+    return task, changed
+
+
+def _changes_beyond_scenes(task: Task, spec: dict[str, Any]) -> bool:
+    """Whether `spec` changes more than the mtask tree (a client may send back what it read)."""
+    if (
+        "vchans" in spec
+        or "store_conf_unid" in spec
+        and spec["store_conf_unid"] != (task.store_conf.unid if task.store_conf else None)
+    ):
+        return True
+    return any(getattr(task, name) != value for name, value in pick(spec, TASK_FIELDS).items())
+
+
+def _relink(task: Task, before: dict[int, Any] | None = None, force: bool = False) -> list[Subtask]:
+    """The one rule (tasks.scene_links) applied to every subtask of the task; refused when it
+    would move a running subtask to another scene. Returns the subtasks whose configuration changed."""
+    found = scene_links.links(task, scene_links.ordered_scenes(task), before)
+    moving = scene_links.moved_while_running(found)
+    if moving:
+        names = ", ".join(
+            f"#{link.subtask.pk} ({link.subtask.video_channel.vchan_refid if link.subtask.video_channel else _('no channel')}, {link.subtask.state})"
+            for link in moving
+        )
+        raise Conflict(
+            _(
+                "this change gives running subtask %(subtasks)s another scene; stop it first "
+                "(POST /subtasks/{id}/stop), or stop the task"
+            )
+            % {"subtasks": names}
+        )
+    return scene_links.write(found, force=force)
+
+
+def _reach_running(changed: list[Subtask]) -> list[Ack]:
+    """After commit: running subtasks re-read their configuration now and acknowledge it
+    ("applied" for those not running: they read it when they start)."""
+    if not changed:
+        return []
+    command = {"op": "update", "fields": list(scene_links.COPIED)}
+    return engine().send_to_subtasks([subtask.pk for subtask in changed], command)
 
 
 @transaction.atomic
@@ -167,18 +232,6 @@ def _resplit(task: Task, vchan_specs: list[dict[str, Any]], ready: bool) -> list
     return Subtask.objects.bulk_create(subtasks)
 
 
-def _relink_scenes(task: Task, scenes: list[Scene]) -> None:
-    """After the tree is replaced, each subtask points again at the scene of its channel."""
-    first_by_refid: dict[str, Scene] = {}
-    for scene in scenes:
-        first_by_refid.setdefault(scene.vchan_refid, scene)
-    for subtask in task.subtasks.select_related("video_channel"):
-        refid = subtask.video_channel.vchan_refid if subtask.video_channel else ""
-        chosen = first_by_refid.get(refid) or (scenes[0] if len(scenes) == 1 else None)
-        if chosen is not None:
-            Subtask.objects.filter(pk=subtask.pk).update(scene=chosen)
-
-
 def _lock_idle_task(task_id: str) -> Task:
     task = Task.objects.select_for_update().select_related("project").get(pk=task_id)
     if task.subtasks.active().exists():
@@ -198,19 +251,29 @@ def save_mtasks(task: Task, changed: list[MTask], deleted: list[MTask]) -> None:
     for index, mtask in enumerate(changed):
         mtask.task = task
         clean(mtask, f"mtasks[{index}]")
+        if mtask.pk is not None:
+            cameras.check_mtask(mtask)
         mtask.save()
     for mtask in deleted:
         Subtask.objects.filter(scene__mtask=mtask).update(scene=None)
         mtask.delete()
+    _relink(task)
     _announce_changed(task)
 
 
-@transaction.atomic
-def save_scene(scene: Scene, rois: list[str] | None = None) -> Scene:
+def save_scene(scene: Scene, rois: list[str] | None = None) -> list[Ack]:
     """Add or change one scene of a task and, when `rois` is given, replace its ROI documents in
-    that order. Validated by the models; refused while the task runs (as update_task is)."""
-    task = _lock_idle_task(scene.mtask.task_id)
+    that order; then every subtask it configures gets the change (running ones at once, with
+    their acknowledgements returned). Validated by the models. While subtasks run, refused only
+    when it would give a running subtask another scene (docs/state-machine.md)."""
+    return _reach_running(_save_scene(scene, rois))
+
+
+@transaction.atomic
+def _save_scene(scene: Scene, rois: list[str] | None) -> list[Subtask]:
+    task = Task.objects.select_for_update().select_related("project").get(pk=scene.mtask.task_id)
     clean(scene, "")  # the model checks algo_type against its task's
+    cameras.check_cameras(task.project, [scene], where=lambda _scene, field: field)
     scene.save()
     if rois is not None:
         documents = [SceneRoi(scene=scene, position=i, xml=xml) for i, xml in enumerate(rois)]
@@ -218,8 +281,38 @@ def save_scene(scene: Scene, rois: list[str] | None = None) -> Scene:
             clean(roi, f"rois[{index}]", exclude=["scene"])
         SceneRoi.objects.filter(scene=scene).delete()
         SceneRoi.objects.bulk_create(documents)
+    changed = _relink(task)
     _announce_changed(task)
-    return scene
+    return changed
+
+
+def delete_scene(scene: Scene) -> list[Ack]:
+    """Delete a scene; its subtasks are configured by the rule again (refused when that would
+    give a running subtask another scene)."""
+    return _reach_running(_delete_scene(scene))
+
+
+@transaction.atomic
+def _delete_scene(scene: Scene) -> list[Subtask]:
+    task = Task.objects.select_for_update().select_related("project").get(pk=scene.mtask.task_id)
+    scene.delete()
+    changed = _relink(task)
+    _announce_changed(task)
+    return changed
+
+
+def copy_scene_to_subtasks(scene: Scene) -> list[Ack]:
+    """The scene page's button: every subtask it configures takes its configuration again (their
+    own, from a subtask-level PUT, replaced); running ones at once. One answer per subtask."""
+    return _reach_running(_copy_scene(scene))
+
+
+@transaction.atomic
+def _copy_scene(scene: Scene) -> list[Subtask]:
+    task = Task.objects.select_for_update().select_related("project").get(pk=scene.mtask.task_id)
+    mine = [link for link in scene_links.links(task, scene_links.ordered_scenes(task)) if link.scene == scene]
+    scene_links.write(mine, force=True)
+    return [link.subtask for link in mine]
 
 
 @transaction.atomic
@@ -320,7 +413,7 @@ def create_vchan(project: Project, spec: dict[str, Any]) -> VideoChannel:
         raise Conflict(
             _("video channel %(r)s already exists") % {"r": spec.get("vchan_refid")}, field="vchan_refid"
         )
-    channel = VideoChannel(project=project, **pick(spec, ("vchan_refid", "name", "url", "width", "height")))
+    channel = VideoChannel(project=project, **pick(spec, (*VCHAN_FIELDS, "width", "height")))
     clean(channel, "", exclude=["project"])
     channel.save()
     announce(project.project_id, "vchan.created", {"vchan_refid": channel.vchan_refid})
@@ -335,7 +428,7 @@ def update_vchan(channel: VideoChannel, spec: dict[str, Any]) -> VideoChannel:
         raise Conflict(
             _("the channel is being analysed; stop its subtasks before changing its url"), field="url"
         )
-    for name, value in pick(spec, ("name", "url", "width", "height")).items():
+    for name, value in pick(spec, (*VCHAN_FIELDS[1:], "width", "height")).items():
         setattr(channel, name, value)
     if channel.type_config and "url" in spec:  # a v2 source: its address is its type_config
         channel.type_config = type_config_for_url(channel.url)

@@ -456,6 +456,32 @@ validate_batch_id = RegexValidator(
 )
 
 
+def validate_onvif_url(value: str) -> None:
+    """The ONVIF device service of a dome camera: an http(s) URL with a host (and no credentials:
+    they have their own fields, so that they are never shown with the address)."""
+    if not value:
+        return
+    parts = urlsplit(value) if "://" in value else None
+    if (
+        parts is None
+        or parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or value != value.strip()
+        or any(ord(c) < 33 for c in value)
+    ):
+        raise ValidationError(
+            _("an ONVIF address is an http(s) URL, e.g. http://10.0.0.5/onvif/device_service")
+        )
+    if parts.username or parts.password:
+        raise ValidationError(_("give the ONVIF user name and password in their own fields"))
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise ValidationError(_("the port of the ONVIF address is out of range")) from None
+    # The source URL policy: not this machine, link-local / cloud metadata, multicast (SSRF).
+    check_source_url(value)
+
+
 # ---- VIAS v2 video sources and groups (the public API reference's rules) -----------------------------
 
 MAX_TYPE_CONFIG = 1024

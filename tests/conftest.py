@@ -112,7 +112,7 @@ def scene_body(algo_type: int = 1, vchan_refid: str = "", rois: int = 2, **extra
     return {
         "scene_unid": extra.pop("scene_unid", "scene-1"),
         "name": "gate",
-        "preset": 1,
+        "preset": 0,
         "callibration": {"calibration": EMPTY_XML},
         "rois": [{"roi": EMPTY_XML} for _ in range(rois)],
         "config": {"xml": EMPTY_XML},
@@ -150,7 +150,7 @@ def task_body(
                 "type": 0,
                 "time_interval": 5,
                 "start_time": "00:00:00",
-                "end_time": "22:01:20",
+                "end_time": "23:59:59",
                 "progress": 30,
                 "scenes": [
                     scene_body(int(algo_type), vchan_refid=f"cam-{s}", scene_unid=f"scene-{m}-{s}")

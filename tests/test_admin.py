@@ -461,6 +461,23 @@ def test_video_channels_go_through_the_services(staff, project, task):
     assert any("used by 1 subtasks" in t for t in texts(answer))
 
 
+def test_a_dome_camera_keeps_its_onvif_password_unshown(staff, project):
+    url = reverse("admin:tasks_videochannel_add")
+    data = {"project": project.pk, "vchan_refid": "dome", "name": "", "url": "rtsp://10.9.9.8/live"}
+    onvif = {"ptz": "on", "onvif_url": "http://10.9.9.8/onvif/device_service", "onvif_username": "op"}
+    assert staff.post(url, {**data, **onvif, "onvif_password": "s3cret"}).status_code == 302
+    dome = VideoChannel.objects.get(vchan_refid="dome")
+    assert (dome.ptz, dome.onvif_username, dome.onvif_password) == (True, "op", "s3cret")
+    change = reverse("admin:tasks_videochannel_change", args=[dome.pk])
+    assert "s3cret" not in staff.get(change).content.decode()
+    onvif["onvif_username"] = "op2"
+    assert staff.post(change, {**data, **onvif, "onvif_password": ""}).status_code == 302
+    dome.refresh_from_db()
+    assert (dome.onvif_username, dome.onvif_password) == ("op2", "s3cret")  # empty: kept
+    refused = staff.post(change, {**data, **onvif, "onvif_url": "http://127.0.0.1/onvif"})
+    assert "refused" in refused.content.decode()  # the source URL policy
+
+
 def test_a_new_token_is_shown_once(staff, project):
     user = get_user_model().objects.get(username="admin")
     answer = staff.post(
@@ -642,18 +659,26 @@ def test_a_scene_and_its_rois_are_saved_through_the_service_in_order(staff, task
     assert len(xmls) == count + 1 and 'name="l9"' in xmls[0]
 
 
-def test_a_scene_of_a_running_task_is_not_changed_and_the_admin_says_why(staff, task):
+def test_a_scene_of_a_running_task_reaches_its_subtasks_and_moving_one_is_refused(staff, task):
     from subtasks.choices import State
     from subtasks.models import Subtask
 
     scene = Scene.objects.get(mtask__task=task)
     Subtask.objects.filter(task=task).update(state=State.RUNNING)
-    answer = staff.post(
-        reverse("admin:tasks_scene_change", args=[scene.pk]), scene_form_data(scene, name="x"), follow=True
-    )
-    page = answer.content.decode()
-    assert "Stop the task before changing it" in page  # the admin's message, capitalised
-    assert Scene.objects.get(pk=scene.pk).name != "x"
+    data = scene_form_data(scene, name="x")
+    data["rois-0-xml"] = ROI.replace("door", "gate")
+    answer = staff.post(reverse("admin:tasks_scene_change", args=[scene.pk]), data, follow=True)
+    assert Scene.objects.get(pk=scene.pk).name == "x"
+    reached = [t for t in texts(answer) if t.startswith("scene change: subtask")]
+    assert len(reached) == 2, texts(answer)  # each subtask it configures answered (no job: "applied")
+    assert all('name="gate"' in s.rois[0] for s in Subtask.objects.filter(task=task))
+
+    # A second scene naming cam-1 would take that running subtask from the first one: refused.
+    add = {**scene_form_data(scene, name="side", scene_unid="s2", vchan_refid="front-door-cam-1")}
+    add.update({"rois-TOTAL_FORMS": 0, "rois-INITIAL_FORMS": 0})
+    page = staff.post(reverse("admin:tasks_scene_add"), add, follow=True).content.decode()
+    assert "stop it first" in page and "front-door-cam-1" in page
+    assert not Scene.objects.filter(name="side").exists()
 
 
 def test_the_mtask_inline_is_saved_through_the_service(staff, task):

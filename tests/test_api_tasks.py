@@ -50,7 +50,7 @@ def test_create_answers_200_with_the_seed_shaped_task(alice):
         0,
         5,
         "00:00:00",
-        "22:01:20",
+        "23:59:59",
     )
     assert [s["scene_unid"] for s in mtask["scenes"]] == ["scene-0-0", "scene-0-1"]
     scene = mtask["scenes"][1]
@@ -58,7 +58,7 @@ def test_create_answers_200_with_the_seed_shaped_task(alice):
     assert scene["rois"] == [{"roi": EMPTY_XML}, {"roi": EMPTY_XML}]
     assert scene["config"] == {"xml": EMPTY_XML}
     assert scene["basicConfig"] == {"xml": EMPTY_XML}
-    assert (scene["algo_type"], scene["vchan_refid"], scene["preset"]) == (1, "cam-1", 1)
+    assert (scene["algo_type"], scene["vchan_refid"], scene["preset"]) == (1, "cam-1", 0)
     assert task["state"] == "PENDING"
     assert task["subtask_count"] == 2
 

@@ -340,7 +340,7 @@ def test_the_system_page_shows_each_nodes_load_subtasks_and_queue(operator, proj
 def test_a_node_publishes_its_load_with_its_heartbeat(db):
     from analysis import node
 
-    Node.objects.create(name="n1", capacity=1)
+    Node.objects.create(name="n1", capacity=1, instance=node.INSTANCE)  # this process's node
     node.heartbeat("n1")
     sample = sysstats.read(["n1"])["n1"]
     assert (

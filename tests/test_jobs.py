@@ -212,3 +212,39 @@ def test_a_stop_asked_through_the_database_alone_is_seen_at_the_next_heartbeat(
     wait_for(lambda: state_of(subtask) == State.STOPPED, timeout=10, what="STOPPED")
     thread.join(10)
     assert result == ["stopped"]
+
+
+def test_the_last_progress_push_of_a_succeeded_subtask_says_100(alice, video_store, person_model):
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from vias.lib.announce import task_group
+
+    task, subtask, node = security_task(alice, "bikes.mp4")
+    layer = get_channel_layer()
+    group = task_group(task.task_id)
+
+    async def listen() -> str:
+        channel = await layer.new_channel()
+        await layer.group_add(group, channel)
+        return channel
+
+    async def drain(channel: str) -> list[dict]:
+        messages = []
+        try:
+            while True:
+                messages.append(await asyncio.wait_for(layer.receive(channel), timeout=1))
+        except TimeoutError:
+            return messages
+        finally:
+            await layer.group_discard(group, channel)
+
+    channel = async_to_sync(listen)()
+    assert run_subtask(subtask.pk, node.name) == "succeeded"
+    messages = async_to_sync(drain)(channel)
+    progress = [m["progress"] for m in messages if m["kind"] == "progress"]
+    states = [m.get("state") for m in messages if m["kind"] == "subtask.state"]
+    assert progress and progress[-1] == 100.0
+    assert states[-1] == "SUCCEEDED"

@@ -76,11 +76,11 @@ def data_dir() -> Iterator[Path]:
         yield Path(path)
 
 
-def start_up(data_dir: Path, port: int, **extra_env: str) -> subprocess.Popen[str]:
+def start_up(data_dir: Path, port: int, *flags: str, **extra_env: str) -> subprocess.Popen[str]:
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
     env.update(VIAS_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", VIAS_WORKERS="1", **extra_env)
     return subprocess.Popen(
-        [sys.executable, "manage.py", "up", "--port", str(port)],
+        [sys.executable, "manage.py", "up", "--port", str(port), *flags],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

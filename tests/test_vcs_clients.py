@@ -4,6 +4,7 @@ modify that keeps what it leaves out, and execStartTime scheduling the start."""
 
 from __future__ import annotations
 
+import ast
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,7 @@ from django_q.models import Schedule
 
 from subtasks.choices import State
 from subtasks.models import Subtask
-from subtasks.services import run_deferred_start
+from subtasks.services import run_mtask_edge
 from tasks.models import Task, VideoChannel
 from tests.vcs_helpers import (
     CREATE,
@@ -101,14 +102,13 @@ def test_a_future_exec_start_time_defers_the_start_to_that_moment(alice):
     vcs_ok(alice.post(START, {"taskId": task_id}))
 
     assert set(Subtask.objects.filter(task_id=task_id).values_list("state", flat=True)) == {State.CONFIGURED}
+    # The one mechanism for a delayed first run (subtasks.mtask_runs): the task's one ONCE row.
     (row,) = Schedule.objects.filter(name__contains=task_id)
-    assert (row.schedule_type, row.next_run, row.func) == (
-        Schedule.ONCE,
-        later,
-        "subtasks.services.run_deferred_start",
-    )
+    assert (row.schedule_type, row.func) == (Schedule.ONCE, "subtasks.services.run_mtask_edge")
+    assert abs((row.next_run - later).total_seconds()) < 1
     # What django-q2 runs at that moment:
-    assert run_deferred_start(task_id).startswith("start: 1 of 1")
+    activated = ast.literal_eval(f"({row.args})")[1]
+    assert "1 of 1 subtasks run" in run_mtask_edge(task_id, activated, now=row.next_run)
     assert set(Subtask.objects.filter(task_id=task_id).values_list("state", flat=True)) == {State.STARTING}
 
 

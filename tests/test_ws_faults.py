@@ -26,6 +26,7 @@ async def closed_with_1012(ws) -> dict:
 async def test_redis_down_closes_sockets_with_1012_and_service_resumes(private_redis, alice):
     ws = await connect(alice.token)
     assert (await ask(ws, cmd("post", "subscriptions")))["ecode"] == 200
+    await next_push(ws, "snapshot")
 
     private_redis.stop()
     told = await closed_with_1012(ws)

@@ -69,6 +69,7 @@ async def test_subscribing_to_every_task_of_the_project(alice, bob):
     assert (await ask(ws, cmd("post", "subscriptions")))["data"] == {"all": True, "task_ids": []}
     bobs = await connect(bob.token)
     await ask(bobs, cmd("post", "subscriptions"), {"task_id": "*"})
+    assert (await next_push(bobs, "snapshot"))["data"] == {"all": True, "tasks": []}
 
     task_id, _ = await new_task(alice)
     created = await next_push(ws, "task.created")
@@ -90,6 +91,7 @@ async def test_news_of_another_project_is_dropped_whatever_group_it_came_through
     task_id, _ = await new_task(alice)
     ws = await connect(alice.token)
     await ask(ws, cmd("post", "subscriptions"), {"task_id": task_id})
+    await next_push(ws, "snapshot")
     layer = get_channel_layer()
     await layer.group_send(
         f"task.{task_id}",
@@ -104,4 +106,52 @@ async def test_subscription_params_are_checked(alice):
     assert (await ask(ws, cmd("post", "subscriptions"), {"task_id": 5}))["ecode"] == 400
     assert (await ask(ws, cmd("post", "subscriptions"), {"task_id": "nope"}))["ecode"] == 404
     assert (await ask(ws, cmd("get", "subscriptions")))["ecode"] == 404
+    await ws.disconnect()
+
+
+@in_sync_thread
+def node_takes(subtask_id: int) -> None:
+    """What an analysis node does when it picks a dispatched subtask up (the core's transition)."""
+    from subtasks.choices import State
+    from subtasks.models import Subtask
+    from subtasks.services import transition
+
+    transition(Subtask.objects.get(pk=subtask_id), State.RUNNING, "")
+
+
+async def test_a_late_subscriber_first_gets_the_running_state_then_changes(alice):
+    task_id, (pk, other) = await new_task(alice, vchans=2)
+    await http(alice, "post", f"/subtasks/{pk}/config_complete")
+    assert (await http(alice, "post", f"/tasks/{task_id}/start"))["ecode"] == 200
+    await node_takes(pk)  # RUNNING before anyone subscribed: no push will ever say so again
+
+    ws = await connect(alice.token)
+    assert (await ask(ws, cmd("post", "subscriptions"), {"task_id": task_id}))["ecode"] == 200
+    snapshot = await ws.receive_json_from(timeout=5)  # the very next message
+    assert snapshot["push"] == "snapshot" and snapshot["task_id"] == task_id
+    (task,) = snapshot["data"]["tasks"]
+    assert (task["task_id"], task["state"], task["subtask_count"]) == (task_id, "RUNNING", 2)
+    assert (task["state_counts"]["RUNNING"], task["state_counts"]["PENDING"]) == (1, 1)
+    assert {s["subtask_id"]: s["state"] for s in task["subtasks"]} == {pk: "RUNNING", other: "PENDING"}
+    assert all(s["progress"] == 0.0 for s in task["subtasks"])
+
+    await http(alice, "post", f"/subtasks/{other}/config_complete")  # then the changes
+    change = await next_push(ws, "subtask.state")
+    assert (change["data"]["subtask_id"], change["data"]["state"]) == (other, "CONFIGURED")
+    await ws.disconnect()
+
+
+async def test_a_project_subscriber_gets_every_tasks_counts_first(alice, bob):
+    first, _ = await new_task(alice)
+    second, (pk,) = await new_task(alice)
+    await http(alice, "post", f"/subtasks/{pk}/config_complete")
+    await new_task(bob)  # another project's task is never in alice's snapshot
+
+    ws = await connect(alice.token)
+    assert (await ask(ws, cmd("post", "subscriptions")))["ecode"] == 200
+    snapshot = await ws.receive_json_from(timeout=5)
+    assert snapshot["push"] == "snapshot" and snapshot["data"]["all"] is True
+    states = {t["task_id"]: t["state"] for t in snapshot["data"]["tasks"]}
+    assert states == {first: "PENDING", second: "CONFIGURED"}
+    assert all("subtasks" not in t for t in snapshot["data"]["tasks"])
     await ws.disconnect()

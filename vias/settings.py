@@ -238,6 +238,8 @@ LOGGING = {
 VIAS_CONTROL_PREFIX = envstr("VIAS_CONTROL_PREFIX", "vias:ctl")
 # How long a command to running subtasks waits for every device's acknowledgement, seconds.
 VIAS_ACK_TIMEOUT = envint("VIAS_ACK_TIMEOUT", 10)
+# A dome camera sent to a preset (ONVIF GotoPreset) is analysed this many ms later: the head settles.
+VIAS_PTZ_SETTLE_MS = envint("VIAS_PTZ_SETTLE_MS", 2000)
 # A running subtask whose heartbeat is older than this is ABNORMAL and dispatched again.
 VIAS_HEARTBEAT_TIMEOUT = envint("VIAS_HEARTBEAT_TIMEOUT", 30)
 # Seconds a running subtask carries on while Redis (control channel, channel layer, outputs) is

@@ -5,6 +5,9 @@
  *   "subtask.state"  -> the subtask's badge        [data-subtask-id=ID]
  *   "task.state"     -> the task's badge and counts [data-task-id=ID], [data-task-counts=ID]
  *   "progress"       -> the subtask's progress bar  [data-subtask-progress=ID] (and the task's average)
+ *   "snapshot"       -> all of the above at once: the state when the page subscribed (sent first,
+ *                       so a change made before the page loaded is never missed)
+ *   "event"          -> a new row on top of the events table [data-live-events=TASK]
  * It reconnects with a growing delay when the socket closes (e.g. 1012 while Redis restarts).
  */
 (function () {
@@ -79,8 +82,54 @@
     each('[data-task-progress="' + taskId + '"]', function (h) { setProgress(h, sum / bars.length); });
   }
 
+  function cell(text) {
+    var td = document.createElement("td");
+    td.textContent = text === undefined || text === null || text === "" ? "—" : String(text);
+    return td;
+  }
+
+  function addEvent(table, data) {
+    var body = table.tBodies[0];
+    if (!body || data.event_id === undefined) return;
+    if (body.querySelector('[data-event-id="' + data.event_id + '"]')) return;
+    var row = document.createElement("tr");
+    row.dataset.eventId = data.event_id;
+    row.className = "vias-live-new";
+    var when = cell(String(data.occurred_at || "").replace("T", " ").slice(0, 19));
+    var link = document.createElement("a");
+    link.href = (table.dataset.eventUrl || "").replace("/0/", "/" + data.event_id + "/");
+    link.textContent = when.textContent;
+    when.textContent = "";
+    when.appendChild(link);
+    row.appendChild(when);
+    row.appendChild(cell(data.subtask_id));
+    row.appendChild(cell(data.rule));
+    row.appendChild(cell(data.category));
+    row.appendChild(cell(data.zone));
+    row.appendChild(cell(typeof data.score === "number" ? data.score.toFixed(2) : data.score));
+    body.insertBefore(row, body.firstChild);
+    var max = Number(table.dataset.maxRows) || 20;
+    while (body.rows.length > max) body.deleteRow(body.rows.length - 1);
+  }
+
+  function applySnapshot(data) {
+    (data.tasks || []).forEach(function (task) {
+      apply({ push: "task.state", task_id: task.task_id, data: task });
+      (task.subtasks || []).forEach(function (sub) {
+        apply({ push: "subtask.state", task_id: task.task_id, data: sub });
+        apply({ push: "progress", task_id: task.task_id, data: sub });
+      });
+      each('[data-task-progress="' + task.task_id + '"]', function (h) { setProgress(h, task.progress); });
+    });
+  }
+
   function apply(message) {
     var kind = message.push || message.kind;
+    if (kind === "snapshot") {
+      applySnapshot(message.data || {});
+      document.dispatchEvent(new CustomEvent("vias:live", { detail: message }));
+      return;
+    }
     var data = message.data || message;
     var taskId = message.task_id || data.task_id;
     var subtaskId = data.subtask_id;
@@ -94,6 +143,13 @@
     } else if (kind === "progress" && subtaskId !== undefined) {
       each('[data-subtask-progress="' + subtaskId + '"]', function (h) { setProgress(h, data.progress); });
       if (taskId) taskAverage(taskId);
+    } else if (kind === "event" && taskId) {
+      each('[data-live-events="' + taskId + '"]', function (table) {
+        var only = table.dataset.liveEventsSubtask;
+        if (only && String(only) !== String(subtaskId)) return;
+        addEvent(table, data);
+      });
+      document.dispatchEvent(new CustomEvent("vias:live", { detail: message }));
     }
   }
 

@@ -15,7 +15,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from subtasks import services as subtask_services
 from tasks import frames
 from tasks import services as task_services
 from tasks.frames import frame_source
@@ -108,7 +107,15 @@ class SceneAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.Mod
             rois += [data["xml"] for data in sorted(kept, key=lambda data: data.get("position") or 0)]
             # Nothing is saved by the formsets themselves; the admin's history reads these.
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-        task_services.save_scene(form.instance, rois=rois)
+        acks = task_services.save_scene(form.instance, rois=rois)
+        report_outcomes(request, _("scene change"), acks)  # one line per subtask it reached
+
+    def delete_model(self, request, obj):
+        task_services.delete_scene(obj)
+
+    def delete_queryset(self, request, queryset):
+        for scene in queryset:
+            task_services.delete_scene(scene)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "mtask":
@@ -186,19 +193,11 @@ class SceneAdmin(TenantAdminMixin, ServiceChangeMixin, XmlFieldsMixin, admin.Mod
         scene = get_object_or_404(self.get_queryset(request).select_related("mtask__task"), pk=object_id)
         if not self.has_change_permission(request, scene):
             raise PermissionDenied
-        spec = {
-            "rois": list(scene.rois.order_by("position").values_list("xml", flat=True)),
-            "calibration_xml": scene.calibration_xml,
-            "config_xml": scene.config_xml,
-            "algo_args": scene.algo_args,
-        }
-        subtasks = list(scene.subtasks.select_related("task__project"))
-        if not subtasks:
+        if not scene.subtasks.exists():
             messages.warning(request, _("No subtask uses this scene."))
-        for subtask in subtasks:
-            ok, answer = run_service(request, subtask_services.apply_config, subtask, spec)
-            if ok:
-                report_outcomes(request, _("configuration copied"), [answer[1]])
+        ok, acks = run_service(request, task_services.copy_scene_to_subtasks, scene)
+        if ok:
+            report_outcomes(request, _("configuration copied"), acks)
         return HttpResponseRedirect(reverse("admin:tasks_scene_change", args=[scene.pk]))
 
     # -- frames for the drawing editors --

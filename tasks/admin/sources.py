@@ -151,6 +151,35 @@ class StoreConfAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         self.service_delete_queryset(request, queryset, task_services.delete_store_conf)
 
 
+class VideoChannelForm(forms.ModelForm):
+    """The ONVIF password is never shown: left empty, the stored one stays."""
+
+    onvif_password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=gettext_lazy("the dome camera's ONVIF password; leave empty to keep the stored one"),
+    )
+
+    def clean_onvif_password(self) -> str:
+        if not self.cleaned_data.get("ptz"):  # not a dome camera (any more): no ONVIF password
+            return str(self.cleaned_data.get("onvif_password") or "")
+        return str(self.cleaned_data.get("onvif_password") or self.instance.onvif_password or "")
+
+    class Meta:
+        model = VideoChannel
+        fields = (
+            "project",
+            "vchan_refid",
+            "name",
+            "url",
+            "width",
+            "height",
+            "ptz",
+            "onvif_url",
+            "onvif_username",
+        )
+
+
 @admin.register(VideoChannel)
 class VideoChannelAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
     list_display = (
@@ -169,7 +198,10 @@ class VideoChannelAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
     actions = ["delete_through_service"]
     # The v2 fields are shown, and changed through the v2 API (docs/dialects.md, Video sources).
     V2_FIELDS = ("access_type", "kind", "type_config", "latitude", "longitude", "tags")
-    fields = ("project", "vchan_refid", "name", "url", "width", "height", *V2_FIELDS)
+    # A dome camera's PTZ / ONVIF settings (the mtask journey); the password is write-only.
+    PTZ_FIELDS = ("ptz", "onvif_url", "onvif_username", "onvif_password")
+    form = VideoChannelForm
+    fields = ("project", "vchan_refid", "name", "url", "width", "height", *PTZ_FIELDS, *V2_FIELDS)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return (
@@ -207,7 +239,9 @@ class VideoChannelAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         return format_html('<a href="{}" target="_blank">{}</a>', url, _("grab a frame"))
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        spec = {name: form.cleaned_data.get(name) for name in ("name", "url", "width", "height")}
+        names = ("name", "url", "width", "height", "ptz", "onvif_url", "onvif_username")
+        spec = {name: form.cleaned_data.get(name) for name in names}
+        spec["onvif_password"] = form.cleaned_data.get("onvif_password") or ""  # empty: the stored one
         if change:
             task_services.update_vchan(obj, spec)
         else:

@@ -21,6 +21,10 @@ from tasks.choices import AlgoType, DetectorModel, MTaskType, SourceType
 
 RUN_DT_FORMATS = ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "iso-8601"]
 TIME_FORMATS = ["%H:%M:%S", "%H:%M"]
+# A started subtask outside its mtask's window (the VIAS v2 word).
+SCHEDULING = "SCHEDULING"
+# A dome camera's ONVIF access (tasks.models.VideoChannel); the password is never answered.
+ONVIF_FIELDS = ("onvif_url", "onvif_username", "onvif_password")
 
 
 def format_dt(value: datetime | None) -> str | None:
@@ -42,6 +46,10 @@ def format_dt(value: datetime | None) -> str | None:
                     "vchan_refid": {"type": "string"},
                     "name": {"type": "string"},
                     "url": {"type": "string"},
+                    "ptz": {"type": "boolean"},
+                    "onvif_url": {"type": "string"},
+                    "onvif_username": {"type": "string"},
+                    "onvif_password": {"type": "string", "writeOnly": True},
                 },
                 "required": ["vchan_refid"],
             },
@@ -60,11 +68,15 @@ class VchanField(serializers.Field):
             return {"vchan_refid": data}
         if isinstance(data, dict) and isinstance(data.get("vchan_refid"), str) and data["vchan_refid"]:
             spec = {"vchan_refid": data["vchan_refid"]}
-            for key in ("name", "url"):
+            for key in ("name", "url", *ONVIF_FIELDS):
                 if key in data:
                     if not isinstance(data[key], str):
                         raise serializers.ValidationError(_("%(key)s must be a string") % {"key": key})
                     spec[key] = data[key]
+            if "ptz" in data:
+                if not isinstance(data["ptz"], bool):
+                    raise serializers.ValidationError(_("ptz must be true or false"))
+                spec["ptz"] = data["ptz"]
             return spec
         self.fail("invalid")
 
@@ -246,6 +258,14 @@ class VchanIn(serializers.Serializer):
     url = serializers.CharField(max_length=constants.MAX_URL_LENGTH)
     width = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=16384)
     height = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=16384)
+    ptz = serializers.BooleanField(required=False)
+    onvif_url = serializers.CharField(
+        required=False, allow_blank=True, max_length=constants.MAX_URL_LENGTH, trim_whitespace=False
+    )
+    onvif_username = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    onvif_password = serializers.CharField(
+        required=False, allow_blank=True, max_length=128, trim_whitespace=False, write_only=True
+    )
 
 
 class VchanUpdateIn(VchanIn):
@@ -316,6 +336,9 @@ def task_out(row: dict[str, Any]) -> dict[str, Any]:
         "state": row["state"],
         "state_counts": row["state_counts"],
         "subtask_count": row["subtask_count"],
+        # Started, with subtasks waiting for their mtask's window (docs/state-machine.md).
+        "schedule_state": SCHEDULING if row.get("next_start") else "",
+        "next_start_dt": format_dt(row.get("next_start")),
         "mtasks": [mtask_out(m) for m in row.get("mtasks", [])],
     }
 
@@ -338,6 +361,8 @@ def subtask_out(row: dict[str, Any]) -> dict[str, Any]:
         "algo_args": row["algo_args"],
         "node": row["node__name"] or "",
         "attempts": row["attempts"],
+        "schedule_state": SCHEDULING if row.get("waiting_until") else "",
+        "next_start_dt": format_dt(row.get("waiting_until")),
         "heartbeat_at": format_dt(row["heartbeat_at"]),
         "started_at": format_dt(row["started_at"]),
         "finished_at": format_dt(row["finished_at"]),
@@ -366,6 +391,9 @@ def vchan_out(channel) -> dict[str, Any]:
         "url": channel.url,
         "width": channel.width,
         "height": channel.height,
+        "ptz": channel.ptz,
+        "onvif_url": channel.onvif_url,
+        "onvif_username": channel.onvif_username,
         "create_dt": format_dt(channel.created_at),
     }
 

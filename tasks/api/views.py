@@ -37,12 +37,13 @@ def page_params(request: Request) -> dict[str, Any]:
 
 
 def _task_response(
-    view: NativeAPIView, task_id: str, status: int = 200, warnings: Sequence[str] = ()
+    view: NativeAPIView, task_id: str, status: int = 200, warnings: Sequence[str] = (), **extra: Any
 ) -> Response:
     rows = queries.task_documents(Task.objects.for_project(view.project).filter(task_id=task_id))
     if not rows:
         raise NotFound(_("no task %(id)s") % {"id": task_id}, field="task_id")
-    extra = {"warnings": list(warnings)} if warnings else {}
+    if warnings:
+        extra["warnings"] = list(warnings)
     return view.ok(status=status, data=s.task_out(rows[0]), **extra)
 
 
@@ -73,9 +74,12 @@ class TaskDetail(NativeAPIView):
     @extend_schema(request=s.TaskUpdateIn, responses=OpenApiTypes.OBJECT, summary="Change a task")
     def put(self, request: Request, task_id: str) -> Response:
         task = services.get_task(self.project, task_id)
-        services.update_task(task, self.parse(s.TaskUpdateIn).to_spec())
+        # Running subtasks whose scene changed apply it at once: one acknowledgement each.
+        _task, acks = services.update_task_live(task, self.parse(s.TaskUpdateIn).to_spec())
         task.refresh_from_db(fields=["output"])
-        return _task_response(self, task_id, warnings=task.output_warnings())
+        return _task_response(
+            self, task_id, warnings=task.output_warnings(), subtasks=[ack.as_dict() for ack in acks]
+        )
 
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Delete a task that has no subtasks left")
     def delete(self, request: Request, task_id: str) -> Response:

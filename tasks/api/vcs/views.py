@@ -56,8 +56,8 @@ class StartComputeTask(VcsAPIView):
     def post(self, request: Request) -> Response:
         task_id = self.parse(s.TaskIdIn).validated_data["taskId"]
         task = services.get_task(self.project, task_id)
-        # execStartTime is when it starts: later, a deferred start; passed, at once.
-        subtask_services.start_task_at(task, task.run_dt)
+        # execStartTime (run_dt) later: the first run waits for it (subtasks.mtask_runs); passed, at once.
+        subtask_services.start_task(task)
         return self.ok()
 
 

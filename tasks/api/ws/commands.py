@@ -154,8 +154,8 @@ def post_tasks(ctx: Context, params: dict[str, Any]) -> Body:
 @command("put", "tasks")
 def put_tasks(ctx: Context, params: dict[str, Any]) -> Body:
     task = services.get_task(ctx.project, parse(TaskRef, params).validated_data["task_id"])
-    services.update_task(task, parse(s.TaskUpdateIn, params).to_spec())
-    return native_ok(data=_task_doc(ctx.project, task.task_id))
+    task, acks = services.update_task_live(task, parse(s.TaskUpdateIn, params).to_spec())
+    return ack_body(acks, refusal_fails=True, data=_task_doc(ctx.project, task.task_id))
 
 
 @command("delete", "tasks")

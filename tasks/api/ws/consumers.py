@@ -147,6 +147,9 @@ class DevconfConsumer(AsyncConsumer):
         self.sub_all = False
         self.sub_tasks: set[str] = set()
         self.counts_due: set[str] = set()
+        # While a subscription's snapshot is read, pushes wait here (then go out after it).
+        self.holding = 0
+        self.held: list[dict[str, Any]] = []
         self.closing = False
         self.outbox = Outbox(
             send,
@@ -225,9 +228,23 @@ class DevconfConsumer(AsyncConsumer):
     # ---- commands -------------------------------------------------------------------------------
 
     async def _run(self, request: Request) -> None:
+        subscribing = request.resource == "subscriptions" and request.verb == "post"
+        if subscribing:
+            self.holding += 1  # pushes wait until the snapshot has gone out (below)
+        try:
+            await self._run_and_answer(request, subscribing)
+        finally:
+            if subscribing:
+                self._release_held()
+
+    async def _run_and_answer(self, request: Request, subscribing: bool) -> None:
+        snapshot: dict[str, Any] | None = None
         with translation.override(self.lang):
             try:
-                body = await self._execute(request)
+                if subscribing:
+                    body, snapshot = await self._subscribe(request.params)
+                else:
+                    body = await self._execute(request)
             except Exception as exc:  # noqa: BLE001 - answered in the envelope
                 if isinstance(exc, BROKER_ERRORS):
                     await self._broker_down(exc, request.echo)
@@ -237,6 +254,9 @@ class DevconfConsumer(AsyncConsumer):
                 await self.outbox.answer({**request.echo, **body})
             except Stalled:
                 await self._close(CLOSE_POLICY)
+                return
+            if snapshot is not None:
+                self.outbox.push(snapshot)
 
     async def _execute(self, request: Request) -> dict[str, Any]:
         key = (request.verb, request.resource)
@@ -265,14 +285,46 @@ class DevconfConsumer(AsyncConsumer):
 
     # ---- subscriptions --------------------------------------------------------------------------
 
+    async def _subscribe(self, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Subscribe, then read the current state of what was subscribed to: the snapshot push the
+        client receives right after the answer, before any change (held meanwhile; a change
+        committed while the snapshot was read arrives after it, so the newest word wins)."""
+        body = await self._subscription("post", params)
+        task_id = self._task_id_of(params)
+        project = self.project
+
+        def read() -> list[dict[str, Any]]:
+            tasks = Task.objects.filter(project=project)
+            if task_id is not None:
+                tasks = tasks.filter(task_id=task_id)
+            return queries.live_snapshot(tasks, with_subtasks=task_id is not None)
+
+        push: dict[str, Any] = {"push": "snapshot", "ecode": 200, "enote": "OK"}
+        if task_id is not None:
+            push["task_id"] = task_id
+        push["data"] = {"all": task_id is None, "tasks": await in_thread(read)}
+        return body, push
+
+    def _release_held(self) -> None:
+        self.holding -= 1
+        if self.holding == 0:
+            held, self.held = self.held, []
+            for message in held:
+                self._on_event(message)
+
+    @staticmethod
+    def _task_id_of(params: dict[str, Any]) -> str | None:
+        task_id = params.get("task_id")
+        if task_id in (None, "", "*"):
+            return None
+        if not isinstance(task_id, str) or len(task_id) > 64:
+            raise serializers.ValidationError({"task_id": [_('a task_id string, or "*" for every task')]})
+        return task_id
+
     async def _subscription(self, verb: str, params: dict[str, Any]) -> dict[str, Any]:
         """post: subscribe to `task_id` (or every task of the project when it is absent or "*");
         delete: unsubscribe from it (or from everything)."""
-        task_id = params.get("task_id")
-        if task_id in (None, "", "*"):
-            task_id = None
-        elif not isinstance(task_id, str) or len(task_id) > 64:
-            raise serializers.ValidationError({"task_id": [_('a task_id string, or "*" for every task')]})
+        task_id = self._task_id_of(params)
         project = self.project
         assert project is not None, "subscriptions are read only once connected"
         if verb == "post":
@@ -330,6 +382,13 @@ class DevconfConsumer(AsyncConsumer):
     def _on_event(self, message: dict[str, Any]) -> None:
         if self.project is None or message.get("project_id") != self.project.project_id:
             return  # never another project's news, whatever group it came through
+        if self.holding:
+            if len(self.held) < self.outbox.capacity:
+                self.held.append(message)
+            else:  # as the outbox would: the client is told how many were dropped
+                self.outbox.dropped += 1
+                self.outbox.dropped_total += 1
+            return
         task_id = message.get("task_id")
         if not self.sub_all and task_id not in self.sub_tasks:
             return

@@ -27,6 +27,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from vias.lib.bundled_redis import BundledRedis, RedisKeeper, die_with_parent
 from vias.lib.env import envint
+from vias.management import demo
 
 ADMIN_USERNAME = "admin"
 PASSWORD_FILE = "admin-password.txt"
@@ -147,9 +148,15 @@ class Command(BaseCommand):
             "--host", default="127.0.0.1", help="address the web server binds (default 127.0.0.1)"
         )
         parser.add_argument("--port", type=int, default=8000, help="port of the web server (default 8000)")
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="also create and start a demo task on the bundled sample video",
+        )
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         self.verbosity = int(options["verbosity"])
+        self.demo = bool(options.get("demo"))
         signals = Signals()
         signals.install()
         stack = ExitStack()
@@ -168,6 +175,7 @@ class Command(BaseCommand):
         # Checked first: with another server on the port, "listening" would look like success.
         _check_port_free(host, port)
         call_command("migrate", interactive=False, verbosity=self.verbosity, stdout=self.stdout)
+        demo.install_default_models(self.stdout)  # a fresh install analyses at once
         redis_url, keeper = self._start_redis(stack)
         login = ensure_admin(Path(settings.DATA_DIR))
         supervisor = Supervisor(_child_env(redis_url), Path(settings.BASE_DIR))
@@ -181,7 +189,8 @@ class Command(BaseCommand):
         daphne_argv += ["--websocket-max-frame-size", cap, "vias.asgi:application"]
         supervisor.start("daphne", [sys.executable, *daphne_argv])
         supervisor.wait_for_port(host, port)
-        self._banner(host, port, redis_url, login)
+        extra = self._start_demo(host, port) if self.demo else []
+        self._banner(host, port, redis_url, login, extra)
         child = supervisor.watch(keeper.check if keeper is not None else None)
         raise CommandError(
             f"{child.name} exited unexpectedly with code {child.process.returncode}; stopped VIAS"
@@ -204,7 +213,13 @@ class Command(BaseCommand):
         self.stdout.write(line)
         self.stdout.flush()
 
-    def _banner(self, host: str, port: int, redis_url: str, login: Login) -> None:
+    def _start_demo(self, host: str, port: int) -> list[str]:
+        try:
+            return demo.describe(demo.start_demo(), f"http://{_url_host(host)}:{port}")
+        except Exception as exc:  # noqa: BLE001 - the system stays up; the operator is told why
+            return [f"  Demo:     not started: {exc}"]
+
+    def _banner(self, host: str, port: int, redis_url: str, login: Login, extra: list[str]) -> None:
         url = f"http://{_url_host(host)}:{port}/admin/"
         if login.password is not None:
             credentials = f"{login.username} / {login.password}  (saved in {login.password_file})"
@@ -219,6 +234,7 @@ class Command(BaseCommand):
             f"  Database: {_describe_database()}",
             f"  Redis:    {redis_kind}, {_redact(redis_url)}",
             f"  Data:     {settings.DATA_DIR}",
+            *extra,
             "Press Ctrl-C to stop.",
             "",
         ]

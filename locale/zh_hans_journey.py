@@ -1,0 +1,33 @@
+"""Simplified Chinese for the mtask journey's messages (dome cameras, ONVIF, mtask windows) and the
+few cluster ones the merge brought without a translation."""
+
+ZH = {
+    "waiting for the message broker (Redis) to queue it": "等待消息代理(Redis)将其排队",
+    "instance": "实例",
+    "takes its scene's ROIs, calibration and config when the scene changes": "场景变化时采用该场景的 ROI、标定和配置",
+    "follows its scene": "跟随场景",
+    "waiting until": "等待至",
+    "checkpoint frame": "检查点帧",
+    "subtask %(id)s was given to another job meanwhile": "子任务 %(id)s 在此期间已交给另一个作业",
+    "waiting until %(t)s": "等待至 %(t)s",
+    "scene change": "场景切换",
+    "the dome camera's ONVIF password; leave empty to keep the stored one": "球机的 ONVIF 密码;留空则保留已保存的密码",
+    "ptz must be true or false": "ptz 必须为 true 或 false",
+    "a dome (PTZ) camera with presets": "带预置位的球机(PTZ)",
+    "dome (PTZ) camera": "球机(PTZ)",
+    "the dome camera's ONVIF device service, e.g. http://10.0.0.5/onvif/device_service": "球机的 ONVIF 设备服务地址,例如 http://10.0.0.5/onvif/device_service",
+    "ONVIF address": "ONVIF 地址",
+    "ONVIF user name": "ONVIF 用户名",
+    "ONVIF password": "ONVIF 密码",
+    "ONVIF settings are for dome (PTZ) cameras: set ptz, or leave them out": "ONVIF 设置仅用于球机(PTZ):请设置 ptz,或不填写这些设置",
+    "give both start_time and end_time, or neither": "请同时填写 start_time 和 end_time,或都不填写",
+    "start_time and end_time are equal: the daily window would be empty": "start_time 与 end_time 相同:每日时间段将为空",
+    "mtask type %(t)s needs a dome (PTZ) camera; this scene's channel is fixed: use type 0": "mtask 类型 %(t)s 需要球机(PTZ);此场景的通道是固定摄像机:请使用类型 0",
+    "a preset needs a dome (PTZ) camera; this scene's channel is fixed: use 0": "预置位需要球机(PTZ);此场景的通道是固定摄像机:请使用 0",
+    "this change gives running subtask %(subtasks)s another scene; stop it first (POST /subtasks/{id}/stop), or stop the task": "此修改会给运行中的子任务 %(subtasks)s 换一个场景;请先停止它(POST /subtasks/{id}/stop),或停止整个任务",
+    "an ONVIF address is an http(s) URL, e.g. http://10.0.0.5/onvif/device_service": "ONVIF 地址应为 http(s) URL,例如 http://10.0.0.5/onvif/device_service",
+    "give the ONVIF user name and password in their own fields": "请在各自的字段中填写 ONVIF 用户名和密码",
+    "the port of the ONVIF address is out of range": "ONVIF 地址的端口超出范围",
+    "Latest events": "最新事件",
+    "the message broker (Redis) is unreachable; nothing was changed, try again shortly": "无法连接消息代理(Redis);未做任何更改,请稍后重试",
+}
