@@ -257,7 +257,8 @@ def _check_startable(task: Task) -> None:
 def _apply_want(want: mtask_runs.Want) -> Outcome:
     """One subtask made to do what its mtask schedule says now (inside a transaction)."""
     subtask = (
-        Subtask.objects.select_for_update()
+        # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the channel's outer join.
+        Subtask.objects.select_for_update(of=("self",))
         .select_related("task__project", "video_channel")
         .get(pk=want.subtask.pk)
     )
