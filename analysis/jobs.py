@@ -561,12 +561,18 @@ class SubtaskRun:
         if target == State.SUCCEEDED:
             fields["progress"] = 100.0
             self.progress.done = self.progress.total
+        if self.subtask.state == State.STOPPING and target == State.SUCCEEDED:
+            target, reason = State.STOPPED, _("stopped")  # a stop asked for wins over the end
         try:
             if target == State.STOPPED and self.subtask.state != State.STOPPING:
                 transition(self.subtask, State.STOPPING, reason, lease=self.lease)
             transition(self.subtask, target, reason, lease=self.lease, **fields)
         except IllegalTransition as exc:  # LeaseLost too: a stale run ends without a word
             log.info("subtask %s: not finishing as %s: %s", self.subtask.pk, target, exc)
+            if self._refresh_state() and self.subtask.state == State.STOPPING and target != State.STOPPED:
+                # The stop arrived between our read and our write: the stop is what happened.
+                self._finish(State.STOPPED, _("stopped"))
+                return True
         else:
             if target == State.SUCCEEDED:
                 self._announce_progress()  # the live bars end at 100 %, not the last tick's

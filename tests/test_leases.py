@@ -118,3 +118,15 @@ def test_two_jobs_of_different_attempts_only_the_current_one_writes(alice, store
     assert (done.state, done.attempts, done.progress) == (State.SUCCEEDED, 2, 100.0)
     keys = list(Event.objects.filter(subtask=subtask).values_list("key", flat=True))
     assert len(keys) == len(set(keys)) >= events_before
+
+
+def test_a_run_whose_video_ends_while_a_stop_is_asked_ends_stopped_not_stuck_stopping(alice):
+    """The stop and the end of the file race: the stop wins, and the subtask does not stay STOPPING."""
+
+    node = live_node(capacity=1)
+    subtask = running_on(node, ready_task(alice))
+    run = SubtaskRun(Subtask.objects.select_related("task__project", "scene").get(pk=subtask.pk), node.name)
+    run.lease = Lease(1, node.pk)
+    transition(subtask, State.STOPPING, "stop requested")  # the operator's stop, as stop_task writes it
+    assert run._finish(State.SUCCEEDED, "end of the video") is True
+    assert Subtask.objects.get(pk=subtask.pk).state == State.STOPPED
