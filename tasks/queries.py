@@ -135,6 +135,7 @@ def task_sources(task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         "video_begin_time",
         "video_channel__name",
         "status_reason",
+        "waiting_until",
     ):
         by_task[row["task_id"]].append(row)
     return by_task

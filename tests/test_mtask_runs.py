@@ -200,3 +200,34 @@ def test_vcs_exec_start_time_in_the_future_delays_the_first_run(alice, settings,
     assert abs((edge - later).total_seconds()) < 1
     run_mtask_edge(task_id, activated, now=edge)
     assert Subtask.objects.get(task_id=task_id).state == "STARTING"
+
+
+def test_a_waiting_task_shows_scheduling_in_every_dialect(alice):
+    from tests.test_v2_helpers import v2, v2_ok
+    from tests.vcs_helpers import GET, vcs_ok
+
+    now = timezone.now().replace(microsecond=0)
+    opens, closes = now + timedelta(hours=2), now + timedelta(hours=3)
+    mtask = {"type": 1, "start_time": hhmmss(opens), "end_time": hhmmss(closes)}
+    task_id, pk = dome_task(alice, mtask, [scene("s1", 0, "yard")])
+    live_node(capacity=1)
+    (vcs_before,) = vcs_ok(alice.post(GET, {"taskIds": [task_id]}))
+    assert (vcs_before["taskStatus"], vcs_before["nextStartTime"]) == ("WAITING", None)
+
+    alice.post(f"/tasks/{task_id}/start")
+    opens_ms = int(opens.timestamp() * 1000)
+    (vcs,) = vcs_ok(alice.post(GET, {"taskIds": [task_id]}))
+    assert (vcs["taskStatus"], vcs["nextStartTime"]) == ("SCHEDULING", opens_ms)
+    (device,) = vcs["datasources"]["devices"]
+    assert (device["taskStatus"], device["nextStartTime"]) == ("SCHEDULING", opens_ms)
+    shown = v2_ok(alice.get(v2(alice, f"/tasks/{task_id}")))
+    assert (shown["schedule_state"], shown["next_start_at"]) == ("SCHEDULING", str(opens_ms))
+    listed = v2_ok(alice.get(v2(alice, "/tasks?task_state=SCHEDULING")))["tasks"]
+    assert [t["id"] for t in listed] == [task_id]
+    assert alice.get(f"/tasks/{task_id}").json()["data"]["schedule_state"] == "SCHEDULING"
+
+    activated, edge = the_edge(task_id)
+    run_mtask_edge(task_id, activated, now=edge + timedelta(seconds=1))  # inside: it runs
+    (vcs,) = vcs_ok(alice.post(GET, {"taskIds": [task_id]}))
+    assert (vcs["taskStatus"], vcs["nextStartTime"]) == ("ONLINED", None)
+    assert v2_ok(alice.get(v2(alice, f"/tasks/{task_id}")))["schedule_state"] == ""

@@ -452,6 +452,9 @@ def task_info(row: dict[str, Any], sources: list[dict[str, Any]], project_id: st
         "algorithm_publish_id": row["alg_id"],
         "batch_id": row["batch_id"] or "",
         "state_counts": row["state_counts"],
+        # Started, waiting for its mtask's window (docs/state-machine.md): the list filter's word.
+        "schedule_state": SCHEDULING if row.get("next_start") and row["state"] in IDLE_STATES else "",
+        "next_start_at": ms(row.get("next_start")),
     }
 
 

@@ -43,6 +43,17 @@ TASK_STATUS = {
     State.FAILED: "FAILED",
     State.ABNORMAL: "ABNORMAL",
 }
+# Started, but waiting for its mtask's window or its execStartTime (docs/state-machine.md): the
+# seed names no such status; ours is the VIAS v2 word (docs/dialects.md).
+SCHEDULING = "SCHEDULING"
+# A task (or device) shows SCHEDULING while it waits and nothing of it is being analysed.
+ALIVE_STATUSES = ("ONLINED", "OFFLINING", "ABNORMAL")
+
+
+def task_status(state: str, waiting_until: datetime | None) -> str:
+    """The VCS word for a canonical state; SCHEDULING while it waits for its window."""
+    status = TASK_STATUS[State(state)]
+    return SCHEDULING if waiting_until is not None and status not in ALIVE_STATUSES else status
 
 
 def algo_type_for(models: list[str]) -> str:
@@ -227,7 +238,8 @@ def device_out(source: dict[str, Any]) -> dict[str, Any]:
         "videoId": _video_id(source["source_url"]),
         "videoTimeLength": source["video_time_length"],
         "videoBeginTime": to_ms(source["video_begin_time"]),
-        "taskStatus": TASK_STATUS[State(source["state"])],
+        "taskStatus": task_status(source["state"], source.get("waiting_until")),
+        "nextStartTime": to_ms(source.get("waiting_until")),
     }
 
 
@@ -236,7 +248,8 @@ def compute_task_out(row: dict[str, Any], sources: list[dict[str, Any]]) -> dict
     whichever API created it."""
     return {
         "taskId": row["task_id"],
-        "taskStatus": TASK_STATUS[State(row["state"])],
+        "taskStatus": task_status(row["state"], row.get("next_start")),
+        "nextStartTime": to_ms(row.get("next_start")),
         "name": row["task_name"],
         "description": row["description"],
         "clientName": row["client_name"],
