@@ -186,12 +186,20 @@ def dispatch_waiting() -> int:
     return sum(1 for pk in waiting.values_list("pk", flat=True) if dispatch(pk) is not None)
 
 
-def refresh_mtask_progress() -> int:
+def refresh_mtask_progress(now: datetime | None = None) -> int:
     """Every mtask with a running subtask gets the mean progress of its subtasks: one UPDATE for
-    the whole cluster, run by the housekeeping, instead of an aggregate per subtask per second."""
+    the whole cluster, run by the housekeeping, instead of an aggregate per subtask per second.
+    A started stream mtask's progress is its window's share elapsed instead (one SELECT and, when
+    there is one, one UPDATE: subtasks.mtask_runs.write_window_progress)."""
+    from subtasks import mtask_runs
     from tasks.models import MTask
 
-    running = Subtask.objects.filter(state__in=BUSY_STATES, scene__isnull=False).values("scene__mtask_id")
+    mtask_runs.write_window_progress(now)
+    running = (
+        Subtask.objects.filter(state__in=BUSY_STATES, scene__isnull=False)
+        .exclude(scene__mtask_id__in=mtask_runs.schedule_owned_mtasks())
+        .values("scene__mtask_id")
+    )
     mean = (
         Subtask.objects.filter(scene__mtask_id=OuterRef("pk"))
         .order_by()

@@ -15,15 +15,19 @@ wall-clock times in TIME_ZONE (django.utils.timezone's current zone).
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import reduce
 
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 from django_q.models import Schedule
 
+from subtasks.choices import ACTIVE_STATES
 from subtasks.models import Subtask
 from tasks.models import MTask, Scene, Task
-from tasks.mtask_schedule import DailyWindow, Plan, Slot, slot_at
+from tasks.mtask_schedule import BATCH, DailyWindow, Plan, ScheduleError, Slot, slot_at
 from tasks.scene_links import candidates, ordered_scenes
 
 EDGE_FUNC = "subtasks.services.run_mtask_edge"
@@ -116,6 +120,7 @@ def remove(task_id: str) -> None:
 
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
+STREAM_Q = reduce(operator.or_, (Q(source_url__startswith=scheme) for scheme in STREAM_SCHEMES))
 
 
 def write_progress(wants: list[Want]) -> None:
@@ -130,3 +135,46 @@ def write_progress(wants: list[Want]) -> None:
             progress.setdefault(want.mtask_id, want.slot.progress)
     for mtask_id, value in progress.items():
         MTask.objects.filter(pk=mtask_id).update(progress=int(value))
+
+
+def schedule_owned_mtasks() -> QuerySet[Subtask]:
+    """The mtasks (as `scene__mtask_id` rows) whose progress their schedule says, not the mean of
+    their subtasks': those of a started (activated) task with a subtask analysing a stream."""
+    return (
+        Subtask.objects.filter(state__in=ACTIVE_STATES, scene__isnull=False, task__schedule_active=True)
+        .filter(STREAM_Q)
+        .values("scene__mtask_id")
+    )
+
+
+def window_share(mtask: dict[str, object], now: datetime) -> int:
+    """The share of the mtask's current window elapsed at `now` (0 outside every window)."""
+    try:
+        window = DailyWindow(mtask["start_time"], mtask["end_time"], timezone.get_current_timezone())  # type: ignore[arg-type]
+    except ScheduleError:
+        return 0
+    occurrence = window.occurrence_at(now)
+    if occurrence is None:
+        return 0
+    opens, closes = occurrence
+    return min(100, int(100 * (now - opens) / (closes - opens)))
+
+
+def write_window_progress(now: datetime | None = None) -> int:
+    """Every running stream mtask of a started task (polling, time window) gets the share of its
+    window elapsed: one SELECT and one UPDATE for the whole cluster, run by the housekeeping's
+    periodic aggregate (analysis.dispatch.refresh_mtask_progress), not by each job per frame. A
+    batch's share of scenes done changes only at its edges, which write it (write_progress)."""
+    now = now or timezone.now()
+    rows = list(
+        MTask.objects.filter(pk__in=schedule_owned_mtasks())
+        .exclude(type=BATCH)
+        .values("pk", "start_time", "end_time")
+    )
+    if not rows:
+        return 0
+    shares = {row["pk"]: window_share(row, now) for row in rows}
+    whens = [When(pk=pk, then=Value(share)) for pk, share in shares.items()]
+    return MTask.objects.filter(pk__in=list(shares)).update(
+        progress=Case(*whens, default=Value(0), output_field=IntegerField())
+    )

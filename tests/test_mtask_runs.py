@@ -231,3 +231,28 @@ def test_a_waiting_task_shows_scheduling_in_every_dialect(alice):
     (vcs,) = vcs_ok(alice.post(GET, {"taskIds": [task_id]}))
     assert (vcs["taskStatus"], vcs["nextStartTime"]) == ("ONLINED", None)
     assert v2_ok(alice.get(v2(alice, f"/tasks/{task_id}")))["schedule_state"] == ""
+
+
+def test_a_running_stream_mtask_reports_the_share_of_its_window_through_the_housekeeping(
+    alice, django_assert_max_num_queries
+):
+    from analysis import dispatch
+
+    now = timezone.now().replace(microsecond=0)
+    opens, closes = now - timedelta(hours=1), now + timedelta(hours=3)  # inside: it starts
+    mtask = {"type": 1, "start_time": hhmmss(opens), "end_time": hhmmss(closes)}
+    task_id, pk = dome_task(alice, mtask, [scene("s1", 0, "yard")])
+    live_node(capacity=1)
+    alice.post(f"/tasks/{task_id}/start")
+    assert Subtask.objects.get(pk=pk).state == "STARTING"  # on a node: a running stream mtask
+    progress = lambda: alice.get(f"/tasks/{task_id}").json()["data"]["mtasks"][0]["progress"]  # noqa: E731
+
+    with django_assert_max_num_queries(3):  # one SELECT, one UPDATE, the mean's UPDATE
+        dispatch.refresh_mtask_progress(now=opens + timedelta(hours=1))
+    assert progress() == 25
+    dispatch.refresh_mtask_progress(now=opens + timedelta(hours=3))
+    assert progress() == 75  # through the window, not only at its edges
+    # A subtask's own progress (0 for a stream) does not overwrite it.
+    Subtask.objects.filter(pk=pk).update(progress=0.0)
+    dispatch.refresh_mtask_progress(now=opens + timedelta(hours=2))
+    assert progress() == 50
