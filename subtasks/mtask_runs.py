@@ -15,6 +15,7 @@ wall-clock times in TIME_ZONE (django.utils.timezone's current zone).
 
 from __future__ import annotations
 
+import ast
 import operator
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,6 +114,18 @@ def set_edge(task: Task, edge: datetime | None, activated: datetime) -> None:
             "next_run": edge,
         },
     )
+
+
+def activated_at(task_id: str) -> datetime | None:
+    """When the task was started, as its Schedule row remembers (None: it has no row)."""
+    args = Schedule.objects.filter(name=schedule_name(task_id)).values_list("args", flat=True).first()
+    if not args:
+        return None
+    try:
+        _task_id, activated = ast.literal_eval(f"({args})")
+        return datetime.fromisoformat(activated)
+    except (ValueError, SyntaxError, TypeError):
+        return None
 
 
 def remove(task_id: str) -> None:

@@ -254,8 +254,10 @@ def _check_startable(task: Task) -> None:
         )
 
 
-def _apply_want(want: mtask_runs.Want) -> Outcome:
-    """One subtask made to do what its mtask schedule says now (inside a transaction)."""
+def _apply_want(want: mtask_runs.Want, only_waiting: bool = False) -> Outcome:
+    """One subtask made to do what its mtask schedule says now (inside a transaction).
+    `only_waiting`: start only a subtask that waits for its window (a re-plan after an edit leaves
+    a finished or individually stopped subtask alone; the next edge runs it as usual)."""
     subtask = (
         # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the channel's outer join.
         Subtask.objects.select_for_update(of=("self",))
@@ -274,9 +276,12 @@ def _apply_want(want: mtask_runs.Want) -> Outcome:
             True,
             _("waiting until %(t)s") % {"t": when},
         )
+    was_waiting = subtask.waiting_until is not None
     Subtask.objects.filter(pk=subtask.pk).update(waiting_until=None)
     if want.scene is not None and want.scene.pk != subtask.scene_id:
         _turn_to(subtask, want.scene)
+    if only_waiting and not was_waiting and subtask.state not in ACTIVE_STATES:
+        return Outcome(subtask.pk, subtask.state, True, _("not waiting: left as it is"))
     return _start_one(subtask)
 
 
@@ -307,6 +312,39 @@ def run_mtask_edge(task_id: str, activated: str, now: datetime | None = None) ->
         mtask_runs.set_edge(task, edge, activated=started)
     running = sum(1 for want in wants if want.run)
     return f"edge at {now.isoformat()}: {running} of {len(outcomes)} subtasks run; next {edge}"
+
+
+@transaction.atomic
+def replan_task(task: Task, now: datetime | None = None) -> list[Outcome]:
+    """A started task's schedules applied again at once after an edit (an mtask's window, type or
+    interval, its scenes, run_dt, a v2 weekly schedule), for every edge that edits (native PUT,
+    websocket, v2, the admin): its Schedule rows are replaced; a subtask now outside its window
+    stops and waits, one now inside that was waiting starts, a dome turns to its rotation's scene.
+    Nothing for a task that is not started (it plans when it starts). Runs inside the edit's
+    transaction; dispatches and commands go after commit."""
+    now = now or timezone.now()
+    if task.schedule:  # a v2 weekly schedule
+        if not task.schedule_active:
+            return []
+        schedules.sync(task, now)
+        if schedules.in_window(task.schedule, now):
+            subtasks = Subtask.objects.select_for_update().select_related("task__project").filter(task=task)
+            return [_start_one(subtask) for subtask in subtasks]
+        return _stop_subtasks(task)
+    if not (task.schedule_active or task.subtasks.active().exists()):
+        return []
+    activated = mtask_runs.activated_at(task.task_id) or now
+    wants, edge = mtask_runs.plan_task(task, now, activated=activated)
+    if mtask_runs.always_running(wants, edge):
+        mtask_runs.remove(task.task_id)  # runs all the time now: no edge to wake it
+        if task.schedule_active:
+            _set_schedule_active(task, False)
+        return [_apply_want(want, only_waiting=True) for want in wants]
+    _set_schedule_active(task, True)
+    mtask_runs.set_edge(task, edge, activated=activated)
+    outcomes = [_apply_want(want, only_waiting=True) for want in wants]
+    mtask_runs.write_progress(wants)
+    return outcomes
 
 
 @transaction.atomic

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from subtasks import services as subtask_services
 from subtasks.engine import APPLIED, Ack, engine
 from subtasks.models import Subtask
 from tasks import building, cameras, scene_links, schedules
@@ -155,6 +156,8 @@ def _update_task(
     if task.schedule_active and (task.schedule or "schedule" in spec):
         # A weekly (v2) schedule; an active task without one runs by its mtasks (subtasks.mtask_runs).
         schedules.sync(task)
+    if {"mtasks", "run_dt", "schedule"} & set(spec):
+        subtask_services.replan_task(task)  # a started task follows its edited schedule at once
     announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
     return task, changed
 
@@ -232,13 +235,6 @@ def _resplit(task: Task, vchan_specs: list[dict[str, Any]], ready: bool) -> list
     return Subtask.objects.bulk_create(subtasks)
 
 
-def _lock_idle_task(task_id: str) -> Task:
-    task = Task.objects.select_for_update().select_related("project").get(pk=task_id)
-    if task.subtasks.active().exists():
-        raise Conflict(_("stop the task before changing it: some of its subtasks are running"))
-    return task
-
-
 def _announce_changed(task: Task) -> None:
     announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
 
@@ -246,18 +242,21 @@ def _announce_changed(task: Task) -> None:
 @transaction.atomic
 def save_mtasks(task: Task, changed: list[MTask], deleted: list[MTask]) -> None:
     """Add, change and delete some of a task's mtasks (the rest of its tree stays). Validated by
-    the models; refused while the task runs, as update_task is."""
-    task = _lock_idle_task(task.pk)
+    the models. While the task runs, refused when it would give a running subtask another scene
+    (as update_task is); a started task follows the edited schedules at once (replan_task)."""
+    task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
     for index, mtask in enumerate(changed):
         mtask.task = task
         clean(mtask, f"mtasks[{index}]")
         if mtask.pk is not None:
             cameras.check_mtask(mtask)
         mtask.save()
+    before = {link.subtask.pk: link.before for link in scene_links.links(task, [])}
     for mtask in deleted:
         Subtask.objects.filter(scene__mtask=mtask).update(scene=None)
         mtask.delete()
-    _relink(task)
+    _relink(task, before)
+    subtask_services.replan_task(task)
     _announce_changed(task)
 
 
@@ -282,6 +281,7 @@ def _save_scene(scene: Scene, rois: list[str] | None) -> list[Subtask]:
         SceneRoi.objects.filter(scene=scene).delete()
         SceneRoi.objects.bulk_create(documents)
     changed = _relink(task)
+    subtask_services.replan_task(task)  # a rotation of another length
     _announce_changed(task)
     return changed
 
@@ -295,8 +295,10 @@ def delete_scene(scene: Scene) -> list[Ack]:
 @transaction.atomic
 def _delete_scene(scene: Scene) -> list[Subtask]:
     task = Task.objects.select_for_update().select_related("project").get(pk=scene.mtask.task_id)
+    before = {link.subtask.pk: link.before for link in scene_links.links(task, [])}
     scene.delete()
-    changed = _relink(task)
+    changed = _relink(task, before)
+    subtask_services.replan_task(task)
     _announce_changed(task)
     return changed
 
