@@ -25,7 +25,6 @@ from tasks.building import (
     TaskBuilder,
     build_tree,
     pick,
-    save_tree,
     source_fields,
     split,
 )
@@ -143,12 +142,8 @@ def _update_task(
     clean(task, "", exclude=TASK_CLEAN_EXCLUDE)
     changed: list[Subtask] = []
     if "mtasks" in spec:
-        mtasks, scenes, rois = build_tree(task, spec["mtasks"] or [])
-        cameras.check_cameras(task.project, scenes)
         before = {link.subtask.pk: link.before for link in scene_links.links(task, [])}
-        task.subtasks.update(scene=None)
-        task.mtasks.all().delete()
-        save_tree(mtasks, scenes, rois)
+        _replace_tree(task, spec["mtasks"] or [])
         changed = _relink(task, before)
     task.save()
     if vchans is not None:
@@ -160,6 +155,83 @@ def _update_task(
         subtask_services.replan_task(task)  # a started task follows its edited schedule at once
     announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
     return task, changed
+
+
+def _keep_unids(specs: list[Any], mtasks: list[MTask], scenes: list[Scene]) -> list[Any]:
+    """A PUT body's mtasks and scenes without `mtask_unid` / `scene_unid` are the task's mtask and
+    scene at the same position (a client may send back what it read without them): they keep their
+    ids, so that they are edited in place, not made anew with new ids. An id the body names
+    elsewhere is not given twice."""
+    if not isinstance(specs, list):
+        return specs  # build_tree's validation answers
+    named = {m.get("mtask_unid") for m in specs if isinstance(m, dict)}
+    by_unid = {m.mtask_unid: m for m in mtasks}
+    kept = []
+    for index, m_spec in enumerate(specs):
+        if not isinstance(m_spec, dict):
+            kept.append(m_spec)
+            continue
+        if "mtask_unid" not in m_spec and index < len(mtasks) and mtasks[index].mtask_unid not in named:
+            m_spec = {**m_spec, "mtask_unid": mtasks[index].mtask_unid}
+        old = by_unid.get(m_spec.get("mtask_unid"))
+        scene_specs = m_spec.get("scenes")
+        if old is not None and isinstance(scene_specs, list):
+            olds = [scene for scene in scenes if scene.mtask_id == old.pk]
+            names = {sc.get("scene_unid") for sc in scene_specs if isinstance(sc, dict)}
+            m_spec = {
+                **m_spec,
+                "scenes": [
+                    {**sc, "scene_unid": olds[i].scene_unid}
+                    if isinstance(sc, dict)
+                    and "scene_unid" not in sc
+                    and i < len(olds)
+                    and olds[i].scene_unid not in names
+                    else sc
+                    for i, sc in enumerate(scene_specs)
+                ],
+            }
+        kept.append(m_spec)
+    return kept
+
+
+def _replace_tree(task: Task, specs: list[Any]) -> None:
+    """Replace the task's mtask/scene tree with `specs` (validated by the models), editing in place
+    the mtasks and scenes it names again by `(mtask_unid, scene_unid)`: same rows, same ids, the
+    subtasks' links and the mtasks' progress kept; the others are deleted or made. ROIs are
+    replaced (they have no identity)."""
+    old_mtasks = list(task.mtasks.order_by("position"))
+    old_scenes = list(Scene.objects.filter(mtask__task=task).order_by("mtask__position", "position"))
+    mtasks, scenes, rois = build_tree(task, _keep_unids(specs, old_mtasks, old_scenes))
+    cameras.check_cameras(task.project, scenes)
+    mtask_of = {m.mtask_unid: m for m in old_mtasks}
+    for mtask in mtasks:
+        old = mtask_of.get(mtask.mtask_unid)
+        if old is not None:
+            mtask.pk, mtask.progress = old.pk, old.progress
+    kept_ids = {m.pk for m in mtasks if m.pk is not None}
+    scene_of: dict[tuple[int, str], Scene] = {}
+    for scene in old_scenes:
+        scene_of.setdefault((scene.mtask_id, scene.scene_unid), scene)
+    for scene in scenes:
+        old_scene = scene_of.pop((scene.mtask.pk, scene.scene_unid), None) if scene.mtask.pk else None
+        if old_scene is not None:
+            scene.pk, scene.is_running, scene.status_reason = (
+                old_scene.pk,
+                old_scene.is_running,
+                old_scene.status_reason,
+            )
+    kept_scenes = {scene.pk for scene in scenes if scene.pk is not None}
+    SceneRoi.objects.filter(scene__mtask__task=task).delete()
+    Scene.objects.filter(mtask__task=task).exclude(pk__in=kept_scenes).delete()  # subtasks: SET_NULL
+    task.mtasks.exclude(pk__in=kept_ids).delete()
+    fields = [*building.MTASK_FIELDS, "position"]
+    MTask.objects.bulk_update([m for m in mtasks if m.pk is not None], fields)
+    MTask.objects.bulk_create([m for m in mtasks if m.pk is None])
+    # Children take their new parents' primary keys as they are saved (bulk_create, bulk_update).
+    scene_fields = [*building.SCENE_FIELDS, "position", "mtask"]
+    Scene.objects.bulk_update([scene for scene in scenes if scene.pk is not None], scene_fields)
+    Scene.objects.bulk_create([scene for scene in scenes if scene.pk is None])
+    SceneRoi.objects.bulk_create(rois)
 
 
 def _changes_beyond_scenes(task: Task, spec: dict[str, Any]) -> bool:

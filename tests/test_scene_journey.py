@@ -176,3 +176,49 @@ def test_editing_the_scene_of_a_running_task_reaches_the_running_subtask_live(
         alice.post(f"/tasks/{task_id}/stop")
         thread.join(30)
     assert result == ["stopped"]
+
+
+def test_a_live_put_keeps_the_scene_ids_and_the_running_subtasks_link(alice):
+    """A client that sends back what it read without the ids (the seed's body marks them optional)
+    edits the scenes in place: the same mtask_unid, scene_unid and scene row, the running subtask
+    keeps its scene and gets the new ROIs (it was refused as "another scene" when the tree was
+    made anew with new ids)."""
+    from subtasks.models import Subtask
+    from tasks.models import MTask, Scene
+
+    body = task_body(vchans=1)
+    scene_spec = body["mtasks"][0]["scenes"][0]
+    scene_spec.update(vchan_refid="cam-0", rois=[{"roi": roi(MIDDLE)}])
+    for mtask in body["mtasks"]:
+        mtask.pop("mtask_unid")
+    scene_spec.pop("scene_unid")
+    task_id = alice.post("/tasks", body).json()["data"]["task_id"]
+    shown = alice.get(f"/tasks/{task_id}").json()["data"]["mtasks"][0]
+    unids = (shown["mtask_unid"], shown["scenes"][0]["scene_unid"])
+    (sub,) = alice.get(f"/tasks/{task_id}/subtasks").json()["list_data"]
+    pk = sub["subtask_id"]
+    alice.post(f"/subtasks/{pk}/config_complete")
+    live_node(capacity=1)
+    alice.post(f"/tasks/{task_id}/start")
+    scene_row = Scene.objects.get(mtask__task_id=task_id)
+    MTask.objects.filter(task_id=task_id).update(progress=40)
+    assert Subtask.objects.get(pk=pk).scene_id == scene_row.pk
+
+    scene_spec["rois"] = [{"roi": roi(ELSEWHERE)}]
+    answer = alice.put(f"/tasks/{task_id}", without_vchans(body)).json()
+    assert answer["ecode"] == 200, answer
+    assert [a["subtask_id"] for a in answer["subtasks"]] == [pk]
+    shown = alice.get(f"/tasks/{task_id}").json()["data"]["mtasks"][0]
+    assert (shown["mtask_unid"], shown["scenes"][0]["scene_unid"]) == unids
+    assert shown["progress"] == 40  # the mtask row is kept
+    assert Scene.objects.get(mtask__task_id=task_id).pk == scene_row.pk
+    subtask = alice.get(f"/subtasks/{pk}").json()["data"]
+    assert subtask["state"] == "STARTING" and [r["roi"] for r in subtask["rois"]] == [roi(ELSEWHERE)]
+    assert Subtask.objects.get(pk=pk).scene_id == scene_row.pk
+
+    # A second scene added (with no id) is made anew; the first keeps its id and row.
+    body["mtasks"][0]["scenes"].append({**scene_spec, "vchan_refid": "other", "name": "extra"})
+    assert alice.put(f"/tasks/{task_id}", without_vchans(body)).json()["ecode"] == 200
+    rows = list(Scene.objects.filter(mtask__task_id=task_id).order_by("position"))
+    assert rows[0].pk == scene_row.pk and rows[0].scene_unid == unids[1]
+    assert rows[1].scene_unid not in ("", unids[1])
