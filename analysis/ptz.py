@@ -4,6 +4,11 @@ The subtask of a dome camera calls `goto_preset` when its mtask's active scene c
 `VIAS_PTZ_SETTLE_S` for the head to stop before it analyses with that scene's ROIs. The device
 service is asked for its services (GetServices), the media service for the first profile (a PTZ
 command needs a profile token), and the PTZ service to go to the preset token (the preset number).
+
+The camera's address is under the source URL policy (vias/lib/ssrf.py, docs/outputs.md): checked
+again, resolved, before anything is sent (an address stored while allowed may be refused now: the
+policy or the DNS answer changed), and so is every service address the camera answers (XAddrs), so
+that a camera cannot send the node to this machine or to a metadata service.
 """
 
 from __future__ import annotations
@@ -12,6 +17,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+
+from vias.lib.ssrf import check_source_host_for_open, redacted
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +41,9 @@ class Camera:
 
 
 def goto_preset(camera: Camera, preset: int, timeout_s: float = 10.0) -> None:
-    """Move the camera to `preset`; PtzError when that fails. Blocks (runs its own event loop)."""
+    """Move the camera to `preset`; PtzError when that fails (a refused address among them,
+    before any connection). Blocks (runs its own event loop)."""
+    check_address(camera.url)
     try:
         asyncio.run(asyncio.wait_for(_goto_preset(camera, preset), timeout_s))
     except PtzError:
@@ -43,6 +54,14 @@ def goto_preset(camera: Camera, preset: int, timeout_s: float = 10.0) -> None:
         raise PtzError(f"{type(exc).__name__}: {exc}") from exc
 
 
+def check_address(url: str, what: str = "the ONVIF address") -> None:
+    """PtzError when the source URL policy refuses `url` now (it resolves the host once)."""
+    try:
+        check_source_host_for_open(url)
+    except ValidationError as exc:
+        raise PtzError(f"{what} {redacted(url)} is refused: {' '.join(exc.messages)}") from None
+
+
 async def _goto_preset(camera: Camera, preset: int) -> None:
     from onvif import ONVIFCamera
 
@@ -51,6 +70,9 @@ async def _goto_preset(camera: Camera, preset: int) -> None:
     device = ONVIFCamera(parts.hostname or "", port, camera.username or None, camera.password or None)
     try:
         await device.update_xaddrs()
+        for xaddr in list(device.xaddrs.values()):
+            if xaddr:
+                check_address(xaddr, "a service address the camera answered")
         media = await device.create_media_service()
         profiles = await media.GetProfiles()
         if not profiles:

@@ -26,11 +26,12 @@ from subtasks.choices import (
 from subtasks.engine import Ack, engine
 from subtasks.models import Subtask
 from tasks import schedules
-from tasks.models import Project, Task
+from tasks.models import Project, Task, VideoChannel
 from tasks.validators import validate_detector_models
 from vias.lib.announce import announce
 from vias.lib.broker import require_broker
 from vias.lib.errors import Conflict, Invalid, NotFound, ServiceError, clean
+from vias.lib.ssrf import check_source_url
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,7 @@ def start_task(task: Task, now: datetime | None = None) -> list[Outcome]:
 
 @transaction.atomic
 def _start_task(task: Task, now: datetime | None) -> list[Outcome]:
+    _check_onvif_addresses(task)
     if not task.schedule:
         return _start_by_mtasks(task, now or timezone.now())
     _set_schedule_active(task, True)
@@ -241,6 +243,21 @@ def _start_by_mtasks(task: Task, now: datetime) -> list[Outcome]:
     outcomes = [_apply_want(want) for want in wants]
     mtask_runs.write_progress(wants)
     return outcomes
+
+
+def _check_onvif_addresses(task: Task) -> None:
+    """A dome camera whose ONVIF address the source URL policy refuses now (stored while allowed;
+    the policy or its host's address changed since) cannot be turned: its task does not start."""
+    channels = VideoChannel.objects.filter(subtasks__task=task, ptz=True).exclude(onvif_url="").distinct()
+    for refid, url in channels.values_list("vchan_refid", "onvif_url"):
+        try:
+            check_source_url(url)
+        except ValidationError as exc:
+            raise Conflict(
+                _("the ONVIF address of dome camera %(refid)s is refused: %(reason)s")
+                % {"refid": refid, "reason": " ".join(exc.messages)},
+                field="onvif_url",
+            ) from None
 
 
 def _check_startable(task: Task) -> None:

@@ -37,7 +37,9 @@ class FakeOnvifCamera:
     """`with FakeOnvifCamera() as camera:` — camera.url is its device service; camera.calls the
     operations asked (in order) and camera.presets the (profile, preset) of each GotoPreset."""
 
-    def __init__(self) -> None:
+    def __init__(self, advertised: str = "") -> None:
+        # `advertised`: the base of the service addresses (XAddrs) it answers, when not its own.
+        self.advertised = advertised
         self.calls: list[str] = []
         self.presets: list[tuple[str, str]] = []
         self.authorised: list[bool] = []
@@ -69,7 +71,10 @@ class FakeOnvifCamera:
         self.authorised.append(b"UsernameToken" in request)
         if operation == "GetServices":
             body = "<tds:GetServicesResponse>{}</tds:GetServicesResponse>".format(
-                "".join(SERVICE.format(ns=ns, base=self.base, path=path) for ns, path in SERVICES)
+                "".join(
+                    SERVICE.format(ns=ns, base=self.advertised or self.base, path=path)
+                    for ns, path in SERVICES
+                )
             )
         elif operation == "GetProfiles":
             body = PROFILES

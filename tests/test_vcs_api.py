@@ -81,6 +81,7 @@ def test_create_get_start_stop_modify(alice):
             "videoTimeLength": 600.0,
             "videoBeginTime": BEGIN_MS,
             "taskStatus": "WAITING",
+            "nextStartTime": None,  # ours: when it waits for its window (SCHEDULING)
         }
     ]
 
