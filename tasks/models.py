@@ -38,6 +38,7 @@ from tasks.validators import (
     validate_v2_name,
     validate_xml,
 )
+from vias.lib.crypto import EncryptedCharField
 from vias.lib.tenancy import TenantQuerySet
 
 
@@ -194,8 +195,9 @@ class VideoChannel(models.Model):
         verbose_name=_("ONVIF address"),
     )
     onvif_username = models.CharField(max_length=128, blank=True, verbose_name=_("ONVIF user name"))
-    # Kept as given: the camera needs it in the clear (WS-Security digest); never shown in answers.
-    onvif_password = models.CharField(max_length=128, blank=True, verbose_name=_("ONVIF password"))
+    # The camera needs it in the clear (WS-Security digest): stored encrypted (vias/lib/crypto.py),
+    # read back in the clear by the node; never shown in answers or in the admin (write-only).
+    onvif_password = EncryptedCharField(plain_max_length=128, blank=True, verbose_name=_("ONVIF password"))
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created"))
     # What a VIAS v2 video source adds (tasks/validators.py); empty type_config: not a v2 source.
     access_type = models.CharField(
