@@ -20,6 +20,7 @@ import operator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
+from typing import Any
 
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
@@ -150,7 +151,7 @@ def write_progress(wants: list[Want]) -> None:
         MTask.objects.filter(pk=mtask_id).update(progress=int(value))
 
 
-def schedule_owned_mtasks() -> QuerySet[Subtask]:
+def schedule_owned_mtasks() -> QuerySet[Subtask, dict[str, Any]]:
     """The mtasks (as `scene__mtask_id` rows) whose progress their schedule says, not the mean of
     their subtasks': those of a started (activated) task with a subtask analysing a stream."""
     return (

@@ -173,7 +173,7 @@ def _keep_unids(specs: list[Any], mtasks: list[MTask], scenes: list[Scene]) -> l
             continue
         if "mtask_unid" not in m_spec and index < len(mtasks) and mtasks[index].mtask_unid not in named:
             m_spec = {**m_spec, "mtask_unid": mtasks[index].mtask_unid}
-        old = by_unid.get(m_spec.get("mtask_unid"))
+        old = by_unid.get(str(m_spec.get("mtask_unid")))
         scene_specs = m_spec.get("scenes")
         if old is not None and isinstance(scene_specs, list):
             olds = [scene for scene in scenes if scene.mtask_id == old.pk]
