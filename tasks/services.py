@@ -126,7 +126,7 @@ def _update_task(
             )
     if "vchans" in spec:
         raise Invalid(_("vchans cannot change on update; add or delete subtasks instead"), field="vchans")
-    algo_type = task.algo_type
+    algo_type, when = task.algo_type, (task.run_dt, task.schedule)
     for name, value in pick(spec, TASK_FIELDS).items():
         setattr(task, name, value)
     if (
@@ -151,7 +151,7 @@ def _update_task(
     if task.schedule_active and (task.schedule or "schedule" in spec):
         # A weekly (v2) schedule; an active task without one runs by its mtasks (subtasks.mtask_runs).
         schedules.sync(task)
-    if {"mtasks", "run_dt", "schedule"} & set(spec):
+    if "mtasks" in spec or vchans is not None or (task.run_dt, task.schedule) != when:
         subtask_services.replan_task(task)  # a started task follows its edited schedule at once
     announce(task.project.project_id, "task.updated", {"task_id": task.task_id}, task_id=task.task_id)
     return task, changed
