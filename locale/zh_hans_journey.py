@@ -30,4 +30,6 @@ ZH = {
     "the port of the ONVIF address is out of range": "ONVIF 地址的端口超出范围",
     "Latest events": "最新事件",
     "the message broker (Redis) is unreachable; nothing was changed, try again shortly": "无法连接消息代理(Redis);未做任何更改,请稍后重试",
+    "not waiting: left as it is": "未在等待:保持原样",
+    "the ONVIF address of dome camera %(refid)s is refused: %(reason)s": "球机 %(refid)s 的 ONVIF 地址被拒绝:%(reason)s",
 }
