@@ -200,7 +200,8 @@ def test_scheduling_finds_activated_tasks_between_their_windows(alice, cams):
     subtask_services.start_task(task, now=datetime(2026, 1, 7, 12, 0, tzinfo=UTC))  # a Wednesday
 
     assert _names(alice, "task_state=SCHEDULING") == {"scheduled"}
-    assert v2_ok(alice.get(v2(alice, f"/tasks/{task.pk}")))["schedule_status"] == "ACTIVATED"
+    shown = v2_ok(alice.get(v2(alice, f"/tasks/{task.pk}")))
+    assert (shown["schedule_status"], shown["schedule_state"]) == ("ACTIVATED", "SCHEDULING")
 
 
 def test_the_dto_states_are_the_seeds(alice):

@@ -452,8 +452,13 @@ def task_info(row: dict[str, Any], sources: list[dict[str, Any]], project_id: st
         "algorithm_publish_id": row["alg_id"],
         "batch_id": row["batch_id"] or "",
         "state_counts": row["state_counts"],
-        # Started, waiting for its mtask's window (docs/state-machine.md): the list filter's word.
-        "schedule_state": SCHEDULING if row.get("next_start") and row["state"] in IDLE_STATES else "",
+        # Started and waiting for a window (its mtask's, or its weekly schedule's), nothing active
+        # (docs/state-machine.md): the list filter's word.
+        "schedule_state": SCHEDULING
+        if row["schedule_active"]
+        and row["state"] in IDLE_STATES
+        and (row.get("next_start") or row["schedule"])
+        else "",
         "next_start_at": ms(row.get("next_start")),
     }
 
