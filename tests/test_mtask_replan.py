@@ -1,6 +1,7 @@
 """Editing a started task's mtask schedule re-plans it at once, not at its next edge: the task's
 Schedule row is replaced, a subtask now outside its window stops and waits, one now inside starts
-(docs/state-machine.md). Through the native HTTP API (PUT /tasks/{id}); the admin's mtask inline is
+(docs/state-machine.md). Through the native HTTP API (PUT /tasks/{id}) and the websocket (put
+tasks); the admin's mtask inline is
 tests/browser/test_mtask_replan_browser.py."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from subtasks.models import Subtask
 from tests.analysis_helpers import live_node
 from tests.conftest import task_body
 from tests.test_mtask_runs import hhmmss, scene
+from tests.ws_helpers import private_redis  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,3 +103,27 @@ def test_a_running_task_given_a_window_that_excludes_now_stops_and_waits(alice):
     assert (shown["state"], shown["schedule_state"]) == ("STOPPING", "SCHEDULING")  # its node confirms
     assert the_row(task_id).next_run == opens
     assert alice.get(f"/tasks/{task_id}").json()["data"]["schedule_state"] == "SCHEDULING"
+
+
+@pytest.mark.usefixtures("private_redis")
+async def test_editing_the_window_over_the_websocket_re_plans_at_once(alice):
+    from tests.ws_helpers import ask, cmd, connect, in_sync_thread
+
+    ws = await connect(alice.token)
+    now = timezone.now().replace(microsecond=0)
+    body = dome_body(window(now + timedelta(hours=2), now + timedelta(hours=3)))
+    task_id = (await ask(ws, cmd("post", "tasks"), body))["data"]["task_id"]
+    listed = await ask(ws, cmd("get", "tasks/subtasks"), {"task_id": task_id})
+    pk = listed["list_data"][0]["subtask_id"]
+    await ask(ws, cmd("post", "subtasks/config_complete"), {"subtask_id": pk})
+    await in_sync_thread(live_node)(capacity=1)
+    assert (await ask(ws, cmd("post", "tasks/start"), {"task_id": task_id}))["ecode"] == 200
+    shown = await ask(ws, cmd("get", "subtasks"), {"subtask_id": pk})
+    assert (shown["data"]["state"], shown["data"]["schedule_state"]) == ("CONFIGURED", "SCHEDULING")
+
+    edited = put_body(body, window(now - timedelta(hours=1), now + timedelta(hours=1)))
+    answer = await ask(ws, cmd("put", "tasks"), {**edited, "task_id": task_id})
+    assert answer["ecode"] == 200, answer
+    shown = await ask(ws, cmd("get", "subtasks"), {"subtask_id": pk})
+    assert (shown["data"]["state"], shown["data"]["schedule_state"]) == ("STARTING", "")
+    await ws.disconnect()
