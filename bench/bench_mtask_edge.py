@@ -167,7 +167,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         subtask_services.start_task(task, now=before_window)
     assert count_states(tasks) == {"CONFIGURED": n}, count_states(tasks)
     activated = before_window.isoformat()
-    times: dict[str, list[float]] = {k: [] for k in ("edge_start", "api_start", "edge_stop", "api_stop")}
+    times: dict[str, list[float]] = {
+        k: [] for k in ("edge_start", "api_start", "edge_stop", "api_stop", "replan_start")
+    }
     statements: dict[str, int] = {}
 
     def api(action) -> None:
@@ -204,6 +206,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         statements["api_stop"] = queries
         Subtask.objects.filter(task__in=tasks).update(state="STOPPED")
 
+        # An edit of the window re-plans at once: the waiting subtasks start.
+        Subtask.objects.filter(task__in=tasks).update(waiting_until=local(day, 8))
+        seconds, queries = measured(
+            lambda: api(lambda task: subtask_services.replan_task(task, local(day, 9)))
+        )
+        assert count_states(tasks) == {"STARTING": n}, count_states(tasks)
+        times["replan_start"].append(seconds)
+        statements["replan_start"] = queries
+        Subtask.objects.filter(task__in=tasks).update(state="STOPPED")
+
     medians = {k: round(statistics.median(v) * 1000, 1) for k, v in times.items()}
     return {
         "subtasks": n,
@@ -215,6 +227,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_edge_to_api": {
             "start": round(medians["edge_start"] / medians["api_start"], 2),
             "stop": round(medians["edge_stop"] / medians["api_stop"], 2),
+            "replan_to_edge_start": round(medians["replan_start"] / medians["edge_start"], 2),
         },
         "python": platform.python_version(),
         "database": "SQLite (temporary file)",
