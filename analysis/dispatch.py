@@ -17,7 +17,19 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Avg, Case, Count, ExpressionWrapper, F, IntegerField, OuterRef, Q, Subquery, When
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    When,
+)
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -91,8 +103,10 @@ def busy_count(node_ref: Any):
 
 
 def live_nodes(now: datetime | None = None):
+    """Nodes whose heartbeat reaches the database AND whose loop reaches Redis (its Redis
+    acknowledgement, `Node.redis_ack_at`): a node cut from Redis cannot pop its queue."""
     cutoff = (now or timezone.now()) - timedelta(seconds=settings.VIAS_NODE_TIMEOUT)
-    return Node.objects.filter(last_heartbeat__gte=cutoff, draining=False).annotate(
+    return Node.objects.filter(last_heartbeat__gte=cutoff, redis_ack_at__gte=cutoff, draining=False).annotate(
         busy=busy_count(OuterRef("pk"))
     )
 
@@ -226,6 +240,24 @@ def reapable(now: datetime | None = None):
     return silent_subtasks(now).filter(node_alive | long_silent)
 
 
+def cut_off(now: datetime | None = None):
+    """Subtasks on a node that still heartbeats the database but has not reached Redis for
+    VIAS_NODE_TIMEOUT + VIAS_HEARTBEAT_GRACE: it cannot pop jobs, receive commands or publish
+    events, so its subtasks move as a dead node's do (their jobs write their own heartbeats
+    meanwhile, so they are not silent). Only while another node does reach Redis: when none
+    does, Redis itself is away and there is nowhere to move them to."""
+    now = now or timezone.now()
+    fresh = now - timedelta(seconds=settings.VIAS_NODE_TIMEOUT)
+    lost = now - timedelta(seconds=settings.VIAS_NODE_TIMEOUT + settings.VIAS_HEARTBEAT_GRACE)
+    others_reach_redis = Exists(Node.objects.filter(last_heartbeat__gte=fresh, redis_ack_at__gte=fresh))
+    return Subtask.objects.filter(
+        others_reach_redis,
+        state__in=(State.STARTING, State.RUNNING, State.RECOVERING, State.STOPPING),
+        node__last_heartbeat__gte=fresh,
+        node__redis_ack_at__lt=lost,
+    )
+
+
 def suspects(now: datetime | None = None) -> list[int]:
     """Silent subtasks not reaped yet: their node is silent too, and within the grace period."""
     reaped = reapable(now).values("pk")
@@ -246,22 +278,41 @@ def reap(now: datetime | None = None) -> list[int]:
             "node": subtask.node.name,
             "at": subtask.heartbeat_at.isoformat(timespec="seconds"),
         }
-        try:
-            _recover(subtask, reason)
-        except IllegalTransition:
-            continue  # it moved meanwhile (the job came back to life, or a stop won)
-        reaped.append(subtask.pk)
+        if _reaped(subtask, reason):
+            reaped.append(subtask.pk)
+    for subtask in cut_off(now).exclude(pk__in=reaped).select_related("task__project", "node"):
+        ack = subtask.node.redis_ack_at
+        reason = _("node %(node)s has not reached Redis since %(at)s") % {
+            "node": subtask.node.name,
+            "at": ack.isoformat(timespec="seconds") if ack else "-",
+        }
+        if _reaped(subtask, reason):
+            reaped.append(subtask.pk)
     return reaped
 
 
+def _reaped(subtask: Subtask, reason: str) -> bool:
+    try:
+        _recover(subtask, reason)
+    except IllegalTransition:
+        return False  # it moved meanwhile (the job came back to life, or a stop won)
+    return True
+
+
 def _recover(subtask: Subtask, reason: str) -> None:
+    """ABNORMAL, then dispatched again to another node where one has room. A subtask still
+    STARTING was never popped from its queue (a job moves it to RUNNING first thing): that
+    dispatch does not count as an attempt, and cannot use the last one up. (Its job, if a worker
+    pops it later, finds the subtask gone from its node or RUNNING elsewhere and does nothing:
+    every transition a job makes is conditional on the state it read and on its lease.)"""
+    never_popped = subtask.state == State.STARTING
     with transaction.atomic():
         if subtask.state == State.STOPPING:
             transition(subtask, State.STOPPED, reason, node=None)
             return
         if subtask.state != State.ABNORMAL:
             transition(subtask, State.ABNORMAL, reason)
-        if subtask.attempts >= settings.VIAS_MAX_DISPATCH_ATTEMPTS:
+        if not never_popped and subtask.attempts >= settings.VIAS_MAX_DISPATCH_ATTEMPTS:
             message = _("%(reason)s; gave up after %(n)d attempts") % {
                 "reason": reason,
                 "n": subtask.attempts,
@@ -271,4 +322,4 @@ def _recover(subtask: Subtask, reason: str) -> None:
         left = subtask.node_id
         transition(subtask, State.STARTING, reason, node=None)
     log.warning("subtask %s: %s; dispatching again", subtask.pk, reason)
-    dispatch(subtask.pk, avoid=left)
+    dispatch(subtask.pk, count_attempt=not never_popped, avoid=left)
