@@ -104,9 +104,7 @@ def run_one_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> s
 
 
 def beat_interval() -> float:
-    """Seconds between a job's database heartbeats: VIAS_PROGRESS_INTERVAL, but at least three
-    per VIAS_HEARTBEAT_TIMEOUT so that a slow write never gets a live job reaped."""
-    return min(float(settings.VIAS_PROGRESS_INTERVAL), settings.VIAS_HEARTBEAT_TIMEOUT / 3)
+    return node.beat_interval()
 
 
 def resume_point(subtask: Subtask) -> int:

@@ -188,10 +188,24 @@ def _flusher_key(name: str) -> str:
     return f"{control.settings.VIAS_CONTROL_PREFIX}:beats-flusher:{name}"
 
 
+def beat_interval() -> float:
+    """Seconds between a job's heartbeats: VIAS_PROGRESS_INTERVAL, but at least three per
+    VIAS_HEARTBEAT_TIMEOUT so that a slow write never gets a live job reaped."""
+    return min(float(settings.VIAS_PROGRESS_INTERVAL), settings.VIAS_HEARTBEAT_TIMEOUT / 3)
+
+
+def batching() -> bool:
+    """Whether the loop takes its jobs' beats. A batched beat reaches the database up to a loop
+    tick later than the job's own would, so only while a beat plus a tick fit twice in the
+    heartbeat timeout (the defaults: 5 + 5 s against 30 s); with a shorter timeout (the tests'
+    few seconds) every job writes its own."""
+    return beat_interval() + LOOP_INTERVAL <= settings.VIAS_HEARTBEAT_TIMEOUT / 2
+
+
 def flusher_ttl() -> int:
-    """The loop's claim to flush outlives two missed ticks, and expires well within the
-    heartbeat timeout, so that jobs write their own beats before they could be reaped."""
-    return int(min(3 * LOOP_INTERVAL, settings.VIAS_HEARTBEAT_TIMEOUT / 2))
+    """The loop's claim to take its jobs' beats outlives two missed ticks; if the loop stops
+    (the node then stops heartbeating too, and is suspected), the jobs write their own again."""
+    return int(3 * LOOP_INTERVAL)
 
 
 def publish_beat(node_name: str, beat: Beat, redis_client: redis.Redis | None = None) -> bool:
@@ -209,8 +223,11 @@ def take_beats(name: str, redis_client: redis.Redis | None = None) -> list[Beat]
     with redis_client.pipeline(transaction=True) as pipe:
         pipe.hgetall(_beats_key(name))
         pipe.delete(_beats_key(name))
-        pipe.set(_flusher_key(name), INSTANCE, ex=flusher_ttl())
-        raw, _deleted, _claimed = pipe.execute()
+        if batching():
+            pipe.set(_flusher_key(name), INSTANCE, ex=flusher_ttl())
+        else:
+            pipe.delete(_flusher_key(name))
+        raw = pipe.execute()[0]
     return [Beat.decode(pk, value) for pk, value in raw.items()]
 
 

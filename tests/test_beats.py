@@ -155,3 +155,15 @@ class socket_nobody_listens_on:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+def test_with_a_heartbeat_timeout_too_short_for_a_loop_tick_every_job_writes_its_own(alice, settings):
+    settings.VIAS_HEARTBEAT_TIMEOUT = 6  # a beat every 2 s plus a 5 s tick would not fit
+    owner = this_node()
+    (run,) = running(owner, alice, 1)
+    node.beat(owner.name, owner.pk)
+    advance([run], 10)
+    with CaptureQueriesContext(connection) as own:
+        run._heartbeat()
+    assert len(own) == 1
+    assert beats_of([run]) == {run.subtask.pk: (10.0, 10)}
