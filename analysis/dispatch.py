@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     Avg,
     Case,
@@ -130,46 +130,85 @@ def pick_node(now: datetime | None = None, avoid: int | None = None) -> Node | N
     return free_nodes(now, avoid).first()
 
 
-def take_slot(avoid: int | None = None) -> Node | None:
-    """Lock one node with a free slot, inside the caller's transaction; None when all are full.
+def _slot_sql(lock: str) -> tuple[str, str]:
+    """The two statements of a slot, in plain SQL (PostgreSQL and SQLite): dispatch is the hot
+    path of a start, and the ORM spent more time composing these than the database running them.
+    Same rules as `free_nodes` (tests/test_admission.py checks both agree)."""
+    node, subtask = Node._meta.db_table, Subtask._meta.db_table
+    busy_states = ", ".join(f"'{state}'" for state in BUSY_STATES)
+    busy = f"(SELECT COUNT(*) FROM {subtask} b WHERE b.node_id = n.id AND b.state IN ({busy_states}))"
+    pick = (
+        f"SELECT n.id, n.name, n.capacity FROM {node} n"
+        f" WHERE n.last_heartbeat >= %s AND n.redis_ack_at >= %s AND NOT n.draining AND {busy} < n.capacity"
+        f" ORDER BY CASE WHEN n.id = %s THEN 1 ELSE 0 END, n.capacity - {busy} DESC, n.id LIMIT 1 {lock}"
+    )
+    claim = (
+        f"UPDATE {subtask} SET node_id = %s, heartbeat_at = %s, attempts = %s, status_reason = %s"
+        f" WHERE id = %s AND (SELECT COUNT(*) FROM {subtask} b WHERE b.node_id = %s"
+        f" AND b.state IN ({busy_states})) < %s"
+    )
+    return pick, claim
+
+
+def take_slot(subtask_id: int, avoid: int | None = None, **changes: Any) -> Node | None:
+    """Give the subtask (already locked by the caller's transaction) a node's free slot, with
+    `changes` (heartbeat_at, attempts, status_reason); the node, or None when all are full.
 
     No lock over all nodes: the best candidate is locked with SKIP LOCKED, so concurrent
-    dispatchers each take a different node; its busy count is then read again under the lock
-    (a fresh snapshot), because the count read while choosing may predate a dispatcher that has
-    just committed a subtask to it. Only when every free node is held by another dispatcher does
+    dispatchers each take a different node. The subtask's UPDATE is then conditional on the
+    node's busy count, read again by that UPDATE: a statement that starts after the node's lock
+    was granted sees every dispatcher that held it before (PostgreSQL's READ COMMITTED takes a
+    snapshot per statement), whereas the count read while choosing may predate one of them.
+    Two statements per dispatch. Only when every free node is held by another dispatcher does
     this wait, on the best one. (SQLite has no row locks: its IMMEDIATE transactions run one
     writer at a time, which serialises dispatchers there.)"""
-    for skip_locked in (True, False):
+    postgres = connection.vendor == "postgresql"
+    adapt = connection.ops.adapt_datetimefield_value
+    cutoff = adapt(timezone.now() - timedelta(seconds=settings.VIAS_NODE_TIMEOUT))
+    values = [adapt(changes["heartbeat_at"]), changes["attempts"], changes["status_reason"], subtask_id]
+    for lock in ("FOR UPDATE OF n SKIP LOCKED", "FOR UPDATE OF n") if postgres else ("",):
+        pick, claim = _slot_sql(lock)
         for _attempt in range(TAKE_SLOT_TRIES):
-            node = free_nodes(avoid=avoid).select_for_update(skip_locked=skip_locked, of=("self",)).first()
-            if node is None:
-                break
-            if Subtask.objects.filter(node=node, state__in=BUSY_STATES).count() < node.capacity:
-                return node
+            with connection.cursor() as cursor:
+                cursor.execute(pick, [cutoff, cutoff, avoid if avoid is not None else -1])
+                row = cursor.fetchone()
+                if row is None:
+                    break
+                node_id, _name, capacity = row
+                cursor.execute(claim, [node_id, *values, node_id, capacity])
+                if cursor.rowcount:  # the other fields load if asked for
+                    return Node.from_db(connection.alias, ["id", "name", "capacity"], row)
     return None
 
 
 def dispatch(subtask_id: int, count_attempt: bool = True, avoid: int | None = None) -> Node | None:
     """Put a STARTING / RECOVERING subtask on a node's queue; without a free node it waits
     (status_reason says so) and the node loops dispatch it when capacity frees up. `avoid`: the
-    node it just left, chosen only when no other has room."""
+    node it just left, chosen only when no other has room. Three statements (the subtask's
+    lock, the node's, the conditional UPDATE) and one Redis call (two with hosting on)."""
     with transaction.atomic():
-        subtask = Subtask.objects.select_for_update().filter(pk=subtask_id).first()
+        # Ordered by pk: the model's ordering (task, position) would join the task and lock its
+        # row too, serialising the dispatches of every subtask of one task.
+        subtask = (
+            Subtask.objects.select_for_update()
+            .filter(pk=subtask_id)
+            .only("state", "attempts", "status_reason")
+            .order_by("pk")
+            .first()
+        )
         if subtask is None or subtask.state not in (State.STARTING, State.RECOVERING):
-            return None
-        node = take_slot(avoid)
-        now = timezone.now()
-        if node is None:
-            Subtask.objects.filter(pk=subtask_id).update(node=None, status_reason=_(WAITING_REASON))
             return None
         attempts = subtask.attempts + (1 if count_attempt else 0)
         # heartbeat_at doubles as "queued at": a job that never starts is reaped like a dead one.
         reason = (
             "" if subtask.status_reason in (_(WAITING_REASON), _(BROKER_REASON)) else subtask.status_reason
         )
-        Subtask.objects.filter(pk=subtask_id).update(
-            node=node, heartbeat_at=now, attempts=attempts, status_reason=reason
+        node = take_slot(
+            subtask_id, avoid, heartbeat_at=timezone.now(), attempts=attempts, status_reason=reason
         )
+        if node is None:
+            Subtask.objects.filter(pk=subtask_id).update(node=None, status_reason=_(WAITING_REASON))
+            return None
         previous = subtask.attempts
         transaction.on_commit(lambda: _enqueue_or_wait(subtask_id, node, attempts, previous))
     return node
