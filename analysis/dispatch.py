@@ -137,10 +137,13 @@ def _slot_sql(lock: str) -> tuple[str, str]:
     node, subtask = Node._meta.db_table, Subtask._meta.db_table
     busy_states = ", ".join(f"'{state}'" for state in BUSY_STATES)
     busy = f"(SELECT COUNT(*) FROM {subtask} b WHERE b.node_id = n.id AND b.state IN ({busy_states}))"
+    # Nodes with room first, then the avoided one last, then the most free: the first row has
+    # room if any node has (the busy count is computed once per node).
     pick = (
-        f"SELECT n.id, n.name, n.capacity FROM {node} n"
-        f" WHERE n.last_heartbeat >= %s AND n.redis_ack_at >= %s AND NOT n.draining AND {busy} < n.capacity"
-        f" ORDER BY CASE WHEN n.id = %s THEN 1 ELSE 0 END, n.capacity - {busy} DESC, n.id LIMIT 1 {lock}"
+        f"SELECT n.id, n.name, n.capacity, n.capacity - {busy} AS free,"
+        f" CASE WHEN n.id = %s THEN 1 ELSE 0 END AS avoided FROM {node} n"
+        f" WHERE n.last_heartbeat >= %s AND n.redis_ack_at >= %s AND NOT n.draining AND n.capacity > 0"
+        f" ORDER BY (CASE WHEN n.capacity - {busy} > 0 THEN 0 ELSE 1 END), avoided, free DESC, n.id LIMIT 1 {lock}"
     )
     claim = (
         f"UPDATE {subtask} SET node_id = %s, heartbeat_at = %s, attempts = %s, status_reason = %s"
@@ -170,14 +173,16 @@ def take_slot(subtask_id: int, avoid: int | None = None, **changes: Any) -> Node
         pick, claim = _slot_sql(lock)
         for _attempt in range(TAKE_SLOT_TRIES):
             with connection.cursor() as cursor:
-                cursor.execute(pick, [cutoff, cutoff, avoid if avoid is not None else -1])
+                cursor.execute(pick, [avoid if avoid is not None else -1, cutoff, cutoff])
                 row = cursor.fetchone()
-                if row is None:
+                if row is None or row[3] <= 0:
                     break
-                node_id, _name, capacity = row
+                node_id, name, capacity = row[:3]
                 cursor.execute(claim, [node_id, *values, node_id, capacity])
                 if cursor.rowcount:  # the other fields load if asked for
-                    return Node.from_db(connection.alias, ["id", "name", "capacity"], row)
+                    return Node.from_db(
+                        connection.alias, ["id", "name", "capacity"], [node_id, name, capacity]
+                    )
     return None
 
 
@@ -185,7 +190,8 @@ def dispatch(subtask_id: int, count_attempt: bool = True, avoid: int | None = No
     """Put a STARTING / RECOVERING subtask on a node's queue; without a free node it waits
     (status_reason says so) and the node loops dispatch it when capacity frees up. `avoid`: the
     node it just left, chosen only when no other has room. Three statements (the subtask's
-    lock, the node's, the conditional UPDATE) and one Redis call (two with hosting on)."""
+    lock, the node's, the conditional UPDATE; on PostgreSQL a fourth, the asynchronous commit)
+    and two Redis calls (a host's free slots, the queue)."""
     with transaction.atomic():
         # Ordered by pk: the model's ordering (task, position) would join the task and lock its
         # row too, serialising the dispatches of every subtask of one task.
@@ -198,6 +204,13 @@ def dispatch(subtask_id: int, count_attempt: bool = True, avoid: int | None = No
         )
         if subtask is None or subtask.state not in (State.STARTING, State.RECOVERING):
             return None
+        if connection.vendor == "postgresql":
+            # The commit need not wait for the disk: a dispatch lost in a database crash is
+            # harmless (its job finds the subtask not assigned to its node and does nothing;
+            # the housekeeping dispatches the subtask again), and the flush was most of a
+            # dispatch's wall time.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         attempts = subtask.attempts + (1 if count_attempt else 0)
         # heartbeat_at doubles as "queued at": a job that never starts is reaped like a dead one.
         reason = (

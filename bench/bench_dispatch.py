@@ -158,6 +158,10 @@ def reset(ids: list[int], redis_url: str) -> None:
     Subtask.objects.filter(pk__in=ids).update(state=State.STARTING, node=None, attempts=0, heartbeat_at=None)
     now = timezone.now()
     Node.objects.update(last_heartbeat=now, redis_ack_at=now)  # the simulated nodes stay live
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # each round starts from the same tables, not the last's dead rows
+        cursor.execute("VACUUM ANALYZE subtasks_subtask, subtasks_node")
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     client.close()
