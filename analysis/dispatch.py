@@ -16,8 +16,20 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Avg, Case, Count, ExpressionWrapper, F, IntegerField, OuterRef, Q, Subquery, When
+from django.db import connection, transaction
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    When,
+)
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -91,8 +103,10 @@ def busy_count(node_ref: Any):
 
 
 def live_nodes(now: datetime | None = None):
+    """Nodes whose heartbeat reaches the database AND whose loop reaches Redis (its Redis
+    acknowledgement, `Node.redis_ack_at`): a node cut from Redis cannot pop its queue."""
     cutoff = (now or timezone.now()) - timedelta(seconds=settings.VIAS_NODE_TIMEOUT)
-    return Node.objects.filter(last_heartbeat__gte=cutoff, draining=False).annotate(
+    return Node.objects.filter(last_heartbeat__gte=cutoff, redis_ack_at__gte=cutoff, draining=False).annotate(
         busy=busy_count(OuterRef("pk"))
     )
 
@@ -116,46 +130,98 @@ def pick_node(now: datetime | None = None, avoid: int | None = None) -> Node | N
     return free_nodes(now, avoid).first()
 
 
-def take_slot(avoid: int | None = None) -> Node | None:
-    """Lock one node with a free slot, inside the caller's transaction; None when all are full.
+def _slot_sql(lock: str) -> tuple[str, str]:
+    """The two statements of a slot, in plain SQL (PostgreSQL and SQLite): dispatch is the hot
+    path of a start, and the ORM spent more time composing these than the database running them.
+    Same rules as `free_nodes` (tests/test_admission.py checks both agree)."""
+    node, subtask = Node._meta.db_table, Subtask._meta.db_table
+    busy_states = ", ".join(f"'{state}'" for state in BUSY_STATES)
+    busy = f"(SELECT COUNT(*) FROM {subtask} b WHERE b.node_id = n.id AND b.state IN ({busy_states}))"
+    # Nodes with room first, then the avoided one last, then the most free: the first row has
+    # room if any node has (the busy count is computed once per node).
+    pick = (
+        f"SELECT n.id, n.name, n.capacity, n.capacity - {busy} AS free,"
+        f" CASE WHEN n.id = %s THEN 1 ELSE 0 END AS avoided FROM {node} n"
+        f" WHERE n.last_heartbeat >= %s AND n.redis_ack_at >= %s AND NOT n.draining AND n.capacity > 0"
+        f" ORDER BY (CASE WHEN n.capacity - {busy} > 0 THEN 0 ELSE 1 END), avoided, free DESC, n.id LIMIT 1 {lock}"
+    )
+    claim = (
+        f"UPDATE {subtask} SET node_id = %s, heartbeat_at = %s, attempts = %s, status_reason = %s"
+        f" WHERE id = %s AND (SELECT COUNT(*) FROM {subtask} b WHERE b.node_id = %s"
+        f" AND b.state IN ({busy_states})) < %s"
+    )
+    return pick, claim
+
+
+def take_slot(subtask_id: int, avoid: int | None = None, **changes: Any) -> Node | None:
+    """Give the subtask (already locked by the caller's transaction) a node's free slot, with
+    `changes` (heartbeat_at, attempts, status_reason); the node, or None when all are full.
 
     No lock over all nodes: the best candidate is locked with SKIP LOCKED, so concurrent
-    dispatchers each take a different node; its busy count is then read again under the lock
-    (a fresh snapshot), because the count read while choosing may predate a dispatcher that has
-    just committed a subtask to it. Only when every free node is held by another dispatcher does
+    dispatchers each take a different node. The subtask's UPDATE is then conditional on the
+    node's busy count, read again by that UPDATE: a statement that starts after the node's lock
+    was granted sees every dispatcher that held it before (PostgreSQL's READ COMMITTED takes a
+    snapshot per statement), whereas the count read while choosing may predate one of them.
+    Two statements per dispatch. Only when every free node is held by another dispatcher does
     this wait, on the best one. (SQLite has no row locks: its IMMEDIATE transactions run one
     writer at a time, which serialises dispatchers there.)"""
-    for skip_locked in (True, False):
+    postgres = connection.vendor == "postgresql"
+    adapt = connection.ops.adapt_datetimefield_value
+    cutoff = adapt(timezone.now() - timedelta(seconds=settings.VIAS_NODE_TIMEOUT))
+    values = [adapt(changes["heartbeat_at"]), changes["attempts"], changes["status_reason"], subtask_id]
+    for lock in ("FOR UPDATE OF n SKIP LOCKED", "FOR UPDATE OF n") if postgres else ("",):
+        pick, claim = _slot_sql(lock)
         for _attempt in range(TAKE_SLOT_TRIES):
-            node = free_nodes(avoid=avoid).select_for_update(skip_locked=skip_locked, of=("self",)).first()
-            if node is None:
-                break
-            if Subtask.objects.filter(node=node, state__in=BUSY_STATES).count() < node.capacity:
-                return node
+            with connection.cursor() as cursor:
+                cursor.execute(pick, [avoid if avoid is not None else -1, cutoff, cutoff])
+                row = cursor.fetchone()
+                if row is None or row[3] <= 0:
+                    break
+                node_id, name, capacity = row[:3]
+                cursor.execute(claim, [node_id, *values, node_id, capacity])
+                if cursor.rowcount:  # the other fields load if asked for
+                    return Node.from_db(
+                        connection.alias, ["id", "name", "capacity"], [node_id, name, capacity]
+                    )
     return None
 
 
 def dispatch(subtask_id: int, count_attempt: bool = True, avoid: int | None = None) -> Node | None:
     """Put a STARTING / RECOVERING subtask on a node's queue; without a free node it waits
     (status_reason says so) and the node loops dispatch it when capacity frees up. `avoid`: the
-    node it just left, chosen only when no other has room."""
+    node it just left, chosen only when no other has room. Three statements (the subtask's
+    lock, the node's, the conditional UPDATE; on PostgreSQL a fourth, the asynchronous commit)
+    and two Redis calls (a host's free slots, the queue)."""
     with transaction.atomic():
-        subtask = Subtask.objects.select_for_update().filter(pk=subtask_id).first()
+        # Ordered by pk: the model's ordering (task, position) would join the task and lock its
+        # row too, serialising the dispatches of every subtask of one task.
+        subtask = (
+            Subtask.objects.select_for_update()
+            .filter(pk=subtask_id)
+            .only("state", "attempts", "status_reason")
+            .order_by("pk")
+            .first()
+        )
         if subtask is None or subtask.state not in (State.STARTING, State.RECOVERING):
             return None
-        node = take_slot(avoid)
-        now = timezone.now()
-        if node is None:
-            Subtask.objects.filter(pk=subtask_id).update(node=None, status_reason=_(WAITING_REASON))
-            return None
+        if connection.vendor == "postgresql":
+            # The commit need not wait for the disk: a dispatch lost in a database crash is
+            # harmless (its job finds the subtask not assigned to its node and does nothing;
+            # the housekeeping dispatches the subtask again), and the flush was most of a
+            # dispatch's wall time.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         attempts = subtask.attempts + (1 if count_attempt else 0)
         # heartbeat_at doubles as "queued at": a job that never starts is reaped like a dead one.
         reason = (
             "" if subtask.status_reason in (_(WAITING_REASON), _(BROKER_REASON)) else subtask.status_reason
         )
-        Subtask.objects.filter(pk=subtask_id).update(
-            node=node, heartbeat_at=now, attempts=attempts, status_reason=reason
+        node = take_slot(
+            subtask_id, avoid, heartbeat_at=timezone.now(), attempts=attempts, status_reason=reason
         )
+        if node is None:
+            Subtask.objects.filter(pk=subtask_id).update(node=None, status_reason=_(WAITING_REASON))
+            return None
         previous = subtask.attempts
         transaction.on_commit(lambda: _enqueue_or_wait(subtask_id, node, attempts, previous))
     return node
@@ -234,6 +300,24 @@ def reapable(now: datetime | None = None):
     return silent_subtasks(now).filter(node_alive | long_silent)
 
 
+def cut_off(now: datetime | None = None):
+    """Subtasks on a node that still heartbeats the database but has not reached Redis for
+    VIAS_NODE_TIMEOUT + VIAS_HEARTBEAT_GRACE: it cannot pop jobs, receive commands or publish
+    events, so its subtasks move as a dead node's do (their jobs write their own heartbeats
+    meanwhile, so they are not silent). Only while another node does reach Redis: when none
+    does, Redis itself is away and there is nowhere to move them to."""
+    now = now or timezone.now()
+    fresh = now - timedelta(seconds=settings.VIAS_NODE_TIMEOUT)
+    lost = now - timedelta(seconds=settings.VIAS_NODE_TIMEOUT + settings.VIAS_HEARTBEAT_GRACE)
+    others_reach_redis = Exists(Node.objects.filter(last_heartbeat__gte=fresh, redis_ack_at__gte=fresh))
+    return Subtask.objects.filter(
+        others_reach_redis,
+        state__in=(State.STARTING, State.RUNNING, State.RECOVERING, State.STOPPING),
+        node__last_heartbeat__gte=fresh,
+        node__redis_ack_at__lt=lost,
+    )
+
+
 def suspects(now: datetime | None = None) -> list[int]:
     """Silent subtasks not reaped yet: their node is silent too, and within the grace period."""
     reaped = reapable(now).values("pk")
@@ -254,22 +338,41 @@ def reap(now: datetime | None = None) -> list[int]:
             "node": subtask.node.name,
             "at": subtask.heartbeat_at.isoformat(timespec="seconds"),
         }
-        try:
-            _recover(subtask, reason)
-        except IllegalTransition:
-            continue  # it moved meanwhile (the job came back to life, or a stop won)
-        reaped.append(subtask.pk)
+        if _reaped(subtask, reason):
+            reaped.append(subtask.pk)
+    for subtask in cut_off(now).exclude(pk__in=reaped).select_related("task__project", "node"):
+        ack = subtask.node.redis_ack_at
+        reason = _("node %(node)s has not reached Redis since %(at)s") % {
+            "node": subtask.node.name,
+            "at": ack.isoformat(timespec="seconds") if ack else "-",
+        }
+        if _reaped(subtask, reason):
+            reaped.append(subtask.pk)
     return reaped
 
 
+def _reaped(subtask: Subtask, reason: str) -> bool:
+    try:
+        _recover(subtask, reason)
+    except IllegalTransition:
+        return False  # it moved meanwhile (the job came back to life, or a stop won)
+    return True
+
+
 def _recover(subtask: Subtask, reason: str) -> None:
+    """ABNORMAL, then dispatched again to another node where one has room. A subtask still
+    STARTING was never popped from its queue (a job moves it to RUNNING first thing): that
+    dispatch does not count as an attempt, and cannot use the last one up. (Its job, if a worker
+    pops it later, finds the subtask gone from its node or RUNNING elsewhere and does nothing:
+    every transition a job makes is conditional on the state it read and on its lease.)"""
+    never_popped = subtask.state == State.STARTING
     with transaction.atomic():
         if subtask.state == State.STOPPING:
             transition(subtask, State.STOPPED, reason, node=None)
             return
         if subtask.state != State.ABNORMAL:
             transition(subtask, State.ABNORMAL, reason)
-        if subtask.attempts >= settings.VIAS_MAX_DISPATCH_ATTEMPTS:
+        if not never_popped and subtask.attempts >= settings.VIAS_MAX_DISPATCH_ATTEMPTS:
             message = _("%(reason)s; gave up after %(n)d attempts") % {
                 "reason": reason,
                 "n": subtask.attempts,
@@ -279,4 +382,4 @@ def _recover(subtask: Subtask, reason: str) -> None:
         left = subtask.node_id
         transition(subtask, State.STARTING, reason, node=None)
     log.warning("subtask %s: %s; dispatching again", subtask.pk, reason)
-    dispatch(subtask.pk, avoid=left)
+    dispatch(subtask.pk, count_attempt=not never_popped, avoid=left)

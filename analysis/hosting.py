@@ -153,6 +153,20 @@ def _give_back(redis_client, adopt_key: str) -> None:
         enqueue_to_queue(subtask_id, node_name, resume_frame)
 
 
+_brokers: dict[tuple[str, str], Any] = {}
+
+
+def node_broker(node_name: str) -> Any:
+    """The django-q2 broker of a node's queue, kept: a fresh one per job would open a new Redis
+    connection (connect and handshake) on every dispatch. (redis-py's pool is thread-safe and
+    starts afresh in a forked process.)"""
+    key = (settings.REDIS_URL, node_name)
+    broker = _brokers.get(key)
+    if broker is None:
+        broker = _brokers[key] = get_broker(node_name)
+    return broker
+
+
 def enqueue_to_queue(subtask_id: int, node_name: str, resume_frame: int = 0) -> None:
     """Onto the node's own django-q2 queue, for whichever of its workers is free first."""
     async_task(
@@ -160,7 +174,7 @@ def enqueue_to_queue(subtask_id: int, node_name: str, resume_frame: int = 0) -> 
         subtask_id,
         node_name,
         resume_frame,
-        broker=get_broker(node_name),
+        broker=node_broker(node_name),
         task_name=f"subtask-{subtask_id}",
         timeout=settings.Q_CLUSTER["timeout"],
     )

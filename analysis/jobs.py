@@ -1,10 +1,11 @@
 """The django-q2 job that analyses one subtask on a node: `run_subtask`.
 
 The job owns its subtask while `Subtask.attempts` still equals the attempt it started with and
-the node is its own: its heartbeat UPDATE is conditional on both, so a job the reaper gave up on
+the node is its own: its heartbeat is conditional on both, so a job the reaper gave up on
 notices it lost the subtask and ends without touching it. Between frames it reads the control
-channel; once a second it heartbeats, writes progress, looks for a stop asked through the
-database and for its node draining (docs/analysis-engine.md).
+channel; once a second it announces progress and looks for its node draining; every
+VIAS_PROGRESS_INTERVAL it hands its heartbeat (progress, checkpoint) to its node's loop, which
+writes all the node's beats in one statement per tick (docs/analysis-engine.md).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
 # States in which this run's heartbeat goes through; STOPPING is answered by stopping.
-BEATING_STATES = (State.RUNNING, State.ABNORMAL, State.RECOVERING)
+BEATING_STATES = node.BEATING_STATES
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 # Only this job's own run may move the subtask on from these.
@@ -104,9 +105,7 @@ def run_one_subtask(subtask_id: int, node_name: str, resume_frame: int = 0) -> s
 
 
 def beat_interval() -> float:
-    """Seconds between a job's database heartbeats: VIAS_PROGRESS_INTERVAL, but at least three
-    per VIAS_HEARTBEAT_TIMEOUT so that a slow write never gets a live job reaped."""
-    return min(float(settings.VIAS_PROGRESS_INTERVAL), settings.VIAS_HEARTBEAT_TIMEOUT / 3)
+    return node.beat_interval()
 
 
 def resume_point(subtask: Subtask) -> int:
@@ -410,6 +409,9 @@ class SubtaskRun:
     def _tick(self, force: bool = False) -> None:
         no_commands: list[control.Command] = []
         for command in self.redis.call(self.inbox.poll, no_commands):
+            if command.op == node.LEASE_OP:  # the node's batched UPDATE refused this job's beat
+                self._beat_refused()
+                continue
             self._handle(command)
         now = self.clock()
         if not force and now - self._last_tick < TICK_SECONDS:
@@ -440,20 +442,38 @@ class SubtaskRun:
         return Subtask.objects.filter(pk=self.subtask.pk, state__in=OWNED_STATES, **self.lease.owns())
 
     def _heartbeat(self) -> None:
-        """One fenced UPDATE (heartbeat, progress, checkpoint); the mtask's progress is the
-        housekeeping's periodic aggregate. No row updated: stopped (StopNow) or lost the lease."""
+        """Heartbeat, progress and checkpoint: handed to the node's loop, which writes the beats
+        of all the node's subtasks in one fenced UPDATE per tick (analysis/node.py); written here
+        in this job's own fenced UPDATE when no loop flushes the node's beats or Redis is down.
+        The mtask's progress is the housekeeping's periodic aggregate."""
         percent = round(self.progress.percent, 2)
+        beat = node.Beat(self.subtask.pk, self.lease.attempt, time.time(), percent, self.progress.last_frame)
+        handed = self.lease.node_id is not None and self.redis.call(
+            lambda: node.publish_beat(self.node_name, beat), False
+        )
+        if not handed:
+            self._write_heartbeat(percent)
+        self.subtask.progress = percent
+        if self.observer is not None:
+            self.observer.flush(self.pipeline)  # the per-camera figures ride on the heartbeat
+
+    def _write_heartbeat(self, percent: float) -> None:
+        """This job's own fenced UPDATE. No row updated: stopped (StopNow) or lost the lease."""
         beating = Subtask.objects.filter(pk=self.subtask.pk, state__in=BEATING_STATES, **self.lease.owns())
         checkpoint = {"checkpoint_frame": self.progress.last_frame} if self.progress.last_frame else {}
-        if beating.update(heartbeat_at=timezone.now(), progress=percent, **checkpoint):
-            self.subtask.progress = percent
-            if self.observer is not None:
-                self.observer.flush(self.pipeline)  # the per-camera figures ride on the heartbeat
-            return
+        if not beating.update(heartbeat_at=timezone.now(), progress=percent, **checkpoint):
+            self._beat_refused()
+
+    def _beat_refused(self) -> None:
+        """A heartbeat was refused (here, or by the node's batched UPDATE): a stop asked through
+        the database ends the run as STOPPED, a lost lease ends it without a word."""
         row = Subtask.objects.filter(pk=self.subtask.pk).values("state", "attempts", "node_id").first()
-        if row and row["state"] == State.STOPPING and (row["attempts"], row["node_id"]) == self._lease_key():
+        if row is None or (row["attempts"], row["node_id"]) != self._lease_key():
+            raise LostOwnership
+        if row["state"] == State.STOPPING:
             raise StopNow
-        raise LostOwnership
+        if row["state"] not in BEATING_STATES:
+            raise LostOwnership
 
     def _lease_key(self) -> tuple[int, int | None]:
         return (self.lease.attempt, self.lease.node_id)

@@ -13,7 +13,9 @@ then checks that no node holds more than its capacity. Two implementations alter
 round in one run:
   * before: the old dispatch, which locked every node row (SELECT ... FOR UPDATE on all nodes)
     and counted with a join, copied here as it was;
-  * after: one node's slot taken with SKIP LOCKED (analysis.dispatch.take_slot).
+  * after: one node's slot taken with SKIP LOCKED (analysis.dispatch.take_slot): the subtask's
+    row lock, the best free node's lock, one UPDATE conditional on the node's busy count, and
+    the job queued on a kept broker connection (analysis.hosting.node_broker).
 Figures are medians over rounds. The last line is `BENCH_JSON {...}`.
 """
 
@@ -154,7 +156,12 @@ def reset(ids: list[int], redis_url: str) -> None:
     from subtasks.models import Node, Subtask
 
     Subtask.objects.filter(pk__in=ids).update(state=State.STARTING, node=None, attempts=0, heartbeat_at=None)
-    Node.objects.update(last_heartbeat=timezone.now())  # the simulated nodes stay live
+    now = timezone.now()
+    Node.objects.update(last_heartbeat=now, redis_ack_at=now)  # the simulated nodes stay live
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # each round starts from the same tables, not the last's dead rows
+        cursor.execute("VACUUM ANALYZE subtasks_subtask, subtasks_node")
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
     client.close()
@@ -184,7 +191,8 @@ def heartbeat_nodes(stop: threading.Event) -> None:
     from subtasks.models import Node
 
     while not stop.wait(5):
-        Node.objects.update(last_heartbeat=timezone.now())
+        now = timezone.now()
+        Node.objects.update(last_heartbeat=now, redis_ack_at=now)
     connections.close_all()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from subtasks.choices import ACTIVE_STATES, State
@@ -27,6 +28,12 @@ class Node(models.Model):
         default=1, help_text=_("subtasks it runs at once"), verbose_name=_("capacity")
     )
     last_heartbeat = models.DateTimeField(null=True, blank=True, verbose_name=_("last heartbeat"))
+    # The node's last round trip to Redis, written with its heartbeat: a node that reaches the
+    # database but not Redis (its queue, its jobs' inboxes) takes no new work, and its subtasks
+    # move (analysis/dispatch.py). A row made by hand counts as just seen.
+    redis_ack_at = models.DateTimeField(
+        null=True, blank=True, default=timezone.now, verbose_name=_("last Redis acknowledgement")
+    )
     draining = models.BooleanField(
         default=False,
         help_text=_("shutting down: finishes or hands back its subtasks, takes no new ones"),

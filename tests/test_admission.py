@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 
 from analysis import dispatch
 from analysis.node import reaper_turn
@@ -100,3 +101,34 @@ def test_one_reaper_at_a_time(alice):
         assert mine is True
     assert seen == [True]
     assert Node.objects.count() == 0
+
+
+def test_dispatch_picks_the_node_the_queryset_rules_name_and_costs_three_statements(alice):
+    """take_slot's SQL and `free_nodes` agree: live, reaching Redis, not draining, room left, the
+    most free first, the avoided one last."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    old = timezone.now() - timedelta(seconds=settings.VIAS_NODE_TIMEOUT + 1)
+    live_node(capacity=9, last_heartbeat=old)  # silent
+    live_node(capacity=9, redis_ack_at=old)  # cut from Redis
+    live_node(capacity=9, draining=True)
+    full = live_node(capacity=1)
+    Subtask.objects.filter(pk=starting_subtasks(alice, 1)[0]).update(node=full)
+    roomy, second = live_node(capacity=5), live_node(capacity=3)
+    ids = starting_subtasks(alice, 3)
+    assert dispatch.pick_node() == roomy
+    with CaptureQueriesContext(connection) as queries:
+        assert dispatch.dispatch(ids[0]) == roomy
+    statements = [q["sql"] for q in queries.captured_queries if q["sql"].split()[0] in ("SELECT", "UPDATE")]
+    # The subtask's lock (its row only: no join that would lock its task's row), the node's lock
+    # and the claim (besides BEGIN, COMMIT and, on PostgreSQL, the asynchronous commit's SET).
+    assert len(statements) == 3 and "JOIN" not in statements[0], statements
+    assert dispatch.pick_node(avoid=roomy.pk) == second
+    assert dispatch.dispatch(ids[1], avoid=roomy.pk) == second
+    Node.objects.filter(pk__in=[roomy.pk, second.pk]).update(capacity=1)
+    assert dispatch.pick_node() is None
+    assert dispatch.dispatch(ids[2]) is None
+    assert Subtask.objects.get(pk=ids[2]).node is None

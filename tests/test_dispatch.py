@@ -188,3 +188,84 @@ def test_the_housekeeping_derives_each_running_mtasks_progress_in_one_statement(
     with django_assert_num_queries(2):
         assert dispatch.refresh_mtask_progress() == 1
     assert MTask.objects.get(task=task).progress == 60
+
+
+def lose_redis(node_obj: Node, seconds: float) -> None:
+    """As if the node's loop had not reached Redis for `seconds` while it heartbeats the database
+    (tests/test_beats.py shows a real unreachable Redis leaves `redis_ack_at` where it was)."""
+    Node.objects.filter(pk=node_obj.pk).update(
+        last_heartbeat=timezone.now(), redis_ack_at=timezone.now() - timezone.timedelta(seconds=seconds)
+    )
+
+
+def test_a_node_cut_from_redis_gets_no_new_work_even_with_the_most_free_slots(
+    alice, django_capture_on_commit_callbacks
+):
+    cut, reachable = live_node(capacity=10), live_node(capacity=1)
+    lose_redis(cut, settings.VIAS_NODE_TIMEOUT + 1)
+    task = ready_task(alice, vchans=2)
+    start(task, django_capture_on_commit_callbacks)
+    assert len(queued_jobs(cut.name)) == 0 and len(queued_jobs(reachable.name)) == 1
+    assert task.subtasks.filter(node__isnull=True).count() == 1  # waits rather than go to the cut node
+
+
+def test_the_subtasks_of_a_node_cut_from_redis_move_though_their_jobs_still_heartbeat(
+    alice, django_capture_on_commit_callbacks
+):
+    cut, other = live_node(capacity=2), live_node(capacity=2)
+    subtask = running_on(cut, ready_task(alice))  # its job writes its own heartbeats: fresh
+    lose_redis(cut, settings.VIAS_NODE_TIMEOUT + 1)
+    assert dispatch.reap() == []  # suspected (no new work), not moved yet
+    lose_redis(cut, settings.VIAS_NODE_TIMEOUT + settings.VIAS_HEARTBEAT_GRACE + 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.reap() == [subtask.pk]
+    subtask.refresh_from_db()
+    assert (subtask.state, subtask.node, subtask.attempts) == (State.STARTING, other, 2)
+    assert "has not reached Redis" in subtask.status_reason and cut.name in subtask.status_reason
+    assert len(queued_jobs(other.name)) == 1
+
+
+def test_when_no_node_reaches_redis_nothing_is_moved(alice):
+    cut, also_cut = live_node(capacity=2), live_node(capacity=2)
+    subtask = running_on(cut, ready_task(alice))
+    for each in (cut, also_cut):
+        lose_redis(each, settings.VIAS_NODE_TIMEOUT + settings.VIAS_HEARTBEAT_GRACE + 1)
+    assert dispatch.reap() == []  # Redis itself is away: there is nowhere to move it to
+    assert Subtask.objects.get(pk=subtask.pk).state == State.RUNNING
+
+
+def test_a_job_never_popped_from_its_queue_does_not_count_an_attempt_and_goes_elsewhere(
+    alice, django_capture_on_commit_callbacks
+):
+    first, second = live_node(capacity=1), live_node(capacity=1)
+    task = ready_task(alice)
+    Node.objects.filter(pk=second.pk).update(capacity=0)
+    start(task, django_capture_on_commit_callbacks)
+    Node.objects.filter(pk=second.pk).update(capacity=1)
+    subtask = task.subtasks.get()
+    assert (subtask.node, subtask.attempts) == (first, 1)
+    queued_jobs(first.name)  # its node never pops it
+    # Even the last attempt: a dispatch nobody popped is given back, not counted.
+    Subtask.objects.filter(pk=subtask.pk).update(attempts=settings.VIAS_MAX_DISPATCH_ATTEMPTS)
+    age_heartbeat(subtask, settings.VIAS_HEARTBEAT_TIMEOUT + 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.reap() == [subtask.pk]
+    subtask.refresh_from_db()
+    assert (subtask.state, subtask.node, subtask.attempts) == (
+        State.STARTING,
+        second,
+        settings.VIAS_MAX_DISPATCH_ATTEMPTS,
+    )
+    assert len(queued_jobs(second.name)) == 1
+
+
+def test_a_redispatch_goes_back_to_the_node_it_left_only_when_no_other_has_room(
+    alice, django_capture_on_commit_callbacks
+):
+    only = live_node(capacity=1)
+    subtask = running_on(only, ready_task(alice))
+    age_heartbeat(subtask, settings.VIAS_HEARTBEAT_TIMEOUT + 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.reap() == [subtask.pk]
+    subtask.refresh_from_db()
+    assert (subtask.state, subtask.node, subtask.attempts) == (State.STARTING, only, 2)
