@@ -35,7 +35,7 @@ from subtasks.models import Subtask
 from subtasks.mtask_runs import STREAM_SCHEMES
 from subtasks.services import IllegalTransition, transition
 from tasks.choices import PICTURE_SOURCES, SourceType
-from tasks.models import MTask, Scene, Task, VideoChannel
+from tasks.models import MTask, Scene, VideoChannel
 from tasks.validators import resolve_video_path, roi_xml, snapshot_options
 from vias.lib.announce import announce
 
@@ -508,13 +508,8 @@ class SubtaskRun:
 
     def _write_mtask_progress(self) -> None:
         """The mtask's progress: the mean of its subtasks' (one aggregate query and one UPDATE).
-        A started task's stream mtask is left to its schedule (the share of its window elapsed)."""
-        if self.subtask.scene_id is None:
-            return
-        if (
-            self.subtask.source_url.startswith(STREAM_SCHEMES)
-            and Task.objects.filter(pk=self.task.pk, schedule_active=True).exists()
-        ):
+        A stream's mtask is left to its schedule (the share of its window elapsed)."""
+        if self.subtask.scene_id is None or self.subtask.source_url.startswith(STREAM_SCHEMES):
             return
         mtask_id = cast(Scene, self.subtask.scene).mtask_id  # scene_id is set
         mean = Subtask.objects.filter(scene__mtask_id=mtask_id).aggregate(p=Avg("progress"))["p"] or 0

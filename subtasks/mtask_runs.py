@@ -153,9 +153,10 @@ def write_progress(wants: list[Want]) -> None:
 
 def schedule_owned_mtasks() -> QuerySet[Subtask, dict[str, Any]]:
     """The mtasks (as `scene__mtask_id` rows) whose progress their schedule says, not the mean of
-    their subtasks': those of a started (activated) task with a subtask analysing a stream."""
+    their subtasks': those with an active subtask analysing a stream (a stream has no end to
+    measure against: its job's own progress is 0)."""
     return (
-        Subtask.objects.filter(state__in=ACTIVE_STATES, scene__isnull=False, task__schedule_active=True)
+        Subtask.objects.filter(state__in=ACTIVE_STATES, scene__isnull=False)
         .filter(STREAM_Q)
         .values("scene__mtask_id")
     )
@@ -175,8 +176,8 @@ def window_share(mtask: dict[str, object], now: datetime) -> int:
 
 
 def write_window_progress(now: datetime | None = None) -> int:
-    """Every running stream mtask of a started task (polling, time window) gets the share of its
-    window elapsed: one SELECT and one UPDATE for the whole cluster, run by the housekeeping's
+    """Every running stream mtask (polling, time window) gets the share of its window elapsed (a
+    whole-day window: of the day): one SELECT and one UPDATE for the whole cluster, run by the housekeeping's
     periodic aggregate (analysis.dispatch.refresh_mtask_progress), not by each job per frame. A
     batch's share of scenes done changes only at its edges, which write it (write_progress)."""
     now = now or timezone.now()

@@ -182,8 +182,9 @@ def test_the_housekeeping_derives_each_running_mtasks_progress_in_one_statement(
 
     task = ready_task(alice, vchans=2, scenes=2)
     first, second = task.subtasks.order_by("position")
-    Subtask.objects.filter(pk=first.pk).update(state=State.RUNNING, progress=40.0)
-    Subtask.objects.filter(pk=second.pk).update(state=State.RUNNING, progress=81.0)
+    # Files (a stream's mtask says the share of its window instead: tests/test_mtask_runs.py).
+    Subtask.objects.filter(pk=first.pk).update(state=State.RUNNING, progress=40.0, source_url="a.mp4")
+    Subtask.objects.filter(pk=second.pk).update(state=State.RUNNING, progress=81.0, source_url="b.mp4")
     # The mean's one UPDATE, and one SELECT for started stream mtasks (whose schedule says).
     with django_assert_num_queries(2):
         assert dispatch.refresh_mtask_progress() == 1

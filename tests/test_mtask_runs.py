@@ -256,3 +256,21 @@ def test_a_running_stream_mtask_reports_the_share_of_its_window_through_the_hous
     Subtask.objects.filter(pk=pk).update(progress=0.0)
     dispatch.refresh_mtask_progress(now=opens + timedelta(hours=2))
     assert progress() == 50
+
+
+def test_a_stream_mtask_that_runs_all_day_reports_the_share_of_the_day(alice):
+    from datetime import datetime, time
+
+    from analysis import dispatch
+
+    body = task_body(vchans=1)  # type 0, 00:00:00..23:59:59: it runs at once, no schedule row
+    task_id = alice.post("/tasks", body).json()["data"]["task_id"]
+    (sub,) = alice.get(f"/tasks/{task_id}/subtasks").json()["list_data"]
+    alice.post(f"/subtasks/{sub['subtask_id']}/config_complete")
+    live_node(capacity=1)
+    alice.post(f"/tasks/{task_id}/start")
+    assert not Schedule.objects.filter(name=f"vias-mtask-{task_id}").exists()
+    today = timezone.localtime().date()
+    at = datetime.combine(today, time(18), tzinfo=timezone.get_current_timezone())
+    dispatch.refresh_mtask_progress(now=at)
+    assert alice.get(f"/tasks/{task_id}").json()["data"]["mtasks"][0]["progress"] == 75
