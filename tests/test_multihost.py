@@ -17,6 +17,8 @@ secret key through the environment), so nothing is shared through the filesystem
 from __future__ import annotations
 
 import shutil
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,8 @@ from tests.analysis_helpers import ready_task
 from tests.conftest import make_actor
 from tests.test_jobs import WHOLE_FRAME
 
+from django.conf import settings
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # a test user
 actor = make_actor("alice", "proj-alice")
 task = ready_task(actor, vchans=4, algo_type="2")
 for subtask in task.subtasks.order_by("pk"):
@@ -52,6 +56,8 @@ print(json.dumps({"task_id": task.pk}))
 REGISTER_MODEL = """
 from pathlib import Path
 from django.conf import settings
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
 from analysis.models import Detector
 from tests.onnx_models import register_fixed_person_model
 from tests.test_jobs import PERSON
@@ -139,12 +145,17 @@ def cluster() -> Iterator[Cluster]:
 
 def test_a_cut_off_host_s_subtasks_continue_on_the_other_and_its_stale_jobs_write_nothing(cluster: Cluster):
     web, hosts = cluster.web, cluster.hosts
-    web.manage("migrate", "--verbosity", "0")
-    model = web.manage("shell", "-c", REGISTER_MODEL).strip().splitlines()[-1]
-    for host in hosts.values():
+    began = time.monotonic()
+
+    def phase(name: str) -> None:  # where the run's time goes (pytest -s); nothing is asserted on it
+        print(f"multihost: {time.monotonic() - began:6.1f} s {name}", file=sys.stderr)
+
+    model = web.manage("shell", "-c", REGISTER_MODEL).strip().splitlines()[-1]  # migrate, then register
+    phase("migrated, model registered")
+    video = long_video(web.dir / "videos" / "long.mp4", loops=8)
+    for host in hosts.values():  # each host its own copy of the model and of the video
         shutil.copy(web.dir / "models" / model, host.dir / "models" / model)
-        long_video(host.dir / "videos" / "long.mp4", loops=8)
-    long_video(web.dir / "videos" / "long.mp4", loops=8)
+        shutil.copy(video, host.dir / "videos" / "long.mp4")
     for name, host in hosts.items():
         cluster.nodes[name] = host.start(
             "node", "--name", f"host-{name}", "--capacity", str(CAPACITY), log="node.log"
@@ -161,7 +172,9 @@ def test_a_cut_off_host_s_subtasks_continue_on_the_other_and_its_stale_jobs_writ
         timeout=90,
         what=lambda: f"both nodes to register with the model\n{cluster.logs()}",
     )
+    phase("nodes registered")
     web.manage("shell", "-c", SETUP)
+    phase("task started")
 
     def running_on_both() -> bool:
         rows = cluster.subtasks().values()
@@ -176,6 +189,7 @@ def test_a_cut_off_host_s_subtasks_continue_on_the_other_and_its_stale_jobs_writ
         timeout=90,
         what=lambda: f"4 subtasks running on both hosts: {cluster.subtasks()}\n{cluster.logs()}",
     )
+    phase("running on both")
     on_a = [r.pk for r in cluster.subtasks().values() if r.node == "host-a"]
     # Cut A while its subtasks are part-way through their files, each with a checkpoint.
     wait_for(
@@ -190,6 +204,7 @@ def test_a_cut_off_host_s_subtasks_continue_on_the_other_and_its_stale_jobs_writ
         *psutil.Process(cluster.nodes["a"].pid).children(recursive=True),
     ]
     cluster.network.cut("a")
+    phase("host a cut off")
     events_before = {(e[0], e[1]) for e in cluster.events()}
     cut_at = cluster.query("SELECT now()")[0][0]
 
@@ -211,6 +226,7 @@ def test_a_cut_off_host_s_subtasks_continue_on_the_other_and_its_stale_jobs_writ
         what=lambda: f"host a's subtasks on host b: {cluster.subtasks()}\n{cluster.logs()}",
     )
     taken_over = cluster.query("SELECT now()")[0][0]
+    phase("running on host b")
     assert all(cluster.subtasks()[pk].attempts == 2 for pk in on_a), cluster.subtasks()
     assert all(cluster.subtasks()[pk].progress >= progress_at_cut[pk] - 1 for pk in on_a), (
         progress_at_cut,
@@ -220,6 +236,7 @@ def test_a_cut_off_host_s_subtasks_continue_on_the_other_and_its_stale_jobs_writ
     # Heal: A's jobs reach the database again, find their lease gone and stop (django-q2 records
     # their end under A's cluster name); nothing they do reaches B's rows.
     cluster.network.heal("a")
+    phase("healed")
     wait_for(
         lambda: (
             cluster.query("SELECT count(*) FROM django_q_task WHERE cluster = 'host-a'")[0][0] >= len(on_a)
@@ -227,6 +244,7 @@ def test_a_cut_off_host_s_subtasks_continue_on_the_other_and_its_stale_jobs_writ
         timeout=120,
         what=lambda: f"host a's stale jobs to end\n{cluster.logs()}",
     )
+    phase("stale jobs ended")
     rows = cluster.subtasks()
     for pk in on_a:
         assert rows[pk].node == "host-b" and rows[pk].attempts == 2, rows[pk]
@@ -248,6 +266,7 @@ def test_a_cut_off_host_s_subtasks_continue_on_the_other_and_its_stale_jobs_writ
         timeout=180,
         what=lambda: f"every subtask SUCCEEDED: {cluster.subtasks()}\n{cluster.logs()}",
     )
+    phase("all succeeded")
     rows = cluster.subtasks()
     assert all(r.progress == 100.0 for r in rows.values())
     events = cluster.events()
