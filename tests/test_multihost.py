@@ -237,14 +237,18 @@ def test_a_cut_off_host_s_subtasks_continue_on_the_other_and_its_stale_jobs_writ
     # their end under A's cluster name); nothing they do reaches B's rows.
     cluster.network.heal("a")
     phase("healed")
+    ended = "SELECT name, result FROM django_q_task WHERE cluster = 'host-a' AND name = ANY(%s)"
+    names = [f"subtask-{pk}" for pk in on_a]
     wait_for(
-        lambda: (
-            cluster.query("SELECT count(*) FROM django_q_task WHERE cluster = 'host-a'")[0][0] >= len(on_a)
-        ),
+        lambda: len(cluster.query(ended, names)) >= len(on_a),
         timeout=120,
         what=lambda: f"host a's stale jobs to end\n{cluster.logs()}",
     )
     phase("stale jobs ended")
+    from picklefield.fields import dbsafe_decode
+
+    outcomes = sorted(str(dbsafe_decode(result)) for _name, result in cluster.query(ended, names))
+    assert outcomes == ["lost the subtask to another job"] * len(on_a), outcomes
     rows = cluster.subtasks()
     for pk in on_a:
         assert rows[pk].node == "host-b" and rows[pk].attempts == 2, rows[pk]
