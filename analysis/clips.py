@@ -2,7 +2,8 @@
 
 The job keeps the last PRE_SECONDS of annotated, scaled-down frames in a ring buffer. An event
 starts a clip with a copy of that buffer; the following POST_SECONDS of frames are added, then a
-thread writes the file with OpenCV's VideoWriter. The job's own thread fills in `Event.clip` at
+thread writes the file with OpenCV's VideoWriter (to a temporary file, then into the artefacts
+storage: MEDIA_ROOT, or the object store shared by every host). The job's own thread fills in `Event.clip` at
 its next heartbeat (`take_written()`), so writer threads never touch the database. The end of
 the run writes every clip still open with what it has.
 
@@ -14,6 +15,7 @@ MPEG-4 Part 2, and plays VP8 in WebM everywhere, so clips are WebM.
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -21,7 +23,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from django.conf import settings
+
+from vias.lib import artefacts
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,12 @@ class ClipRecorder:
 
     def _encode(self, clip: _OpenClip) -> None:
         try:
-            write_clip(Path(settings.MEDIA_ROOT) / clip.path, clip.frames, self.fps)
+            # OpenCV writes files only: a temporary one, then into the artefacts storage (MEDIA_ROOT
+            # or the object store every host reads, vias/lib/artefacts.py).
+            with tempfile.TemporaryDirectory(prefix="vias-clip-") as scratch:
+                local = Path(scratch) / Path(clip.path).name
+                write_clip(local, clip.frames, self.fps)
+                artefacts.save_file(clip.path, local)
             with self._lock:
                 self._written.append((clip.event_id, clip.path))
         except Exception:  # noqa: BLE001 - a clip that cannot be written leaves the event without one

