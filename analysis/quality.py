@@ -204,6 +204,11 @@ class ClipRun:
     by_class: dict[str, dict[str, dict[str, int]]]
     findings: dict[str, int]  # rule → findings
     seconds: float  # video time analysed
+    # With `truth`: per category, the labelled objects (distinct `track` names) of the labelled
+    # frames that were analysed, and how many of them a confirmed track covered (IoU ≥ 0.5) at
+    # least once; a count of tracks near the truth can hide fragments that replace missed objects.
+    labelled: dict[str, int] = field(default_factory=dict)
+    covered: dict[str, int] = field(default_factory=dict)
 
 
 def run_clip(
@@ -214,6 +219,7 @@ def run_clip(
     algo_args: dict[str, Any] | None = None,
     categories: Sequence[str] | None = None,
     fps: float = 5.0,
+    truth: Truth | None = None,
 ) -> ClipRun:
     """The clip through a Pipeline (detectors, attribute stages the rules ask for, rules)."""
     from analysis.pipeline import Pipeline
@@ -224,11 +230,21 @@ def run_clip(
     pipeline = Pipeline(detectors, engine)
     findings: dict[str, int] = defaultdict(int)
     last = 0.0
+    labelled = truth.of(Path(video).name) if truth is not None else {}
+    seen: dict[str, set[str]] = defaultdict(set)
+    hit: dict[str, set[str]] = defaultdict(set)
     with VideoSource(video, fps=fps) as source:
         for frame in source.frames():
             for finding in pipeline.process(frame.image, frame.index, frame.offset_s):
                 findings[finding.rule] += 1
             last = frame.offset_s
+            for box in labelled.get(frame.index, []):
+                category = CATEGORY_OF[box.label]
+                if category not in engine.categories:
+                    continue
+                seen[category].add(box.track)
+                if any(c == category and _iou(box.xyxy, b) >= 0.5 for _t, c, b in engine.last_tracks):
+                    hit[category].add(box.track)
     for finding in pipeline.flush():
         findings[finding.rule] += 1
     summary = engine.summary()
@@ -238,4 +254,13 @@ def run_clip(
         by_class=summary["by_class"],
         findings=dict(findings),
         seconds=last + 1.0 / fps,
+        labelled={c: len(v) for c, v in seen.items()},
+        covered={c: len(hit[c]) for c in seen},
     )
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

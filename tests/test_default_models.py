@@ -4,8 +4,9 @@ model as a second stage. scripts/run_tests.py fetches the packages into the cach
 suite; when that was impossible (no network) these tests are skipped and say why.
 
 The floors are what the shipped tiny detector measurably reaches on these clips (docs/benchmarks.md
-has the figures), a little below, so a regression fails. The issue's targets of person and car
-recall ≥ 0.8 are *not* reached by this model: see docs/benchmarks.md.
+has the figures), at or a little below, so a regression fails. Of the issue's targets, car recall
+≥ 0.8 and vehicle tracks within ±1 (every frame analysed) are reached; person recall ≥ 0.8 is
+*not* (0.65): see docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def test_fetch_models_registers_the_three_models_once(fetched):
         "truck",
     }
     assert "MIT" in coco.licence and "public domain" in coco.licence
+    assert coco.score_threshold == 0.1  # the trackers start tracks from 0.2 (0.25 for persons)
     assert (face.head, face.categories()) == ("mtcnn", {"face"})
     assert (fall.role, fall.attributes()) == ("attribute", {"fall"})
     assert "Apache-2.0" in fall.licence and "AGPL-3.0" in fall.licence
@@ -77,9 +79,11 @@ def test_every_category_picks_a_shipped_model_and_the_fall_model_detects_nothing
 
 def test_recall_on_the_labelled_frames(fetched):
     scores = evaluate(detectors_for(VEHICLES), TRUTH, DATA, videos=["bikes.mp4"])
-    assert scores["class"]["person"].recall >= 0.5  # measured 0.53 (target 0.8: not reached)
-    assert scores["class"]["car"].recall >= 0.6  # measured 0.67 (target 0.8: not reached)
-    assert scores["category"]["motor"].recall >= 0.6 and scores["category"]["motor"].precision >= 0.7
+    assert scores["class"]["person"].recall >= 0.6  # measured 0.65 (target 0.8: not reached)
+    assert scores["class"]["car"].recall >= 0.8  # measured 0.82
+    # measured 0.83 and 0.65: at threshold 0.1 a third of the boxes are wrong (tracks filter them)
+    assert scores["category"]["motor"].recall >= 0.8 and scores["category"]["motor"].precision >= 0.6
+    assert scores["category"]["motor"].map50 >= 0.7  # measured 0.77 (0.62 at threshold 0.25)
     carphone = evaluate(detectors_for(VEHICLES), TRUTH, DATA, videos=["carphone_pristine.mp4"])
     assert carphone["class"]["person"].recall >= 0.9 and carphone["class"]["person"].precision >= 0.9
 
@@ -112,10 +116,16 @@ def test_asking_for_falls_runs_the_fall_model_on_person_crops(fetched):
 
 def test_traffic_counts_the_documented_line_crossings(fetched):
     line = COUNTS["bikes.mp4"]["line"]
-    run = run_clip(detectors_for(["motor", "no_motor"]), DATA / "bikes.mp4", "0", rois=[line["roi"]], fps=25)
+    run = run_clip(
+        detectors_for(["motor", "no_motor"]), DATA / "bikes.mp4", "0", rois=[line["roi"]], fps=25, truth=TRUTH
+    )
     assert run.counts == {"road": line["crossings"]}
     assert run.by_class == {"road": line["by_class"]}
     assert abs(run.tracks["no_motor"] - COUNTS["bikes.mp4"]["distinct"]["no_motor"]) <= 1
+    # Vehicles: measured 13 tracks of 14, and 10 of the 14 labelled vehicles covered by a track
+    # (IoU ≥ 0.5 on a labelled frame): the count is not made of fragments standing in for misses.
+    assert abs(run.tracks["motor"] - COUNTS["bikes.mp4"]["distinct"]["motor"]) <= 1
+    assert run.labelled["motor"] == 14 and run.covered["motor"] >= 9
 
 
 def test_faces_mtcnn_finds_them_and_a_face_task_keeps_one_best_crop_per_track(fetched):

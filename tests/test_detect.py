@@ -99,6 +99,28 @@ def test_nms_suppresses_overlaps_of_one_class_only(tmp_path):
     assert boxes_of(found)[0] == (23.0, 23.0, 43.0, 43.0)
 
 
+def test_classes_of_one_meaning_compete_in_nms(tmp_path):
+    """A car also scored as a truck (both `motor`, no attributes) is one box, the better one; a
+    person on the same spot, or a `Fall` beside `Normal` (the test above), is not suppressed."""
+    output = yolov8_output(
+        [
+            (32, 32, 20, 20, [0.0, 0.8, 0.0]),  # car
+            (33, 33, 20, 20, [0.0, 0.0, 0.6]),  # truck on the same car: IoU ≈ 0.82, it goes
+            (32, 32, 20, 20, [0.5, 0.0, 0.0]),  # a person there: kept
+            (10, 10, 6, 6, [0.0, 0.0, 0.7]),  # a truck elsewhere: kept
+        ],
+        classes=3,
+    )
+    classes = (
+        (0, ClassSpec("person", "body")),
+        (1, ClassSpec("car", "motor")),
+        (2, ClassSpec("truck", "motor")),
+    )
+    path = build_model(tmp_path / "m.onnx", output, scale_by_mean=False)
+    found = YoloDetector(spec(path, classes=classes)).detect(np.zeros((64, 64, 3), np.uint8))
+    assert [(d.label, round(d.score, 2)) for d in found] == [("car", 0.8), ("truck", 0.7), ("person", 0.5)]
+
+
 def test_unmapped_classes_and_unwanted_categories_are_dropped(tmp_path):
     output = yolov8_output(
         [(16, 16, 8, 8, [0.9, 0.0, 0.0]), (48, 48, 8, 8, [0.0, 0.0, 0.9]), (40, 16, 8, 8, [0.0, 0.9, 0.0])],

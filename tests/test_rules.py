@@ -121,6 +121,27 @@ def test_traffic_counts_each_class_per_direction():
     assert engine.summary()["counts"] == {"stop": {"left_to_right": 2, "right_to_left": 2}}
 
 
+def test_a_vehicle_keeps_its_track_through_low_scores_that_start_none():
+    """A car seen at 0.9, then blurred at 0.3 for five frames, then at 0.9 again is one track,
+    counted once at the line (ByteTrack's matching weighs IoU by the score: it took the
+    blurred boxes for another object before, and the car came back as a second track).
+    Detections at 0.15 alone never make a track, nor do a person's at 0.22 (a false person is an
+    alarm)."""
+    engine = RuleEngine(AlgoType.TRAFFIC, rois=[roi(line("stop", (0, 0.5), (1, 0.5)))], fps=FPS)
+    frames = walk("motor", 300, 300, 700, 12)
+    for n in range(3, 8):
+        frames[n] = [det(frames[n][0].box, "motor", score=0.3)]
+    findings = run(engine, frames)
+    assert engine.summary()["tracks_by_category"]["motor"] == 1
+    assert rules_of(findings) == [LINE_CROSS]
+    faint = RuleEngine(AlgoType.TRAFFIC, fps=FPS)
+    run(faint, walk("motor", 300, 300, 700, 12, score=0.15))  # from the first frame on
+    assert faint.summary()["tracks"] == 0
+    person = RuleEngine(AlgoType.SECURITY, fps=FPS)
+    run(person, walk("body", 300, 300, 400, 6, score=0.22))
+    assert person.summary()["tracks"] == 0
+
+
 def test_passenger_flow_and_security_ignore_vehicles():
     for algo_type in (AlgoType.PASSENGER_FLOW, AlgoType.SECURITY):
         engine = RuleEngine(

@@ -220,6 +220,19 @@ class YoloDetector:
         )
         self._labels = [table[i].label if i in table else "" for i in range(size)]
         self._attributes = [table[i].attributes if i in table else () for i in range(size)]
+        # NMS groups: classes that mean the same to the rules (one category, the same attributes)
+        # compete with each other, so a car also scored as a truck is one box, not two boxes that
+        # the category's tracker would take for two vehicles. Normal / Fall stay apart.
+        meaning: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._nms_groups = np.array(
+            [
+                meaning.setdefault((table[i].category, table[i].attributes), len(meaning))
+                if i in table
+                else -1 - i
+                for i in range(size)
+            ],
+            dtype=np.int64,
+        )
         self._filters = spec.filter_table()
         limits = [spec.score_threshold] + [f["min_score"] for f in self._filters.values() if "min_score" in f]
         self._threshold = min(limits)
@@ -278,7 +291,7 @@ class YoloDetector:
             known = ids < len(self._wanted)
             known[known] = self._wanted[ids[known]]
             candidates = yolo.Candidates(candidates.boxes[known], candidates.scores[known], ids[known])
-            kept = yolo.nms(candidates, self.spec.nms_iou)
+            kept = yolo.nms(candidates, self.spec.nms_iou, groups=self._nms_groups)
             pixels = yolo.unletterbox(kept.boxes, box)
             categories = self._category[kept.class_ids] if len(kept.class_ids) else np.zeros(0, dtype=object)
             mask = yolo.filter_mask(pixels, kept.scores, categories, self._filters, self.spec.score_threshold)

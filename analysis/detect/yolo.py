@@ -96,15 +96,17 @@ def _empty() -> Candidates:
     return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
 
 
-def nms(candidates: Candidates, iou: float, limit: int = MAX_DETECTIONS) -> Candidates:
-    """Per-class non-maximum suppression (OpenCV's batched NMS), best first."""
+def nms(
+    candidates: Candidates, iou: float, limit: int = MAX_DETECTIONS, groups: np.ndarray | None = None
+) -> Candidates:
+    """Non-maximum suppression (OpenCV's batched NMS), best first: boxes compete within their
+    class, or within their group when `groups` (one id per class id) is given."""
     if len(candidates.scores) == 0:
         return candidates
     xywh = candidates.boxes.copy()
     xywh[:, 2:] -= xywh[:, :2]
-    keep = cv2.dnn.NMSBoxesBatched(
-        xywh.tolist(), candidates.scores.tolist(), candidates.class_ids.tolist(), 0.0, float(iou)
-    )
+    batch = candidates.class_ids if groups is None else groups[candidates.class_ids]
+    keep = cv2.dnn.NMSBoxesBatched(xywh.tolist(), candidates.scores.tolist(), batch.tolist(), 0.0, float(iou))
     kept = np.asarray(keep, dtype=np.int64).reshape(-1)
     kept = kept[np.argsort(-candidates.scores[kept], kind="stable")][:limit]
     return Candidates(candidates.boxes[kept], candidates.scores[kept], candidates.class_ids[kept])

@@ -171,7 +171,9 @@ MODELS: tuple[Packaged, ...] = (
         # The network's own 416×416 measured best on the labelled frames (docs/benchmarks.md).
         fields={
             "priority": 10,
-            "score_threshold": 0.25,
+            # Low on purpose: detections under 0.2 (0.25 for persons) only extend tracks, never
+            # start one (analysis.rules.engine); docs/benchmarks.md has the figures.
+            "score_threshold": 0.1,
             "nms_iou": 0.45,
             "input_width": 416,
             "input_height": 416,
