@@ -9,4 +9,5 @@ urlpatterns = [
     re_path(r"^tasks/(?P<task_id>[^/]+)/pictures/?$", views.TaskPictures.as_view(), name="task-pictures"),
     re_path(r"^tasks/(?P<task_id>[^/]+)/events/?$", views.TaskEvents.as_view(), name="task-events"),
     re_path(r"^events/(?P<event_id>[^/]+)/snapshot/?$", views.EventSnapshot.as_view(), name="event-snapshot"),
+    re_path(r"^events/(?P<event_id>[^/]+)/clip/?$", views.EventClip.as_view(), name="event-clip"),
 ]

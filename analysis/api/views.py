@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.http import FileResponse
+from django.http import FileResponse, Http404
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -67,6 +67,33 @@ class EventSnapshot(NativeAPIView):
         if path is None or not path.is_file():
             raise NotFound(_("no snapshot of event %(id)s") % {"id": event_id}, field="event_id")
         return FileResponse(path.open("rb"), content_type="image/jpeg")
+
+
+class EventClip(NativeAPIView):
+    @extend_schema(
+        responses={(200, "video/webm"): OpenApiTypes.BINARY},
+        summary="An event's clip (WebM, a few seconds around the event; 404 until the node has written it)",
+    )
+    def get(self, request: Request, event_id: str) -> FileResponse:
+        from analysis.admin import media_file  # how the console serves clips (files under MEDIA_ROOT)
+
+        event = (
+            Event.objects.for_project(self.project)
+            .filter(pk=int(event_id) if event_id.isdigit() else 0)
+            .first()
+        )
+        if event is not None and event.clip:
+            try:
+                return media_file(event.clip, "video/webm")
+            except Http404:
+                pass
+        if event is not None and event.clip_pending:
+            raise NotFound(
+                _("the clip of event %(id)s is still being recorded; ask again in a few seconds")
+                % {"id": event_id},
+                field="event_id",
+            )
+        raise NotFound(_("no clip of event %(id)s") % {"id": event_id}, field="event_id")
 
 
 class TaskEvents(NativeAPIView):
