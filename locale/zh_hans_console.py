@@ -28,7 +28,7 @@ ZH = {
     "silent": "失联",
     "%(n)s cores": "%(n)s 核",
     "none": "无",
-    "No node has registered. Start one with: manage.py node --name NAME": "尚无节点注册。启动命令:manage.py node --name 名称",
+    "No node has registered. Start one with:": "尚无节点注册。启动命令:",
     "%(n)s subtask waits for a free node.": "%(n)s 个子任务在等待空闲节点。",
     "Recent failures": "最近的失败",
     "Failed queue jobs (Django Q)": "失败的队列作业(Django Q)",
@@ -272,5 +272,13 @@ ZH.update(
         "ROI %(n)s of %(scene)s": "场景 %(scene)s 的 ROI %(n)s",
         "no clip of event %(id)s": "事件 %(id)s 没有视频片段",
         "the clip of event %(id)s is still being recorded; ask again in a few seconds": "事件 %(id)s 的视频片段仍在录制;请几秒后再试",
+    }
+)
+ZH.update(
+    {
+        "acknowledged": "已确认",
+        "refused": "被拒绝",
+        "no answer in time": "未及时应答",
+        "applied": "已生效",
     }
 )

@@ -96,10 +96,14 @@ def chinese_operator(db) -> Client:
 
 @pytest.fixture
 def console_data(chinese_operator):
+    return make_console_data(Project.objects.get(project_id="ops"))
+
+
+def make_console_data(project: Project) -> dict:
+    """A running camera with its figures and an event, on a node: what the console pages show."""
     store = Path(settings.DATA_DIR) / "videos"
     store.mkdir(parents=True, exist_ok=True)
     shutil.copy(VIDEO, store / "bikes.mp4")
-    project = Project.objects.get(project_id="ops")
     roi = '<root><polygon name="门口"><point x="0.1" y="0.1"/><point x="0.9" y="0.1"/><point x="0.5" y="0.9"/></polygon></root>'
     task = task_services.create_task(
         project,
@@ -140,12 +144,15 @@ def console_data(chinese_operator):
 
 @pytest.fixture
 def operator_data(console_data):
+    return make_operator_data(Project.objects.get(project_id="ops"), console_data)
+
+
+def make_operator_data(project: Project, console_data: dict) -> dict:
     """One of everything else an operator opens: a storage config, a video channel, a batch, a
-    token, a delivery, and a task over a channel (its scene names the channel)."""
+    token, a delivery."""
     from analysis.models import Delivery
     from tasks.models import ApiToken, BatchTask, StoreConf, VideoChannel
 
-    project = Project.objects.get(project_id="ops")
     conf = StoreConf.objects.create(
         project=project, unid="sc1", name="存储一", file_ext="xml", content=b"<root/>"
     )
@@ -256,6 +263,31 @@ def test_a_console_page_in_chinese_shows_no_english_word(chinese_operator, conso
 @pytest.mark.parametrize("name", OPERATOR_PAGES)
 def test_every_operator_page_in_chinese_shows_no_english_word(chinese_operator, operator_data, name):
     assert_no_english(chinese_operator, operator_data, name)
+
+
+@pytest.mark.parametrize(
+    ("changelist", "action"),
+    [
+        ("/admin/tasks/task/", "config_complete"),
+        ("/admin/tasks/task/", "start"),
+        ("/admin/tasks/task/", "stop"),
+        ("/admin/tasks/task/", "dispatch_again"),
+        ("/admin/subtasks/subtask/", "config_complete"),
+        ("/admin/subtasks/subtask/", "start"),
+        ("/admin/subtasks/subtask/", "stop"),
+    ],
+)
+def test_an_actions_messages_are_chinese(chinese_operator, console_data, changelist, action):
+    """The list after an admin action: its messages (each subtask's outcome) in Chinese too."""
+    pk = console_data["task"].pk if changelist.startswith("/admin/tasks/") else console_data["subtask"].pk
+    response = chinese_operator.post(
+        changelist, {"action": action, "_selected_action": [pk], "index": 0}, follow=True
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'class="messagelist"' in page, f"{action}: no message"
+    left = english_words(page, page_data(console_data))
+    assert not left, f"English after {action}: {', '.join(left)}\n" + "\n".join(where(page, w) for w in left)
 
 
 def test_the_check_finds_an_untranslated_label(chinese_operator, console_data):
