@@ -20,7 +20,7 @@ from analysis.models import CameraStats, Event
 from subtasks.choices import State
 from subtasks.models import Node, Subtask
 from tasks import services as task_services
-from tasks.models import Project
+from tasks.models import Project, Task
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +35,9 @@ PROPER_NAMES = {
     "VCS",
     "ONVIF",
     "RTSP",
+    "RTSPS",
+    "HTTP",
+    "HTTPS",
     "PTZ",
     "ROI",
     "XML",
@@ -59,7 +62,7 @@ PROPER_NAMES = {
 UNITS = {"fps", "ms", "MB"}
 TECHNICAL = PROPER_NAMES | UNITS
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*[A-Za-z0-9]")
-URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
+URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S*", re.I)
 
 
 def visible_text(page: str) -> str:
@@ -288,6 +291,33 @@ def test_an_actions_messages_are_chinese(chinese_operator, console_data, changel
     assert 'class="messagelist"' in page, f"{action}: no message"
     left = english_words(page, page_data(console_data))
     assert not left, f"English after {action}: {', '.join(left)}\n" + "\n".join(where(page, w) for w in left)
+
+
+@pytest.mark.parametrize(
+    ("fields", "echoed"),
+    [
+        pytest.param({}, set(), id="no-source"),
+        pytest.param({"video": "bikes.mp4", "stream_url": "rtsp://10.0.0.1/live"}, set(), id="two-sources"),
+        pytest.param({"stream_url": "10.0.0.1/live"}, set(), id="no-scheme"),
+        pytest.param({"stream_url": "file:///etc/passwd"}, {"file"}, id="a-local-file"),
+        pytest.param({"video": "bikes.mp4", "roi": "bow-tie"}, set(), id="bow-tie"),
+        pytest.param({"video": "other.mp4"}, {"other"}, id="not-in-store"),
+    ],
+)
+def test_a_refused_camera_is_explained_in_chinese(chinese_operator, console_data, fields, echoed):
+    """The camera page's refusals, each at its field, in Chinese too (`echoed`: what the operator
+    typed, quoted back in the message)."""
+    from tests.test_console import BOW_TIE, camera_post
+
+    if fields.get("roi") == "bow-tie":
+        fields = {**fields, "roi": BOW_TIE.replace("yard", "院子")}
+    body = {**camera_post(**fields, _start="1"), "name": "前门", "mtask_name": "全天"}
+    response = chinese_operator.post("/admin/tasks/task/camera/", body)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert Task.objects.count() == 1  # refused: only the fixture's task
+    left = english_words(page, page_data(console_data) | echoed)
+    assert not left, f"English in the refusal: {', '.join(left)}\n" + "\n".join(where(page, w) for w in left)
 
 
 def test_the_check_finds_an_untranslated_label(chinese_operator, console_data):
