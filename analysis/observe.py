@@ -57,7 +57,7 @@ class Observer:
         fps: float,
         clips: bool = True,
         clock: Callable[[], float] = time.monotonic,
-        continues: bool = False,
+        continues: bool | None = None,
         resume_frame: int = 0,
     ) -> None:
         self.subtask_id = subtask_id
@@ -79,11 +79,46 @@ class Observer:
         self._decoded_before = 0
         self._detections_before = 0
         self._inference_s_before = 0.0
+        # continues: True, a later job of the run; False, its first (the row is zeroed at once);
+        # None, no row is read or zeroed before the first flush (a benchmark's observer).
         if continues:
             self._continue_from_row()
             # Decoding goes on from the frame after the last job's: the frames skipped between
             # it and the first analysed one were decoded too.
             self._first_index = resume_frame or None
+        elif continues is False:
+            self._start_row()
+
+    def _start_row(self) -> None:
+        """The run's first job: the row counts from zero at once, so that a re-dispatch before this
+        job's first heartbeat does not continue the previous run's figures."""
+        from analysis.models import CameraStats
+
+        zero = {
+            name: 0
+            for name in (
+                "frames_decoded",
+                "frames_analysed",
+                "source_fps",
+                "analysed_fps",
+                "detections",
+                "detections_per_minute",
+                "inference_ms",
+                "inference_seconds",
+                "reconnects",
+                "events",
+            )
+        }
+        CameraStats.objects.update_or_create(
+            subtask_id=self.subtask_id,
+            defaults={
+                **zero,
+                "node_name": self.node_name,
+                "last_frame_at": None,
+                "started_at": self.started_at,
+            },
+        )
+        self._created = True
 
     def _continue_from_row(self) -> None:
         from analysis.models import CameraStats

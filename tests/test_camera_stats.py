@@ -236,3 +236,29 @@ def test_counters_go_on_when_a_killed_job_is_dispatched_again(alice, store, node
     assert samples <= stats.frames_analysed < samples + 25 * 3
     assert stats.detections == stats.frames_analysed
     assert frames <= stats.frames_decoded < frames + 25 * 3
+
+
+def test_a_runs_first_job_zeroes_the_row_at_once_and_a_later_job_continues_it(alice):
+    """So that a re-dispatch before the first job's first heartbeat (a second attempt, which
+    continues) does not continue the previous run's figures."""
+    from analysis.observe import Observer, continues_run
+    from subtasks.models import Subtask
+    from tests.analysis_helpers import ready_task
+
+    subtask = ready_task(alice, vchans=1, algo_type="2").subtasks.get()
+    CameraStats.objects.create(subtask=subtask, frames_analysed=999, detections=999, events=3)
+    Subtask.objects.filter(pk=subtask.pk).update(attempts=1)
+    subtask.refresh_from_db()
+    assert not continues_run(subtask, 0)
+    Observer(subtask.pk, "n1", 5.0, clips=False, continues=continues_run(subtask, 0))
+    row = CameraStats.objects.get(subtask=subtask)
+    assert (row.frames_analysed, row.detections, row.events, row.node_name) == (0, 0, 0, "n1")
+
+    CameraStats.objects.filter(subtask=subtask).update(frames_analysed=7, detections=5, reconnects=2)
+    Subtask.objects.filter(pk=subtask.pk).update(attempts=2)  # the reaper dispatched it again
+    subtask.refresh_from_db()
+    assert continues_run(subtask, 0)
+    later = Observer(subtask.pk, "n2", 5.0, clips=False, continues=True)
+    assert (later.frames_analysed, later.reconnects) == (7, 2)
+    pipeline = type("P", (), {"detections": 1, "inference_s": 0.5, "detectors": []})()
+    assert later.figures(pipeline)["detections"] == 6
