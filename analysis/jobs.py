@@ -219,9 +219,11 @@ class SubtaskRun:
                 self._finish(State.STOPPED, _("stopped"))
                 return "stopped"
             except NodeDraining:
+                self._close_observer()  # the figures are stored before the next job reads them
                 self._hand_back()
                 return "handed back: node draining"
             except SegmentEnd:
+                self._close_observer()
                 enqueue(self.subtask.pk, self.node_name, self.progress.last_frame + 1)
                 return f"continues from frame {self.progress.last_frame + 1}"
             except Exception as exc:  # noqa: BLE001 - whatever broke, the subtask must not stay RUNNING
@@ -238,13 +240,18 @@ class SubtaskRun:
                 self.inbox.close()
 
     def _run(self, resume_frame: int) -> str:
-        from analysis.observe import Observer
+        from analysis.observe import Observer, continues_run
 
         self._turn_camera()
         self.pipeline = build_pipeline(self.subtask)
         pictures = self.task.source_type in PICTURE_SOURCES
         self.observer = Observer(
-            self.subtask.pk, self.node_name, self.pipeline.engine.fps, clips=not pictures
+            self.subtask.pk,
+            self.node_name,
+            self.pipeline.engine.fps,
+            clips=not pictures,
+            continues=continues_run(self.subtask, resume_frame),
+            resume_frame=resume_frame,
         )
         self.roi_pending = target_rois(self.subtask) is None
         if pictures:

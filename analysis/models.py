@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tasks import constants
@@ -173,6 +175,11 @@ class Detector(models.Model):
             )
 
 
+# An event's clip is written a few seconds after it (analysis/clips.py: 3 s after the event, then
+# encoded); one not there after this long is not coming (the run ended, or the write failed).
+CLIP_PENDING_S = 120
+
+
 class EventQuerySet(TenantQuerySet):
     project_path = "task__project"
 
@@ -235,6 +242,23 @@ class Event(models.Model):
         """Where an API client fetches the JPEG (with its token: GET /events/{id}/snapshot)."""
         return f"/events/{self.pk}/snapshot" if self.snapshot else ""
 
+    @property
+    def clip_pending(self) -> bool:
+        """No clip yet, but the node is recording one: a video event (not a picture's) with clips
+        on, written a few seconds after the event (CLIP_PENDING_S: then it is not coming)."""
+        if self.clip or not settings.VIAS_EVENT_CLIPS or not self.snapshot:
+            return False
+        if "picture" in (self.attributes or {}):
+            return False
+        created = self.created_at or timezone.now()  # unsaved: just made
+        return timezone.now() - created < timedelta(seconds=CLIP_PENDING_S)
+
+    @property
+    def clip_url(self) -> str:
+        """Where an API client fetches the WebM clip (with its token: GET /events/{id}/clip): once
+        written, or while it is being recorded (that URL answers 404 until the clip is there)."""
+        return f"/events/{self.pk}/clip" if self.clip or self.clip_pending else ""
+
     def as_message(self) -> dict[str, Any]:
         """The event as every output sends it (webhook body, stream entry, websocket push)."""
         return {
@@ -252,6 +276,7 @@ class Event(models.Model):
             "track_id": self.track_id,
             "attributes": self.attributes,
             "snapshot_url": self.snapshot_url,
+            "clip_url": self.clip_url,
         }
 
 

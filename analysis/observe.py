@@ -1,6 +1,9 @@
 """What a running subtask shows the operator: per-camera stats, the live view and event clips.
 
-One Observer per run (analysis/jobs.py). The job calls `frame()` after each analysed frame,
+One Observer per job (analysis/jobs.py). A run may take several jobs: a job ends its segment
+(VIAS_JOB_SEGMENT) and a fresh one continues, a node dies and the run is dispatched again, a
+draining node hands it back. Only the first job of a run starts the counters at zero; every later
+one continues from the figures in the CameraStats row (`continues`). The job calls `frame()` after each analysed frame,
 `event()` after storing each event, `reconnected()` when a stream comes back, and `flush()` with
 its once-a-second heartbeat, which writes the CameraStats row (one UPDATE) and fills in the
 clips written since. Nothing here changes what the analysis finds.
@@ -37,6 +40,13 @@ def provider_of(detectors: Sequence[Any]) -> str:
     return ""
 
 
+def continues_run(subtask: Any, resume_frame: int) -> bool:
+    """Whether a job continues a run an earlier job began, so that its counters go on: a new
+    segment, or a file dispatched again, continues after a frame; a re-dispatch counts an attempt
+    (`start_task` resets the attempts to 0 and the run's first dispatch makes it 1)."""
+    return resume_frame > 0 or subtask.attempts > 1
+
+
 class Observer:
     """Counters of one run, the live publisher and the clip recorder."""
 
@@ -47,6 +57,8 @@ class Observer:
         fps: float,
         clips: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        continues: bool | None = None,
+        resume_frame: int = 0,
     ) -> None:
         self.subtask_id = subtask_id
         self.node_name = node_name
@@ -63,14 +75,77 @@ class Observer:
         self._first_index: int | None = None
         self._samples: deque[tuple[float, int, int]] = deque()  # (time, frames, detections)
         self._created = False
+        # What the run's earlier jobs counted (a new pipeline counts its detections from zero).
+        self._decoded_before = 0
+        self._detections_before = 0
+        self._inference_s_before = 0.0
+        # continues: True, a later job of the run; False, its first (the row is zeroed at once);
+        # None, no row is read or zeroed before the first flush (a benchmark's observer).
+        if continues:
+            self._continue_from_row()
+            # Decoding goes on from the frame after the last job's: the frames skipped between
+            # it and the first analysed one were decoded too.
+            self._first_index = resume_frame or None
+        elif continues is False:
+            self._start_row()
+
+    def _start_row(self) -> None:
+        """The run's first job: the row counts from zero at once, so that a re-dispatch before this
+        job's first heartbeat does not continue the previous run's figures."""
+        from analysis.models import CameraStats
+
+        zero = {
+            name: 0
+            for name in (
+                "frames_decoded",
+                "frames_analysed",
+                "source_fps",
+                "analysed_fps",
+                "detections",
+                "detections_per_minute",
+                "inference_ms",
+                "inference_seconds",
+                "reconnects",
+                "events",
+            )
+        }
+        CameraStats.objects.update_or_create(
+            subtask_id=self.subtask_id,
+            defaults={
+                **zero,
+                "node_name": self.node_name,
+                "last_frame_at": None,
+                "started_at": self.started_at,
+            },
+        )
+        self._created = True
+
+    def _continue_from_row(self) -> None:
+        from analysis.models import CameraStats
+
+        row = CameraStats.objects.filter(subtask_id=self.subtask_id).first()
+        if row is None:
+            return
+        self.frames_analysed = row.frames_analysed
+        self._decoded_before = row.frames_decoded
+        self.frames_decoded = row.frames_decoded
+        self.reconnects = row.reconnects
+        self.events = row.events
+        self.last_frame_at = row.last_frame_at
+        self.started_at = row.started_at or self.started_at
+        self._detections_before = row.detections
+        self._inference_s_before = row.inference_seconds
+        self._created = True
 
     # -- from the job -------------------------------------------------------------------------------
 
     def frame(self, image: np.ndarray, frame_index: int, offset_s: float, pipeline: Any) -> None:
         self.frames_analysed += 1
-        if self._first_index is None:
+        if self._first_index is None or self._first_index > frame_index:
             self._first_index = frame_index
-        self.frames_decoded = max(self.frames_decoded, frame_index - self._first_index + 1)
+        self.frames_decoded = max(
+            self.frames_decoded, self._decoded_before + frame_index - self._first_index + 1
+        )
         self.last_frame_at = timezone.now()
         live_due = self.live.due()
         if self.clips is None and not live_due:
@@ -113,14 +188,14 @@ class Observer:
 
     def figures(self, pipeline: Any) -> dict[str, Any]:
         now = self.clock()
-        detections = int(pipeline.detections)
+        detections = self._detections_before + int(pipeline.detections)
         self._samples.append((now, self.frames_analysed, detections))
         while self._samples and now - self._samples[0][0] > DETECTION_WINDOW_S:
             self._samples.popleft()
         recent = [s for s in self._samples if now - s[0] <= RATE_WINDOW_S]
         fps = _rate(recent[0], recent[-1], 1) if len(recent) > 1 else 0.0
         per_minute = _rate(self._samples[0], self._samples[-1], 2) * 60 if len(self._samples) > 1 else 0.0
-        inference_s = float(pipeline.inference_s)
+        inference_s = self._inference_s_before + float(pipeline.inference_s)
         return {
             "node_name": self.node_name,
             "provider": provider_of(pipeline.detectors),

@@ -108,12 +108,12 @@ ZH = {
     "%(c)s belongs to another project": "%(c)s 属于其他项目",
     # storage config form
     "File content": "文件内容",
-    "UTF-8 text; XML files are checked by the hardened parser when saved": "UTF-8 文本;XML 文件保存时由安全解析器检查",
+    "UTF-8 text; XML files are checked by the hardened parser when saved": "文本(UTF-8 编码);XML 文件保存时由安全解析器检查",
     "or upload a file": "或上传文件",
     "replaces the content above": "替换上面的内容",
     "give the file's content or upload it": "请填写文件内容或上传文件",
     "(binary file of %(n)d bytes: upload a new one to replace it)": "(%(n)d 字节的二进制文件:上传新文件以替换)",
-    "one subtask per channel (pull_video_stream); none: the play URL is the one source. Fixed once the task is created.": "每个通道一个子任务(pull_video_stream);不选则以播放地址为唯一视频源。任务创建后不能修改。",
+    "one subtask per channel (pull_video_stream); none: the play URL is the one source. Fixed once the task is created.": "每个通道一个子任务(视频源类型为拉取视频流时);不选则以播放地址为唯一视频源。任务创建后不能修改。",
     # XML and drawing editors
     "line %(line)d, column %(column)d": "第 %(line)d 行第 %(column)d 列",
     "ROI %(n)d: %(error)s": "ROI %(n)d:%(error)s",

@@ -28,7 +28,7 @@ ZH = {
     "silent": "失联",
     "%(n)s cores": "%(n)s 核",
     "none": "无",
-    "No node has registered. Start one with: manage.py node --name NAME": "尚无节点注册。启动命令:manage.py node --name 名称",
+    "No node has registered. Start one with:": "尚无节点注册。启动命令:",
     "%(n)s subtask waits for a free node.": "%(n)s 个子任务在等待空闲节点。",
     "Recent failures": "最近的失败",
     "Failed queue jobs (Django Q)": "失败的队列作业(Django Q)",
@@ -80,7 +80,7 @@ ZH = {
     "What you will see in the lists, e.g. “front door”.": "在列表中显示的名称,例如“前门”。",
     "Project": "项目",
     "Video from the store": "视频库中的视频",
-    "A recorded file in the video store (VIAS_DATA_DIR/videos).": "视频库(VIAS_DATA_DIR/videos)中的录像文件。",
+    "A recorded file in the video store (VIAS_DATA_DIR/videos).": "视频库(数据目录下的视频文件夹)中的录像文件。",
     "…or upload a video": "…或上传视频",
     "It is saved into the video store and analysed from there.": "上传的文件保存到视频库,从那里分析。",
     "…or a stream URL": "…或视频流地址",
@@ -147,7 +147,7 @@ ZH = {
     "track": "轨迹",
     "attributes": "属性",
     "snapshot file": "抓拍文件",
-    "WebM (VP8) clip under MEDIA_ROOT": "MEDIA_ROOT 下的 WebM(VP8)视频片段",
+    "WebM (VP8) clip under MEDIA_ROOT": "媒体目录下的 WebM(VP8)视频片段",
     "clip file": "视频片段文件",
     "output": "输出",
     "target": "目标",
@@ -235,8 +235,8 @@ ZH = {
     "interval": "间隔",
     "start time": "开始时间",
     "end time": "结束时间",
-    "schedule (mtask)": "计划(mtask)",
-    "schedules (mtasks)": "计划(mtask)",
+    "schedule (mtask)": "计划",
+    "schedules (mtasks)": "计划",
     "scene ID": "场景 ID",
     "PTZ preset": "云台预置位",
     "basic algorithm configuration": "算法基础配置",
@@ -265,5 +265,20 @@ ZH.update(
         "reprojection error %(e)s m": "重投影误差 %(e)s 米",
         "reprojection error: from 4 pairs": "重投影误差:需 4 个点对",
         "ground grid: one line every %(step)s m": "地面网格:每 %(step)s 米一条线",
+    }
+)
+ZH.update(
+    {
+        "ROI %(n)s of %(scene)s": "场景 %(scene)s 的 ROI %(n)s",
+        "no clip of event %(id)s": "事件 %(id)s 没有视频片段",
+        "the clip of event %(id)s is still being recorded; ask again in a few seconds": "事件 %(id)s 的视频片段仍在录制;请几秒后再试",
+    }
+)
+ZH.update(
+    {
+        "acknowledged": "已确认",
+        "refused": "被拒绝",
+        "no answer in time": "未及时应答",
+        "applied": "已生效",
     }
 )

@@ -5,7 +5,7 @@ ZH = {
     "no model gives the attribute %(attribute)s: run `python manage.py fetch_models`, or register one in the admin (Detectors) with a class whose attributes list it": "没有模型提供属性 %(attribute)s:请运行 `python manage.py fetch_models`,或在管理后台(检测器)注册一个其类别属性包含它的模型",
     "YOLOv8 / YOLO11 (1×(4+classes)×anchors)": "YOLOv8 / YOLO11(1×(4+类别数)×锚点数)",
     "YOLOv5 / Darknet (1×anchors×(5+classes))": "YOLOv5 / Darknet(1×锚点数×(5+类别数))",
-    "MTCNN face cascade (pnet, rnet, onet files side by side)": "MTCNN 人脸级联(pnet、rnet、onet 文件放在同一目录)",
+    "MTCNN face cascade (pnet, rnet, onet files side by side)": "MTCNN 人脸级联(三个网络文件放在同一目录)",
     "detector: finds the objects of its categories": "检测器:检出其类别的目标",
     "attribute: second stage on another detector's crops (e.g. fall)": "属性:在其他检测器裁剪图上的第二阶段(如跌倒)",
     "role": "角色",
@@ -87,4 +87,7 @@ ZH = {
     "cannot reach the source %(url)s: %(error)s": "无法连接视频源 %(url)s:%(error)s",
     "a source redirects to a non-http URL": "视频源重定向到非 http URL",
     "the source redirects more than %(n)s times": "视频源重定向超过 %(n)s 次",
+    "model %(name)s has no file %(path)s": "模型 %(name)s 没有文件 %(path)s",
+    "node %(node)s has not reached Redis since %(at)s": "节点 %(node)s 自 %(at)s 起未连上 Redis",
+    "last Redis acknowledgement": "最近一次 Redis 确认",
 }

@@ -703,4 +703,4 @@ class SceneRoi(models.Model):
         ordering = ["scene", "position"]
 
     def __str__(self) -> str:
-        return f"ROI {self.position} of {self.scene}"
+        return _("ROI %(n)s of %(scene)s") % {"n": self.position, "scene": self.scene}

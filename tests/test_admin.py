@@ -153,15 +153,15 @@ def test_the_admin_speaks_chinese_when_asked(staff, task):
 def test_config_complete_then_start_then_stop_report_each_subtask(staff, task, body_detector):
     url = reverse("admin:tasks_task_changelist")
     answer = staff.post(url, {"action": "config_complete", "_selected_action": [task.pk]}, follow=True)
-    assert sum("config complete: subtask" in t and "CONFIGURED" in t for t in texts(answer)) == 2
+    assert sum("config complete: subtask" in t and "→ configured" in t for t in texts(answer)) == 2
     assert set(task.subtasks.values_list("state", flat=True)) == {State.CONFIGURED}
 
     answer = staff.post(reverse("admin:tasks_task_command", args=[task.pk, "start"]), follow=True)
-    assert sum("STARTING" in t for t in texts(answer)) == 2
+    assert sum("→ starting" in t for t in texts(answer)) == 2
     assert set(task.subtasks.values_list("state", flat=True)) == {State.STARTING}
 
     answer = staff.post(url, {"action": "stop", "_selected_action": [task.pk]}, follow=True)
-    assert sum("STOPPED" in t for t in texts(answer)) == 2
+    assert sum("→ stopped" in t for t in texts(answer)) == 2
     assert set(task.subtasks.values_list("state", flat=True)) == {State.STOPPED}
 
 
@@ -177,9 +177,9 @@ def test_subtask_buttons_start_and_stop_one_subtask(staff, task, body_detector):
     command = "admin:subtasks_subtask_command"
     staff.post(reverse(command, args=[subtask.pk, "config-complete"]))
     answer = staff.post(reverse(command, args=[subtask.pk, "start"]), follow=True)
-    assert any(f"subtask {subtask.pk} → STARTING" in t for t in texts(answer))
+    assert any(f"subtask {subtask.pk} → starting" in t for t in texts(answer))
     answer = staff.post(reverse(command, args=[subtask.pk, "stop"]), follow=True)
-    assert any(f"subtask {subtask.pk} → STOPPED" in t for t in texts(answer))
+    assert any(f"subtask {subtask.pk} → stopped" in t for t in texts(answer))
     assert Subtask.objects.get(pk=subtask.pk).state == State.STOPPED
     assert Subtask.objects.exclude(pk=subtask.pk).get().state == State.PENDING
 
@@ -188,7 +188,7 @@ def test_dispatch_again_moves_an_abnormal_subtask_back_to_starting(staff, task):
     subtask = task.subtasks.first()
     Subtask.objects.filter(pk=subtask.pk).update(state=State.ABNORMAL, config_complete=True)
     answer = staff.post(reverse("admin:subtasks_subtask_command", args=[subtask.pk, "dispatch"]), follow=True)
-    assert any("STARTING" in t for t in texts(answer))
+    assert any("→ starting" in t for t in texts(answer))
     assert Subtask.objects.get(pk=subtask.pk).state == State.STARTING
 
 
@@ -206,7 +206,7 @@ def test_the_task_pages_dispatch_again_button_redispatches_an_abnormal_subtask(
         answer = staff.post(url, follow=True)
 
     assert answer.status_code == 200
-    assert any(f"dispatch again: subtask {abnormal.pk} → STARTING" in t for t in texts(answer))
+    assert any(f"dispatch again: subtask {abnormal.pk} → starting" in t for t in texts(answer))
     again = Subtask.objects.get(pk=abnormal.pk)
     # Dispatched: with no live node it waits for one, and says so.
     assert again.state == State.STARTING and "waiting" in again.status_reason
@@ -222,7 +222,7 @@ def test_the_dispatch_again_action_on_the_task_list_redispatches_an_abnormal_sub
         follow=True,
     )
     assert answer.status_code == 200
-    assert any(f"subtask {abnormal.pk} → STARTING" in t for t in texts(answer))
+    assert any(f"subtask {abnormal.pk} → starting" in t for t in texts(answer))
     assert Subtask.objects.get(pk=abnormal.pk).state == State.STARTING
 
 

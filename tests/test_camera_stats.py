@@ -129,3 +129,136 @@ def test_a_clip_holds_the_seconds_before_and_after_its_event(tmp_path, settings)
     clip = cv2.VideoCapture(str(tmp_path / "events/x/7.webm"))
     # 3 s before (15 frames, the event's own included) and 3 s after (15 frames).
     assert int(clip.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
+
+
+# -- a run that takes several jobs keeps counting (real nodes: manage.py node subprocesses) --------
+
+
+def _whole_file(path: Path, fps: float) -> tuple[int, int]:
+    """(frames decoded up to the last analysed one, frames analysed at `fps`): what one
+    uninterrupted run counts."""
+    from analysis.sources import VideoSource, is_sampled
+
+    with VideoSource(path, fps=fps) as video:
+        last = max(i for i in range(video.frame_count) if is_sampled(i, video.step))
+        return last + 1, video.total_samples
+
+
+def _started(actor, url: str, fps: int):
+    from tests.test_nodes import started_task
+
+    _task, subtask = started_task(actor, url, fps=fps)
+    return subtask
+
+
+def _finished(subtask, node, timeout: float = 180):
+    from subtasks.models import Subtask as SubtaskModel
+
+    wait_for(
+        lambda: SubtaskModel.objects.get(pk=subtask.pk).state in (State.SUCCEEDED, State.FAILED),
+        timeout=timeout,
+        what=lambda: f"the end of the run\n{node.output()[-3000:]}",
+    )
+    done = SubtaskModel.objects.get(pk=subtask.pk)
+    assert done.state == State.SUCCEEDED, done.status_reason
+    return done
+
+
+def _segments(subtask) -> int:
+    from django_q.models import Task as QTask
+
+    return sum(
+        1
+        for result in QTask.objects.filter(name=f"subtask-{subtask.pk}").values_list("result", flat=True)
+        if str(result).startswith("continues from frame")
+    )
+
+
+def test_counters_go_on_across_job_segments_and_start_again_with_a_new_run(alice, store, node_process):
+    """VIAS_JOB_SEGMENT=1: the run is a chain of one-second jobs on a real node; the row then
+    counts what one uninterrupted run counts. Starting the task again starts the counters again."""
+    long_video(store / "long.mp4", loops=8)
+    frames, samples = _whole_file(store / "long.mp4", fps=20)
+    node = node_process(capacity=1, heartbeat_timeout=30, VIAS_JOB_SEGMENT="1", VIAS_SUBTASKS_PER_WORKER="1")
+    subtask = _started(alice, "long.mp4", fps=20)
+    _finished(subtask, node)
+    assert _segments(subtask) >= 2, node.output()[-3000:]
+    stats = CameraStats.objects.get(subtask=subtask)
+    assert stats.frames_analysed == samples
+    assert stats.frames_decoded == frames
+    assert stats.detections == samples  # the fixed model sees one person in every frame
+    assert stats.events == Event.objects.filter(subtask=subtask).count() >= 1
+    assert stats.inference_seconds > 0 and stats.inference_ms > 0
+    first_started = stats.started_at
+
+    subtask_services.start_task(subtask.task)
+    _finished(subtask, node)
+    again = CameraStats.objects.get(subtask=subtask)
+    assert again.frames_analysed == samples and again.detections == samples  # not twice
+    assert again.started_at > first_started
+
+
+def test_counters_go_on_when_a_killed_job_is_dispatched_again(alice, store, node_process):
+    """The job's worker is killed mid-run; the reaper dispatches the run again (a second attempt),
+    which continues after its checkpoint and after the row's counts."""
+    import os
+    import signal
+
+    from subtasks.models import Subtask as SubtaskModel
+
+    long_video(store / "long.mp4", loops=8)
+    frames, samples = _whole_file(store / "long.mp4", fps=25)
+    node = node_process(capacity=1, heartbeat_timeout=6)
+    subtask = _started(alice, "long.mp4", fps=25)
+    pid = wait_for(lambda: control.live_pid(subtask.pk), timeout=60, what="the job to start")
+    wait_for(
+        lambda: (
+            (row := CameraStats.objects.filter(subtask=subtask).first()) is not None
+            and row.frames_analysed > samples // 3
+        ),
+        timeout=90,
+        what="a third of the file counted",
+    )
+    before = CameraStats.objects.get(subtask=subtask)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(
+        lambda: SubtaskModel.objects.get(pk=subtask.pk).attempts >= 2,
+        timeout=60,
+        what=lambda: f"a second attempt\n{node.output()[-3000:]}",
+    )
+    done = _finished(subtask, node)
+    assert done.attempts >= 2
+    stats = CameraStats.objects.get(subtask=subtask)
+    assert stats.started_at == before.started_at
+    assert stats.frames_analysed >= before.frames_analysed
+    # The second job continues after the checkpoint written with the row: every frame counted
+    # once (frames the dead job analysed after its last heartbeat are analysed and counted again).
+    assert samples <= stats.frames_analysed < samples + 25 * 3
+    assert stats.detections == stats.frames_analysed
+    assert frames <= stats.frames_decoded < frames + 25 * 3
+
+
+def test_a_runs_first_job_zeroes_the_row_at_once_and_a_later_job_continues_it(alice):
+    """So that a re-dispatch before the first job's first heartbeat (a second attempt, which
+    continues) does not continue the previous run's figures."""
+    from analysis.observe import Observer, continues_run
+    from subtasks.models import Subtask
+    from tests.analysis_helpers import ready_task
+
+    subtask = ready_task(alice, vchans=1, algo_type="2").subtasks.get()
+    CameraStats.objects.create(subtask=subtask, frames_analysed=999, detections=999, events=3)
+    Subtask.objects.filter(pk=subtask.pk).update(attempts=1)
+    subtask.refresh_from_db()
+    assert not continues_run(subtask, 0)
+    Observer(subtask.pk, "n1", 5.0, clips=False, continues=continues_run(subtask, 0))
+    row = CameraStats.objects.get(subtask=subtask)
+    assert (row.frames_analysed, row.detections, row.events, row.node_name) == (0, 0, 0, "n1")
+
+    CameraStats.objects.filter(subtask=subtask).update(frames_analysed=7, detections=5, reconnects=2)
+    Subtask.objects.filter(pk=subtask.pk).update(attempts=2)  # the reaper dispatched it again
+    subtask.refresh_from_db()
+    assert continues_run(subtask, 0)
+    later = Observer(subtask.pk, "n2", 5.0, clips=False, continues=True)
+    assert (later.frames_analysed, later.reconnects) == (7, 2)
+    pipeline = type("P", (), {"detections": 1, "inference_s": 0.5, "detectors": []})()
+    assert later.figures(pipeline)["detections"] == 6

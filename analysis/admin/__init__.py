@@ -49,7 +49,10 @@ class DetectorAdmin(TenantAdminMixin, admin.ModelAdmin):
     @admin.display(description=gettext_lazy("categories"))
     def category_list(self, obj: Detector) -> str:
         try:
-            return ", ".join(sorted(obj.categories()))
+            from tasks.choices import DetectorModel
+
+            labels = dict(DetectorModel.choices)
+            return ", ".join(str(labels.get(c, c)) for c in sorted(obj.categories()))
         except (AttributeError, KeyError, TypeError):
             return "?"
 
@@ -366,6 +369,6 @@ class DeliveryAdmin(TenantAdminMixin, admin.ModelAdmin):
         return format_html(
             '<a href="{}">{} #{}</a>',
             reverse("admin:analysis_event_change", args=[obj.event_id]),
-            obj.event.rule,
+            rule_label(obj.event.rule),
             obj.event_id,
         )

@@ -68,6 +68,30 @@ class EventSnapshot(NativeAPIView):
         return FileResponse(handle, content_type="image/jpeg")
 
 
+class EventClip(NativeAPIView):
+    @extend_schema(
+        responses={(200, "video/webm"): OpenApiTypes.BINARY},
+        summary="An event's clip (WebM, a few seconds around the event; 404 until the node has written it)",
+    )
+    def get(self, request: Request, event_id: str) -> FileResponse:
+        event = (
+            Event.objects.for_project(self.project)
+            .filter(pk=int(event_id) if event_id.isdigit() else 0)
+            .first()
+        )
+        # From the artefacts storage, like the snapshot: the web host serves what any node wrote.
+        handle = artefacts.open_artefact(event.clip) if event is not None and event.clip else None
+        if handle is not None:
+            return FileResponse(handle, content_type="video/webm")
+        if event is not None and event.clip_pending:
+            raise NotFound(
+                _("the clip of event %(id)s is still being recorded; ask again in a few seconds")
+                % {"id": event_id},
+                field="event_id",
+            )
+        raise NotFound(_("no clip of event %(id)s") % {"id": event_id}, field="event_id")
+
+
 class TaskEvents(NativeAPIView):
     @extend_schema(
         parameters=[

@@ -25,17 +25,29 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from subtasks import services
-from subtasks.choices import ACTIVE_STATES
+from subtasks.choices import ACTIVE_STATES, State
 from subtasks.models import Node, Subtask
 from subtasks.widgets import buttons_for, state_badge
 from tasks.widgets import RoiListField, XmlFieldsMixin
 from vias.lib.admin import (
     LIVE_MEDIA,
+    OUTCOME_WORDS,
     ServiceChangeMixin,
     TenantAdminMixin,
     progress_bar,
     report_outcomes,
     run_service,
+)
+
+# The admin's messages name states and acknowledgements in words (vias.lib.admin.report_outcomes).
+OUTCOME_WORDS.update({state.value: state.label for state in State})
+OUTCOME_WORDS.update(
+    {
+        "acknowledged": gettext_lazy("acknowledged"),
+        "refused": gettext_lazy("refused"),
+        "timeout": gettext_lazy("no answer in time"),
+        "applied": gettext_lazy("applied"),
+    }
 )
 
 

@@ -156,6 +156,7 @@ class VideoChannelForm(forms.ModelForm):
 
     onvif_password = forms.CharField(
         required=False,
+        label=gettext_lazy("ONVIF password"),
         widget=forms.PasswordInput(render_value=False),
         help_text=gettext_lazy("the dome camera's ONVIF password; leave empty to keep the stored one"),
     )

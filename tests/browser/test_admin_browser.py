@@ -206,5 +206,5 @@ def test_dispatch_again_on_the_task_page_redispatches_an_abnormal_subtask(page, 
         page.click("button[data-command=dispatch]")
 
     assert page.url.endswith(f"/admin/tasks/task/{task.pk}/change/")
-    assert f"subtask {subtask.pk} → STARTING" in page.inner_text("ul.messagelist")
+    assert f"subtask {subtask.pk} → starting" in page.inner_text("ul.messagelist")
     assert Subtask.objects.get(pk=subtask.pk).state == State.STARTING

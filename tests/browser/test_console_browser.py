@@ -26,9 +26,9 @@ from tests.test_jobs import PERSON
 CLICKS = [(0.04, 0.04), (0.96, 0.04), (0.96, 0.985), (0.04, 0.985)]
 TARGET = 12
 # What a reader sees on the page (innerText: rendered text only), without the code editors'
-# documents and the drop-downs' options (XML and file names are data, not labels).
+# documents, the drop-downs' options (XML and file names are data, not labels) and <code> (commands).
 READABLE_TEXT = """() => {
-  const editors = [...document.querySelectorAll('.CodeMirror, select')];
+  const editors = [...document.querySelectorAll('.CodeMirror, select, code')];
   editors.forEach(n => { n.style.display = 'none'; });
   const text = document.body.innerText;  // rendered text only: closed <details> stay out
   editors.forEach(n => { n.style.display = ''; });

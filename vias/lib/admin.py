@@ -8,6 +8,7 @@ subtasks/widgets.py (state badges).
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
@@ -50,6 +51,19 @@ def error_text(exc: Exception) -> str:
     return str(exc)
 
 
+# Words for the codes an outcome names (subtask states such as RUNNING, acknowledgement statuses),
+# registered by the apps' admin modules (the lib names no app): the messages show the words, in the
+# operator's language, where the services (whose texts the APIs answer too) name the codes.
+OUTCOME_WORDS: dict[str, Any] = {}
+
+
+def in_words(text: str) -> str:
+    """`text` with each registered code (a whole word in capitals: a state) in words."""
+    if not OUTCOME_WORDS or not text:
+        return text
+    return re.sub(r"\b[A-Z][A-Z_]+\b", lambda m: str(OUTCOME_WORDS.get(m.group(0), m.group(0))), str(text))
+
+
 def run_service(
     request, fn: Callable[..., Any], *args: Any, prefix: str = "", **kwargs: Any
 ) -> tuple[bool, Any]:
@@ -57,7 +71,7 @@ def run_service(
     try:
         return True, fn(*args, **kwargs)
     except (ServiceError, ValidationError) as exc:
-        messages.error(request, f"{prefix}{error_text(exc)}")
+        messages.error(request, f"{prefix}{in_words(error_text(exc))}")
         return False, None
 
 
@@ -69,10 +83,10 @@ def report_outcomes(request, label: str, outcomes: Iterable[Any]) -> None:
         text = _("%(label)s: subtask %(id)s → %(state)s") % {
             "label": label,
             "id": outcome.subtask_id,
-            "state": state,
+            "state": OUTCOME_WORDS.get(str(state), state),
         }
         if reason:
-            text = f"{text} ({reason})"
+            text = f"{text} ({in_words(reason)})"
         level = messages.SUCCESS if outcome.ok else messages.WARNING
         messages.add_message(request, level, text)
 

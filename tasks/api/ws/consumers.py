@@ -393,9 +393,10 @@ class DevconfConsumer(AsyncConsumer):
         if not self.sub_all and task_id not in self.sub_tasks:
             return
         data = {k: v for k, v in message.items() if k not in ("type", "kind", "project_id", "task_id")}
-        snapshot = data.get("snapshot_url")
-        if isinstance(snapshot, str) and snapshot.startswith("/") and self.host:
-            data["snapshot_url"] = f"{'https' if self.secure else 'http'}://{self.host}{snapshot}"
+        for name in ("snapshot_url", "clip_url"):  # an event's files, as absolute URLs
+            link = data.get(name)
+            if isinstance(link, str) and link.startswith("/") and self.host:
+                data[name] = f"{'https' if self.secure else 'http'}://{self.host}{link}"
         push: dict[str, Any] = {"push": message.get("kind", ""), "ecode": 200, "enote": "OK"}
         if task_id:
             push["task_id"] = task_id
