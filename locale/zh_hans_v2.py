@@ -71,4 +71,8 @@ ZH = {
     "This field is required.": "该字段是必填项。",
     "the token is not valid for the project_id in the path": "该令牌对路径中的 project_id 无效",
     "no video source %(id)s": "视频源 %(id)s 不存在",
+    # Task-state callbacks on the task's admin page (issue 16).
+    "State callbacks": "任务状态回调",
+    "all state callbacks of this task": "该任务的全部状态回调",
+    "No state change delivered yet.": "尚未投递任何状态变更。",
 }

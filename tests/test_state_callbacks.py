@@ -147,3 +147,48 @@ def test_engine_transitions_are_reported_too(
         ("task.state", "FAILED"),
     ]
     assert messages[2]["reason"] == "decoder broke"
+
+
+# ---- the deliveries in the admin (the browser test: tests/browser/test_callback_deliveries_browser.py)
+
+
+def test_callback_deliveries_belong_to_their_tasks_project_in_the_admin(alice, bob):
+    """An operator of alice's project sees her task's callback deliveries (they have no event) in
+    the deliveries list, at a cost that does not grow with them, and not bob's."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    carol = get_user_model().objects.create_user("carol", is_staff=True)
+    carol.user_permissions.set(Permission.objects.filter(content_type__app_label="analysis"))
+    alice.project.members.add(carol)
+    client = Client()
+    client.force_login(carol)
+    mine = callback_task(alice, "https://93.184.216.34/state", vchans=1)
+    theirs = callback_task(bob, "https://93.184.216.34/theirs", vchans=1)
+
+    def add(task_id: str, n: int) -> None:
+        for attempt in range(1, n + 1):
+            Delivery.objects.create(
+                task_id=task_id, output="callback", target="https://93.184.216.34/x", attempt=attempt
+            )
+
+    def listed() -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get("/admin/analysis/delivery/")
+        assert page.status_code == 200
+        return len(captured), page.content.decode()
+
+    add(mine, 1)
+    add(theirs, 3)
+    few, page = listed()
+    assert "1 delivery" in page and "task-state callback" in page
+    add(mine, 4)
+    many, page = listed()
+    assert "5 deliveries" in page and few == many
+    assert Delivery.objects.for_project(alice.project).count() == 5
+    assert Delivery.objects.for_project(bob.project).count() == 3
+    (their_row,) = Delivery.objects.filter(task_id=theirs).values_list("pk", flat=True)[:1]
+    assert client.get(f"/admin/analysis/delivery/{their_row}/change/").status_code == 404
