@@ -75,4 +75,6 @@ ZH = {
     "State callbacks": "任务状态回调",
     "all state callbacks of this task": "该任务的全部状态回调",
     "No state change delivered yet.": "尚未投递任何状态变更。",
+    "split again over other video channels": "已按其他视频通道重新拆分",
+    "subtask %(id)s deleted": "子任务 %(id)s 已删除",
 }

@@ -192,3 +192,68 @@ def test_callback_deliveries_belong_to_their_tasks_project_in_the_admin(alice, b
     assert Delivery.objects.for_project(bob.project).count() == 3
     (their_row,) = Delivery.objects.filter(task_id=theirs).values_list("pk", flat=True)[:1]
     assert client.get(f"/admin/analysis/delivery/{their_row}/change/").status_code == 404
+
+
+# ---- changes of the subtasks that are no transition: a re-split, a deleted subtask ----------------
+
+
+def task_messages(broker) -> list[dict]:
+    return [args[1] for func, args in queued(broker) if func == outputs.CALLBACK_TASK]
+
+
+def test_deleting_a_subtask_that_moves_the_task_state_is_called_back(
+    alice, receiver, private_queue, django_capture_on_commit_callbacks
+):
+    hook = receiver(statuses=200)
+    task_id = callback_task(alice, hook.url("/state"), vchans=3)
+    stopped, configured, _ = Subtask.objects.filter(task_id=task_id).order_by("position")
+    Subtask.objects.filter(pk=stopped.pk).update(state=State.STOPPED)  # the task reads STOPPED
+    queued(private_queue)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ok(alice.delete(f"/subtasks/{configured.pk}"))  # still STOPPED: no message
+    assert task_messages(private_queue) == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ok(alice.delete(f"/subtasks/{stopped.pk}"))
+    (message,) = task_messages(private_queue)
+    assert message == {
+        **message,
+        "kind": "task.state",
+        "task_id": task_id,
+        "state": "CONFIGURED",
+        "previous": "STOPPED",
+        "reason": f"subtask {stopped.pk} deleted",
+    }
+    assert outputs.deliver_callback(task_id, message, 1) is True
+    assert json.loads(hook.requests[0]["body"])["state"] == "CONFIGURED"
+
+
+def test_a_v2_update_over_another_source_that_moves_the_task_state_is_called_back(
+    alice, private_queue, django_capture_on_commit_callbacks
+):
+    from tests.test_v2_helpers import add_sources
+
+    cams = add_sources(alice, 2)
+    output = {"event_center": True, "callback": {"url": "https://93.184.216.34/state"}}
+    task_id = v2_ok(alice.post(v2(alice, "/services/face/tasks"), v2_task_body(cams[:1], output=output)))[
+        "id"
+    ]
+    Subtask.objects.filter(task_id=task_id).update(state=State.STOPPED)
+    queued(private_queue)
+
+    body = {"input": {"type": "video_source", "data": [{"video_source_id": cams[1]}]}}
+    with django_capture_on_commit_callbacks(execute=True):
+        v2_ok(alice.put(v2(alice, f"/tasks/{task_id}"), body))
+    (message,) = task_messages(private_queue)
+    assert (message["kind"], message["state"], message["previous"]) == ("task.state", "CONFIGURED", "STOPPED")
+    assert message["reason"] == "split again over other video channels"
+
+    with django_capture_on_commit_callbacks(execute=True):  # the same state after: no message
+        v2_ok(
+            alice.put(
+                v2(alice, f"/tasks/{task_id}"),
+                {"input": {**body["input"], "data": [{"video_source_id": cams[0]}]}},
+            )
+        )
+    assert task_messages(private_queue) == []
