@@ -294,12 +294,11 @@ class EpochMs(Func):
     def __init__(self, column: str) -> None:
         super().__init__(F(column))
 
-    @property
-    def convert_value(self) -> Any:
-        # Both backends answer an int already: no converter per row.
-        return self._convert_value_noop
+    def get_db_converters(self, connection: Any) -> list[Any]:
+        # Both backends answer an int already, and a BIGINT needs no converter: none per row.
+        return []
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:  # PostgreSQL
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         # Whole seconds and the milliseconds within them, both exact (no floating epoch).
         return self._twice(
             compiler,
