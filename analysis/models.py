@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -281,7 +281,26 @@ class Event(models.Model):
 
 
 class DeliveryQuerySet(TenantQuerySet):
+    """An event's delivery belongs to its event's task's project; a task-state callback (no event)
+    to its task's. Both paths, so that an operator sees the callbacks of their tasks too."""
+
     project_path = "event__task__project"
+    callback_path = "task__project"
+
+    def for_project(self, project: Any) -> Self:
+        return self.filter(
+            models.Q(**{f"{self.project_path}__pk": project.pk})
+            | models.Q(event__isnull=True, **{f"{self.callback_path}__pk": project.pk})
+        )
+
+    def visible_to(self, user: Any) -> Self:
+        if getattr(user, "is_superuser", False):
+            return self
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        # The user's tasks as a subquery rather than two joins through the members: one row each.
+        tasks = self.model._meta.get_field("task").related_model.objects.visible_to(user).values("pk")
+        return self.filter(models.Q(event__task__in=tasks) | models.Q(event__isnull=True, task__in=tasks))
 
 
 class Delivery(models.Model):

@@ -192,6 +192,7 @@ def run(args: argparse.Namespace, db_label: str) -> dict[str, Any]:
             capture(lambda: get("/source/sources?is_paged=true&page_size=5", 5, "video_source_list"))[1]
         ),
     }
+    load_before = os.getloadavg()
     samples: dict[str, list[float]] = {name: [] for name in actions}
     cpu: dict[str, list[float]] = {name: [] for name in actions}
     for _ in range(args.repeat):
@@ -211,6 +212,8 @@ def run(args: argparse.Namespace, db_label: str) -> dict[str, Any]:
         "sources": args.sources,
         "tasks": args.tasks,
         "repeat": args.repeat,
+        # The machine's 1-minute load average when the timed rounds began and ended.
+        "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "bytes": {name: len(action()) for name, action in actions.items()},
         **{name: summary(values) for name, values in samples.items()},
         "queries": {**queries, **small},
@@ -239,7 +242,7 @@ def print_table(result: dict[str, Any]) -> None:
             f"| {result['bytes'][name]} "
             f"| {result['queries'].get(name, '')} |"
         )
-    print(f"queries: {result['queries']}")
+    print(f"queries: {result['queries']}; load average (1 min) {result['load_average']}")
     print(f"ratio tasks endpoint / baseline: {result['ratio_tasks']}; sources: {result['ratio_sources']}")
     print(f"CPU-time ratio tasks: {result['ratio_tasks_cpu']}; sources: {result['ratio_sources_cpu']}")
 

@@ -71,4 +71,14 @@ ZH = {
     "This field is required.": "该字段是必填项。",
     "the token is not valid for the project_id in the path": "该令牌对路径中的 project_id 无效",
     "no video source %(id)s": "视频源 %(id)s 不存在",
+    # Task-state callbacks on the task's admin page (issue 16).
+    "State callbacks": "任务状态回调",
+    "all state callbacks of this task": "该任务的全部状态回调",
+    "No state change delivered yet.": "尚未投递任何状态变更。",
+    "split again over other video channels": "已按其他视频通道重新拆分",
+    "subtask %(id)s deleted": "子任务 %(id)s 已删除",
+    # obs video sources (issue 16).
+    "video sources of type %(k)s cannot be analysed here; use url or obs": "此处无法分析 %(k)s 类型的视频源;请使用 url 或 obs",
+    "an obs video source needs <bucket>: 3..63 lowercase letters, digits, '-' or '.', no two of '-.' in a row": "obs 类型的视频源需要 <bucket>:3..63 个小写字母、数字、“-”或“.”,“-”和“.”不能连续出现",
+    "an obs video source needs <path>, an object: at most 1023 characters, none of :*?\"<>|\\, no '//', not starting with '/', '.' or a space, not ending with '/', '.' or a space": 'obs 类型的视频源需要 <path>(一个对象):最多 1023 个字符,不能包含 :*?"<>|\\ 或“//”,不能以“/”、“.”或空格开头,不能以“/”、“.”或空格结尾',
 }

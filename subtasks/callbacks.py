@@ -1,7 +1,9 @@
 """Task-state callbacks (the seed's 任务回调): a task whose output names a `callback` URL hears of
 every state change of its subtasks, and of its own derived state when that changes.
 
-Called by `transition` inside its transaction; the message is queued on django-q2 after commit
+`state_changed` is called by `transition` inside its transaction; `subtasks_changed` by the two
+writes that change a task's subtasks without a transition (the re-split of `tasks.services`, and
+`delete_subtask`); the message is queued on django-q2 after commit
 by dotted path (the core never imports the engine), and `analysis.outputs.deliver_callback`
 POSTs it with the webhook's delivery, retry and SSRF rules (docs/outputs.md).
 """
@@ -26,6 +28,34 @@ CALLBACK_TASK = "analysis.outputs.deliver_callback"
 
 def wants_callbacks(output: Any) -> bool:
     return isinstance(output, dict) and isinstance(output.get("callback"), dict)
+
+
+def _derived(task: Any) -> State:
+    return derive_task_state(Counter(Subtask.objects.filter(task=task).values_list("state", flat=True)))
+
+
+def task_state_before(task: Any) -> State | None:
+    """The task's derived state before its subtasks are replaced or removed without a transition
+    (a re-split over other channels, a deleted subtask); None when it has no callback (nothing read)."""
+    return _derived(task) if wants_callbacks(task.output) else None
+
+
+def subtasks_changed(task: Any, before: State | None, reason: str) -> None:
+    """After such a change: queue a `task.state` message when the derived state moved. The
+    subtasks that went or came have no message of their own (they made no transition)."""
+    if before is None or not wants_callbacks(task.output):
+        return
+    now_state = _derived(task)
+    if now_state != before:
+        message = {
+            "kind": "task.state",
+            "task_id": task.task_id,
+            "state": now_state,
+            "previous": str(before),
+            "reason": reason,
+            "at": timezone.now().isoformat(),
+        }
+        transaction.on_commit(partial(enqueue, task.task_id, message), robust=True)
 
 
 def state_changed(subtask: Subtask, previous: State) -> None:

@@ -193,7 +193,9 @@ def delete_subtask(subtask: Subtask) -> None:
             _("subtask %(id)s is %(state)s; stop it first") % {"id": subtask.pk, "state": subtask.state}
         )
     task, pk = subtask.task, subtask.pk
+    before = callbacks.task_state_before(task)
     subtask.delete()
+    callbacks.subtasks_changed(task, before, _("subtask %(id)s deleted") % {"id": pk})
     announce(
         task.project.project_id,
         "subtask.deleted",

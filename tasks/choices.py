@@ -59,7 +59,8 @@ class AccessType(models.TextChoices):
 
 
 class SourceKind(models.TextChoices):
-    """The v2 `type` of a video source. Only `url` can be analysed here (docs/dialects.md)."""
+    """The v2 `type` of a video source. `url` and `obs` (from the video store) can be analysed
+    here (docs/dialects.md)."""
 
     URL = "url", "url"
     RESTFUL = "restful", "restful"

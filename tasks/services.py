@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from subtasks import callbacks
 from subtasks import services as subtask_services
 from subtasks.engine import APPLIED, Ack, engine
 from subtasks.models import Subtask
@@ -302,9 +303,12 @@ def _resplit(task: Task, vchan_specs: list[dict[str, Any]], ready: bool) -> list
     rois = list(SceneRoi.objects.filter(scene__in=scenes).order_by("scene_id", "position"))
     for roi in rois:
         roi.scene = by_id[roi.scene_id]  # split matches ROIs to scenes by identity
+    before = callbacks.task_state_before(task)
     task.subtasks.all().delete()
     subtasks = make_ready(split(task, channels, scenes, rois, sources), {"config_complete": ready})
-    return Subtask.objects.bulk_create(subtasks)
+    made = Subtask.objects.bulk_create(subtasks)
+    callbacks.subtasks_changed(task, before, _("split again over other video channels"))
+    return made
 
 
 def _announce_changed(task: Task) -> None:

@@ -488,7 +488,10 @@ MAX_TYPE_CONFIG = 1024
 MAX_TAGS = 4
 
 
-SUPPORTED_KINDS = (SourceKind.URL,)
+# What can be analysed here: a stream or file address (`url`), and an OBS object read from the
+# video store's copy of its bucket (`obs`: `<bucket>/<path>` under the store). The other public
+# types name Huawei platforms or devices (VCN, IVM, IEF cameras, a RESTful stream broker).
+SUPPORTED_KINDS = (SourceKind.URL, SourceKind.OBS)
 
 # Chinese, letters, digits, space and .-_() (the full-width parentheses too), no space at either end.
 SOURCE_NAME_RE = r"^(?! )[\u4e00-\u9fa5A-Za-z0-9 .\-_()\uff08\uff09]{1,100}(?<! )\Z"
@@ -542,10 +545,12 @@ def validate_tags(value: Any) -> None:
 
 
 def parse_type_config(kind: str, text: str) -> dict[str, str]:
-    """The fields of a `<type_config>` document, e.g. {"url_address": "rtsp://..."}.
+    """The fields of a `<type_config>` document, e.g. {"url_address": "rtsp://..."}; for `obs`
+    (`<bucket>`, `<path>`) `url_address` is the object's path in the video store, `bucket/path`.
 
     Refuses a document that is not `<type_config>` with one child per field, a type this
-    installation cannot analyse, and a `url` without `url_address`."""
+    installation cannot analyse, a `url` without `url_address`, an `obs` without a valid bucket
+    and object path."""
     if len(text.encode("utf-8")) > MAX_TYPE_CONFIG:
         raise ValidationError(_("at most %(n)d bytes") % {"n": MAX_TYPE_CONFIG})
     root = parse_xml(text, max_bytes=MAX_TYPE_CONFIG)
@@ -560,11 +565,33 @@ def parse_type_config(kind: str, text: str) -> dict[str, str]:
         fields[child.tag] = (child.text or "").strip()
     if kind not in SUPPORTED_KINDS:
         raise ValidationError(
-            _("video sources of type %(k)s cannot be analysed here; use url") % {"k": kind}, code="kind"
+            _("video sources of type %(k)s cannot be analysed here; use url or obs") % {"k": kind},
+            code="kind",
         )
+    if kind == SourceKind.OBS:
+        return {**fields, "url_address": _obs_object(fields)}
     if not fields.get("url_address"):
         raise ValidationError(_("a url video source needs <url_address>"))
     return fields
+
+
+def _obs_object(fields: dict[str, str]) -> str:
+    """An obs source's object as a video-store path: the store holds a copy of the bucket."""
+    bucket, path = fields.get("bucket", ""), fields.get("path", "")
+    if not OBS_BUCKET_RE.match(bucket):
+        raise ValidationError(
+            _(
+                "an obs video source needs <bucket>: 3..63 lowercase letters, digits, '-' or '.', no two of '-.' in a row"
+            )
+        )
+    if not path or not OBS_PATH_RE.match(path) or path.endswith("/"):
+        raise ValidationError(
+            _(
+                'an obs video source needs <path>, an object: at most 1023 characters, none of :*?"<>|\\, '
+                "no '//', not starting with '/', '.' or a space, not ending with '/', '.' or a space"
+            )
+        )
+    return f"{bucket}/{path}"
 
 
 def type_config_for_url(url: str) -> str:

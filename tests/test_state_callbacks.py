@@ -147,3 +147,113 @@ def test_engine_transitions_are_reported_too(
         ("task.state", "FAILED"),
     ]
     assert messages[2]["reason"] == "decoder broke"
+
+
+# ---- the deliveries in the admin (the browser test: tests/browser/test_callback_deliveries_browser.py)
+
+
+def test_callback_deliveries_belong_to_their_tasks_project_in_the_admin(alice, bob):
+    """An operator of alice's project sees her task's callback deliveries (they have no event) in
+    the deliveries list, at a cost that does not grow with them, and not bob's."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    carol = get_user_model().objects.create_user("carol", is_staff=True)
+    carol.user_permissions.set(Permission.objects.filter(content_type__app_label="analysis"))
+    alice.project.members.add(carol)
+    client = Client()
+    client.force_login(carol)
+    mine = callback_task(alice, "https://93.184.216.34/state", vchans=1)
+    theirs = callback_task(bob, "https://93.184.216.34/theirs", vchans=1)
+
+    def add(task_id: str, n: int) -> None:
+        for attempt in range(1, n + 1):
+            Delivery.objects.create(
+                task_id=task_id, output="callback", target="https://93.184.216.34/x", attempt=attempt
+            )
+
+    def listed() -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get("/admin/analysis/delivery/")
+        assert page.status_code == 200
+        return len(captured), page.content.decode()
+
+    add(mine, 1)
+    add(theirs, 3)
+    few, page = listed()
+    assert "1 delivery" in page and "task-state callback" in page
+    add(mine, 4)
+    many, page = listed()
+    assert "5 deliveries" in page and few == many
+    assert Delivery.objects.for_project(alice.project).count() == 5
+    assert Delivery.objects.for_project(bob.project).count() == 3
+    (their_row,) = Delivery.objects.filter(task_id=theirs).values_list("pk", flat=True)[:1]
+    assert client.get(f"/admin/analysis/delivery/{their_row}/change/").status_code == 404
+
+
+# ---- changes of the subtasks that are no transition: a re-split, a deleted subtask ----------------
+
+
+def task_messages(broker) -> list[dict]:
+    return [args[1] for func, args in queued(broker) if func == outputs.CALLBACK_TASK]
+
+
+def test_deleting_a_subtask_that_moves_the_task_state_is_called_back(
+    alice, receiver, private_queue, django_capture_on_commit_callbacks
+):
+    hook = receiver(statuses=200)
+    task_id = callback_task(alice, hook.url("/state"), vchans=3)
+    stopped, configured, _ = Subtask.objects.filter(task_id=task_id).order_by("position")
+    Subtask.objects.filter(pk=stopped.pk).update(state=State.STOPPED)  # the task reads STOPPED
+    queued(private_queue)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ok(alice.delete(f"/subtasks/{configured.pk}"))  # still STOPPED: no message
+    assert task_messages(private_queue) == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        ok(alice.delete(f"/subtasks/{stopped.pk}"))
+    (message,) = task_messages(private_queue)
+    assert message == {
+        **message,
+        "kind": "task.state",
+        "task_id": task_id,
+        "state": "CONFIGURED",
+        "previous": "STOPPED",
+        "reason": f"subtask {stopped.pk} deleted",
+    }
+    assert outputs.deliver_callback(task_id, message, 1) is True
+    assert json.loads(hook.requests[0]["body"])["state"] == "CONFIGURED"
+
+
+def test_a_v2_update_over_another_source_that_moves_the_task_state_is_called_back(
+    alice, private_queue, django_capture_on_commit_callbacks
+):
+    from tests.test_v2_helpers import add_sources
+
+    cams = add_sources(alice, 2)
+    output = {"event_center": True, "callback": {"url": "https://93.184.216.34/state"}}
+    task_id = v2_ok(alice.post(v2(alice, "/services/face/tasks"), v2_task_body(cams[:1], output=output)))[
+        "id"
+    ]
+    Subtask.objects.filter(task_id=task_id).update(state=State.STOPPED)
+    queued(private_queue)
+
+    body = {"input": {"type": "video_source", "data": [{"video_source_id": cams[1]}]}}
+    with django_capture_on_commit_callbacks(execute=True):
+        v2_ok(alice.put(v2(alice, f"/tasks/{task_id}"), body))
+    (message,) = task_messages(private_queue)
+    assert (message["kind"], message["state"], message["previous"]) == ("task.state", "CONFIGURED", "STOPPED")
+    assert message["reason"] == "split again over other video channels"
+
+    with django_capture_on_commit_callbacks(execute=True):  # the same state after: no message
+        v2_ok(
+            alice.put(
+                v2(alice, f"/tasks/{task_id}"),
+                {"input": {**body["input"], "data": [{"video_source_id": cams[0]}]}},
+            )
+        )
+    assert task_messages(private_queue) == []

@@ -4,6 +4,7 @@ answered in the v2 error body with nothing written."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -126,6 +127,67 @@ def test_list_pages_filters_and_sorts(alice):
     assert len(ids("status=2")) == 6 and len(ids("status=1&status=9")) == 2 and len(ids("status=1,9")) == 2
     assert ids("sort_name=num_task")[0] == cams[3]
     assert ids("type=url&type=obs") and ids("type=obs") == []
+
+
+@pytest.mark.parametrize(
+    "created",
+    [
+        pytest.param(datetime(2024, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC), id="fraction-999999"),
+        pytest.param(datetime(2024, 3, 1, 0, 0, 0, tzinfo=UTC), id="no-fraction"),
+        pytest.param(datetime(2025, 7, 1, 8, 30, 15, 1_500, tzinfo=UTC), id="fraction-001500"),
+        pytest.param(datetime(2025, 7, 1, 8, 30, 15, 999, tzinfo=UTC), id="fraction-000999"),
+    ],
+)
+def test_list_and_detail_show_every_public_field_as_stored(alice, created):
+    """The list item (ListVideoSourceInfoDto) and the detail field by field from the stored row,
+    the creation time in whole milliseconds (floored) whatever its fraction of a second."""
+    (cam,) = add_sources(alice, 1)
+    group = v2_ok(alice.post(v2(alice, "/video-group"), group_body("west", [cam])))["video_group_id"]
+    create_task(alice, sources=[cam])
+    VideoChannel.objects.filter(vchan_refid=cam).update(
+        created_at=created, latitude="-30.5", longitude="120.25", tags=["gate", "东门"]
+    )
+    channel = VideoChannel.objects.get(vchan_refid=cam)
+    stored = VideoGroup.objects.get(group_id=group)
+    millis = (created - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    expected = {
+        "video_source_id": cam,
+        "video_source_name": channel.name,
+        "status": {"status": "2", "name": "offline", "level": "2"},
+        "access_type": "cloud",
+        "type": "url",
+        "latitude": "-30.5",
+        "longitude": "120.25",
+        "create_at": millis,
+        "stream_path": channel.url,
+        "video_packages": [
+            {
+                "video_group_id": group,
+                "video_group_name": "west",
+                "description": "",
+                "access_type": "cloud",
+                "create_at": (stored.created_at - datetime(1970, 1, 1, tzinfo=UTC))
+                // timedelta(milliseconds=1),
+                "modify_at": (stored.updated_at - datetime(1970, 1, 1, tzinfo=UTC))
+                // timedelta(milliseconds=1),
+            }
+        ],
+        "tag": ["gate", "东门"],
+        "num_task": 1,
+        "num_template": 0,
+    }
+
+    for query in ("", "?is_paged=true&page_size=5"):
+        (item,) = v2_ok(alice.get(v2(alice, f"/source/sources{query}")))["video_source_list"]
+        assert item == expected
+    assert v2_ok(alice.get(v2(alice, f"/source/sources/{cam}"))) == {
+        **expected,
+        "type_config": channel.type_config,
+        "service_config_templates": [],
+        "image": "",
+        "scene_recommend": [],
+        "video_source_quality": [],
+    }
 
 
 @pytest.mark.parametrize(

@@ -333,14 +333,17 @@ class DeliveryAdmin(TenantAdminMixin, admin.ModelAdmin):
         "ok",
         "status_code",
         "duration",
+        "task_link",
         "event_link",
         "error",
     )
-    list_select_related = ("event",)
+    # Read-only: what was sent where and how it went (a task-state callback has a task, no event).
+    list_select_related = ("event__task", "task")
     list_filter = ("output", "ok", "created_at")
-    search_fields = ("target", "error", "=event__id")
+    search_fields = ("target", "error", "=event__id", "=task__task_id")
     date_hierarchy = "created_at"
     readonly_fields = (
+        "task",
         "event",
         "output",
         "target",
@@ -362,6 +365,17 @@ class DeliveryAdmin(TenantAdminMixin, admin.ModelAdmin):
     def duration(self, obj: Delivery) -> str:
         return f"{obj.duration_ms:.0f}"
 
+    @admin.display(description=gettext_lazy("task"))
+    def task_link(self, obj: Delivery) -> Any:
+        task = obj.task if obj.event is None else obj.event.task
+        if task is None:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:tasks_task_change", args=[task.pk]),
+            task.task_name or task.pk,
+        )
+
     @admin.display(description=gettext_lazy("event"), ordering="event_id")
     def event_link(self, obj: Delivery) -> Any:
         if obj.event is None:  # a task-state callback: no event
@@ -372,3 +386,26 @@ class DeliveryAdmin(TenantAdminMixin, admin.ModelAdmin):
             rule_label(obj.event.rule),
             obj.event_id,
         )
+
+
+CALLBACKS_SHOWN = 10
+
+
+def callback_panel(request: HttpRequest, task: Any) -> dict[str, Any] | None:
+    """The task page's "State callbacks" panel: the task's latest callback deliveries and the link
+    to all of them; None when the user may not view deliveries, or the task has neither a callback
+    nor a delivery."""
+    if not request.user.has_perm("analysis.view_delivery"):
+        return None
+    rows = list(
+        Delivery.objects.visible_to(request.user).filter(task=task, output=Delivery.Output.CALLBACK)[
+            :CALLBACKS_SHOWN
+        ]
+    )
+    output = task.output if isinstance(task.output, dict) else {}
+    if not rows and not isinstance(output.get("callback"), dict):
+        return None
+    return {
+        "rows": rows,
+        "url": reverse("admin:analysis_delivery_changelist") + f"?task__task_id__exact={task.pk}",
+    }

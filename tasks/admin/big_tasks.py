@@ -312,6 +312,7 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def panel_context(self, request: HttpRequest, task: Any) -> dict[str, Any]:
+        from analysis.admin import callback_panel
         from analysis.admin.console import live_views, review_timeline
 
         counts = counts_of(task)
@@ -328,6 +329,7 @@ class TaskAdmin(TenantAdminMixin, ServiceChangeMixin, admin.ModelAdmin):
             "timeline": review_timeline(events, task),
             "live_views": live_views(task),
             "events_url": reverse("admin:analysis_event_changelist") + f"?task__task_id__exact={task.pk}",
+            "callbacks": callback_panel(request, task),
             "scene_add_url": reverse("admin:tasks_scene_add"),
             "buttons": buttons_for(
                 [state for state, n in counts.items() if n],
