@@ -351,13 +351,16 @@ def test_a_host_cut_from_redis_only_hands_its_subtasks_over_takes_no_new_work_an
     )
     rows = cluster.subtasks()
     assert all(rows[pk].attempts == 2 for pk in on_a), rows
-    reasons = cluster.query("SELECT status_reason FROM subtasks_subtask WHERE id = ANY(%s)", on_a)
+    # Why they moved (the reaper's log line on whichever node reaped; printed, not asserted).
+    reasons = [line for line in cluster.logs().splitlines() if "dispatching again" in line]
     a_heartbeat, a_ack = cluster.query(heartbeat, "host-a")[0]
     assert a_ack == acked_at_cut, "host a acknowledged Redis while cut from it"
     # Cut from Redis, not dead: A's loop still reached PostgreSQL (its Redis round trip did not
     # hold its heartbeat), so it is the Redis acknowledgement that took A out.
     assert a_heartbeat > a_ack, (a_heartbeat, a_ack)
-    print(f"redis-cut: host a heartbeat {a_heartbeat}, Redis ack {a_ack}; reasons {reasons}", file=sys.stderr)
+    print(
+        f"redis-cut: host a heartbeat {a_heartbeat}, Redis ack {a_ack}", *reasons, sep="\n", file=sys.stderr
+    )
 
     # No new work for A while it is cut: a task started now runs on B.
     other = json.loads(web.manage("shell", "-c", ANOTHER).strip().splitlines()[-1])["task_id"]
