@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,27 @@ def beat(name: str, node_id: int | None, redis_client: redis.Redis | None = None
     """The node's tick: take its jobs' beats from Redis, heartbeat the node (with its Redis
     acknowledgement when that round trip worked), write the beats in one statement and tell the
     jobs whose beat was refused. False when the name is no longer this process's."""
+    return tick(name, node_id, redis_client)[0]
+
+
+def loop_redis_timeout() -> float:
+    """Seconds the loop's own Redis round trip may take: well inside VIAS_NODE_TIMEOUT, so that
+    a node cut from Redis (packets dropped, no reset) still heartbeats PostgreSQL and is seen as
+    cut from Redis, not as dead. (The shared client waits 30 s, the default node timeout.)"""
+    return max(1.0, min(5.0, settings.VIAS_NODE_TIMEOUT / 4))
+
+
+@cache
+def _loop_client(url: str, timeout: float) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+def loop_client() -> redis.Redis:
+    return _loop_client(settings.REDIS_URL, loop_redis_timeout())
+
+
+def tick(name: str, node_id: int | None, redis_client: redis.Redis | None = None) -> tuple[bool, bool]:
+    """`beat`, and whether this tick reached Redis: (the name is still ours, Redis answered)."""
     try:
         beats = take_beats(name, redis_client)
         redis_ok = True
@@ -281,13 +303,13 @@ def beat(name: str, node_id: int | None, redis_client: redis.Redis | None = None
         log.warning("node %s: Redis unreachable (%s); no Redis acknowledgement this tick", name, exc)
         beats, redis_ok = [], False
     if not heartbeat(name, redis_ok):
-        return False
+        return False, redis_ok
     if node_id is not None and beats:
         refused = write_beats(node_id, beats)
         if refused:
             log.info("node %s: beats refused for subtasks %s (lease lost or stopping)", name, refused)
             control.notify_subtasks(refused, {"op": LEASE_OP})
-    return True
+    return True, redis_ok
 
 
 def release(name: str) -> None:
@@ -341,7 +363,8 @@ def housekeeping() -> None:
 
 class NodeLoop(threading.Thread):
     """Every LOOP_INTERVAL seconds until stopped: write the node's heartbeat and its jobs' beats
-    (`beat`), then the housekeeping (reaper, mtask progress, waiting subtasks)."""
+    (`tick`, its Redis round trip on a short timeout), then, when that reached Redis, the
+    housekeeping (reaper, mtask progress, waiting subtasks)."""
 
     def __init__(self, name: str, interval: float = LOOP_INTERVAL, node_id: int | None = None) -> None:
         super().__init__(name=f"vias-node-{name}", daemon=True)
@@ -355,11 +378,16 @@ class NodeLoop(threading.Thread):
         while not self.stopped.is_set():
             try:
                 close_old_connections()
-                if not beat(self.node_name, self.node_id):
+                ours, redis_ok = tick(self.node_name, self.node_id, loop_client())
+                if not ours:
                     log.error("node %s: the name was taken over by another process; stopping", self.node_name)
                     self.name_lost = True
                     return
-                housekeeping()
+                if redis_ok:
+                    housekeeping()
+                # else: no reaping or dispatching from a node that cannot reach Redis: both end
+                # in a Redis enqueue that would hold this loop, and so its PostgreSQL heartbeat,
+                # for the shared client's socket timeout; the nodes that reach Redis do it.
             except Exception:  # noqa: BLE001 - a database or Redis hiccup must not end the loop
                 log.exception("node %s housekeeping failed", self.node_name)
             self.stopped.wait(self.interval)

@@ -3,7 +3,10 @@
 - `Network`: a bridge in the root network namespace (the "server" side: the test's own PostgreSQL
   and Redis listen on its address) and one network namespace per host, each joined to the bridge
   by a veth pair. `cut(host)` sets the host's link down (a partition: its processes live on and
-  reach nothing), `heal(host)` sets it up again.
+  reach nothing), `heal(host)` sets it up again. The bridge has a second address, `services`,
+  for Redis: `cut_from(host, address)` blackholes the route to one address inside the host's
+  namespace (cut from Redis only, PostgreSQL still reachable), `heal_from` removes that route.
+  (A route, not a packet filter: this kernel has no tc actions and no netfilter to rely on.)
 - `PrivatePostgres`: a throwaway PostgreSQL cluster (Debian's binaries, initdb / pg_ctl as the
   postgres user) listening on the bridge address only.
 - `PrivateRedis`: redis-server bound to the bridge address.
@@ -61,6 +64,7 @@ class Network:
         pid = os.getpid()
         self.prefix = f"10.{200 + pid % 50}.{(pid // 50) % 250}"
         self.server = f"{self.prefix}.1"
+        self.services = f"{self.prefix}.254"  # a second server address (Redis), cut on its own
         self.bridge = f"vbr{tag}"
         self.names = {host: f"vias-{tag}-{host}" for host in hosts}
         self.links = {host: f"v{tag}{i}" for i, host in enumerate(hosts)}  # the root side
@@ -71,6 +75,7 @@ class Network:
         try:
             run("ip", "link", "add", self.bridge, "type", "bridge")
             run("ip", "addr", "add", f"{self.server}/24", "dev", self.bridge)
+            run("ip", "addr", "add", f"{self.services}/32", "dev", self.bridge)
             run("ip", "link", "set", self.bridge, "up")
             for host, namespace in self.names.items():
                 root_side, inside = self.links[host], f"{self.links[host]}n"
@@ -103,6 +108,14 @@ class Network:
 
     def heal(self, host: str) -> None:
         run("ip", "link", "set", self.links[host], "up")
+
+    def cut_from(self, host: str, address: str) -> None:
+        """The host loses its route to `address` alone (its packets there are discarded, as on a
+        lost route); everything else on the bridge stays reachable."""
+        run(*self.prefix_command(host), "ip", "route", "add", "blackhole", f"{address}/32")
+
+    def heal_from(self, host: str, address: str) -> None:
+        run(*self.prefix_command(host), "ip", "route", "del", "blackhole", f"{address}/32")
 
     def prefix_command(self, host: str) -> list[str]:
         return ["ip", "netns", "exec", self.names[host]]
