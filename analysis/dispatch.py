@@ -3,9 +3,10 @@
 A node is a django-q2 cluster with its own queue (`manage.py node`). Dispatch picks the live
 node with the most free capacity and puts one `analysis.jobs.run_subtask` job on that node's
 queue. A Redis queue forgets a job whose worker dies, so liveness comes from heartbeats: the
-job refreshes `Subtask.heartbeat_at` every second, and the reaper (run by every node's loop)
-marks a subtask whose heartbeat stopped ABNORMAL and dispatches it again, a bounded number of
-times (docs/analysis-engine.md).
+job's beats reach `Subtask.heartbeat_at` (batched by its node's loop, analysis/node.py), and
+the reaper (one node's loop at a time) marks a subtask whose heartbeat stopped ABNORMAL and
+dispatches it again, a bounded number of times; a node live in the database but cut from Redis
+gets no new work and its subtasks move too (docs/analysis-engine.md).
 """
 
 from __future__ import annotations
