@@ -3,9 +3,10 @@
 A node is a django-q2 cluster with its own queue (`manage.py node`). Dispatch picks the live
 node with the most free capacity and puts one `analysis.jobs.run_subtask` job on that node's
 queue. A Redis queue forgets a job whose worker dies, so liveness comes from heartbeats: the
-job refreshes `Subtask.heartbeat_at` every second, and the reaper (run by every node's loop)
-marks a subtask whose heartbeat stopped ABNORMAL and dispatches it again, a bounded number of
-times (docs/analysis-engine.md).
+job's beats reach `Subtask.heartbeat_at` (batched by its node's loop, analysis/node.py), and
+the reaper (one node's loop at a time) marks a subtask whose heartbeat stopped ABNORMAL and
+dispatches it again, a bounded number of times; a node live in the database but cut from Redis
+gets no new work and its subtasks move too (docs/analysis-engine.md).
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ DEFAULT_CATEGORIES: dict[str, tuple[str, ...]] = {
 BUSY_STATES = (State.STARTING, State.RUNNING, State.RECOVERING, State.ABNORMAL, State.STOPPING)
 WAITING_REASON = gettext_noop("waiting for a free analysis node")
 BROKER_REASON = gettext_noop("waiting for the message broker (Redis) to queue it")
-# Candidates a dispatcher tries under SKIP LOCKED before it waits for a locked one.
-TAKE_SLOT_TRIES = 3
+# Transactions a dispatch tries (each finding its node filled meanwhile) before it waits.
+TAKE_SLOT_TRIES = 5
 
 
 def required_categories(task: Task) -> list[str]:
@@ -137,13 +138,10 @@ def _slot_sql(lock: str) -> tuple[str, str]:
     node, subtask = Node._meta.db_table, Subtask._meta.db_table
     busy_states = ", ".join(f"'{state}'" for state in BUSY_STATES)
     busy = f"(SELECT COUNT(*) FROM {subtask} b WHERE b.node_id = n.id AND b.state IN ({busy_states}))"
-    # Nodes with room first, then the avoided one last, then the most free: the first row has
-    # room if any node has (the busy count is computed once per node).
     pick = (
-        f"SELECT n.id, n.name, n.capacity, n.capacity - {busy} AS free,"
-        f" CASE WHEN n.id = %s THEN 1 ELSE 0 END AS avoided FROM {node} n"
-        f" WHERE n.last_heartbeat >= %s AND n.redis_ack_at >= %s AND NOT n.draining AND n.capacity > 0"
-        f" ORDER BY (CASE WHEN n.capacity - {busy} > 0 THEN 0 ELSE 1 END), avoided, free DESC, n.id LIMIT 1 {lock}"
+        f"SELECT n.id, n.name, n.capacity FROM {node} n"
+        f" WHERE n.last_heartbeat >= %s AND n.redis_ack_at >= %s AND NOT n.draining AND {busy} < n.capacity"
+        f" ORDER BY CASE WHEN n.id = %s THEN 1 ELSE 0 END, n.capacity - {busy} DESC, n.id LIMIT 1 {lock}"
     )
     claim = (
         f"UPDATE {subtask} SET node_id = %s, heartbeat_at = %s, attempts = %s, status_reason = %s"
@@ -151,6 +149,10 @@ def _slot_sql(lock: str) -> tuple[str, str]:
         f" AND b.state IN ({busy_states})) < %s"
     )
     return pick, claim
+
+
+class NodeFilled(Exception):
+    """The node locked for a claim filled up before it (another dispatcher committed there)."""
 
 
 def take_slot(subtask_id: int, avoid: int | None = None, **changes: Any) -> Node | None:
@@ -162,27 +164,28 @@ def take_slot(subtask_id: int, avoid: int | None = None, **changes: Any) -> Node
     node's busy count, read again by that UPDATE: a statement that starts after the node's lock
     was granted sees every dispatcher that held it before (PostgreSQL's READ COMMITTED takes a
     snapshot per statement), whereas the count read while choosing may predate one of them.
-    Two statements per dispatch. Only when every free node is held by another dispatcher does
-    this wait, on the best one. (SQLite has no row locks: its IMMEDIATE transactions run one
-    writer at a time, which serialises dispatchers there.)"""
+    Two statements. Only when every free node is held by another dispatcher does this wait, on
+    the best one, holding no other node's lock. NodeFilled when the claim finds the node full:
+    the caller rolls back (which releases that node's lock: a dispatcher never waits for a node
+    while holding another, so dispatchers cannot deadlock) and tries again. (SQLite has no row
+    locks: its IMMEDIATE transactions run one writer at a time, which serialises dispatchers.)"""
     postgres = connection.vendor == "postgresql"
     adapt = connection.ops.adapt_datetimefield_value
     cutoff = adapt(timezone.now() - timedelta(seconds=settings.VIAS_NODE_TIMEOUT))
     values = [adapt(changes["heartbeat_at"]), changes["attempts"], changes["status_reason"], subtask_id]
     for lock in ("FOR UPDATE OF n SKIP LOCKED", "FOR UPDATE OF n") if postgres else ("",):
         pick, claim = _slot_sql(lock)
-        for _attempt in range(TAKE_SLOT_TRIES):
-            with connection.cursor() as cursor:
-                cursor.execute(pick, [avoid if avoid is not None else -1, cutoff, cutoff])
-                row = cursor.fetchone()
-                if row is None or row[3] <= 0:
-                    break
-                node_id, name, capacity = row[:3]
-                cursor.execute(claim, [node_id, *values, node_id, capacity])
-                if cursor.rowcount:  # the other fields load if asked for
-                    return Node.from_db(
-                        connection.alias, ["id", "name", "capacity"], [node_id, name, capacity]
-                    )
+        with connection.cursor() as cursor:
+            cursor.execute(pick, [cutoff, cutoff, avoid if avoid is not None else -1])
+            row = cursor.fetchone()
+            if row is None:
+                continue  # none free, or all free ones held: wait for the best (or none is free)
+            node_id, name, capacity = row
+            cursor.execute(claim, [node_id, *values, node_id, capacity])
+            if not cursor.rowcount:
+                raise NodeFilled(node_id)
+        # The other fields load if asked for.
+        return Node.from_db(connection.alias, ["id", "name", "capacity"], [node_id, name, capacity])
     return None
 
 
@@ -192,6 +195,18 @@ def dispatch(subtask_id: int, count_attempt: bool = True, avoid: int | None = No
     node it just left, chosen only when no other has room. Three statements (the subtask's
     lock, the node's, the conditional UPDATE; on PostgreSQL a fourth, the asynchronous commit)
     and two Redis calls (a host's free slots, the queue)."""
+    for _try in range(TAKE_SLOT_TRIES):
+        try:
+            return _dispatch_once(subtask_id, count_attempt, avoid)
+        except NodeFilled:
+            continue  # rolled back: the full node's lock is released; choose again
+    Subtask.objects.filter(
+        pk=subtask_id, state__in=(State.STARTING, State.RECOVERING), node__isnull=True
+    ).update(status_reason=_(WAITING_REASON))
+    return None
+
+
+def _dispatch_once(subtask_id: int, count_attempt: bool, avoid: int | None) -> Node | None:
     with transaction.atomic():
         # Ordered by pk: the model's ordering (task, position) would join the task and lock its
         # row too, serialising the dispatches of every subtask of one task.

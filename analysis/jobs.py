@@ -186,6 +186,7 @@ class SubtaskRun:
     _last_tick: float = 0.0
     _last_beat: float | None = None
     roi_pending: bool = False
+    _stats_made: bool = False
 
     def __post_init__(self) -> None:
         from subtasks.services import Lease
@@ -455,15 +456,26 @@ class SubtaskRun:
         in this job's own fenced UPDATE when no loop flushes the node's beats or Redis is down.
         The mtask's progress is the housekeeping's periodic aggregate."""
         percent = round(self.progress.percent, 2)
-        beat = node.Beat(self.subtask.pk, self.lease.attempt, time.time(), percent, self.progress.last_frame)
+        # The per-camera figures ride on the heartbeat (once the job has made their row).
+        stats = (
+            self.observer.figures(self.pipeline) if self.observer is not None and self._stats_made else None
+        )
+        beat = node.Beat(
+            self.subtask.pk, self.lease.attempt, time.time(), percent, self.progress.last_frame, stats
+        )
         handed = self.lease.node_id is not None and self.redis.call(
             lambda: node.publish_beat(self.node_name, beat), False
         )
         if not handed:
             self._write_heartbeat(percent)
         self.subtask.progress = percent
-        if self.observer is not None:
-            self.observer.flush(self.pipeline)  # the per-camera figures ride on the heartbeat
+        if self.observer is None:
+            return
+        if handed and stats is not None:
+            self.observer.flush_clips()  # the figures went with the beat
+        else:
+            self.observer.flush(self.pipeline)
+            self._stats_made = True
 
     def _write_heartbeat(self, percent: float) -> None:
         """This job's own fenced UPDATE. No row updated: stopped (StopNow) or lost the lease."""

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from django.conf import settings
 
 from analysis import control
+from analysis.outage import SOFT_ERRORS
 
 VIEWER_TTL = 10
 FRAME_TTL = 5
@@ -54,10 +55,16 @@ class LivePublisher:
         now = self.clock()
         if now - self._checked_at >= CHECK_INTERVAL:
             self._checked_at = now
-            self.watched = bool(control.client().exists(_key("viewers", self.subtask_id)))
+            try:
+                self.watched = bool(control.client().exists(_key("viewers", self.subtask_id)))
+            except SOFT_ERRORS:  # Redis away: nobody can watch; the analysis goes on (outage.py)
+                self.watched = False
         return self.watched and now - self._published_at >= PUBLISH_INTERVAL
 
     def publish(self, jpeg: bytes) -> None:
         self._published_at = self.clock()
-        control.client().set(_key("frame", self.subtask_id), jpeg, ex=FRAME_TTL)
+        try:
+            control.client().set(_key("frame", self.subtask_id), jpeg, ex=FRAME_TTL)
+        except SOFT_ERRORS:
+            return
         self.published += 1

@@ -4,7 +4,7 @@
 Batched heartbeats: a job does not write its own heartbeat. It publishes (attempt, progress,
 checkpoint, time) into its node's beats hash in Redis (`publish_beat`, one Redis call per beat),
 and the node's loop takes the whole hash every tick and writes it in ONE fenced UPDATE for all of
-the node's subtasks (`flush_beats`): each row is written only while the job's (attempt, node)
+the node's subtasks (`write_beats`; their camera figures in one more): each row is written only while the job's (attempt, node)
 lease still holds and the subtask is in a beating state. A job whose row was refused is told on
 its control inbox (op "lease") and stops (or ends as STOPPED when a stop was asked through the
 database). A job writes its own fenced UPDATE when no loop flushes its node's beats (the loop's
@@ -26,13 +26,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.db.models import Case, DateTimeField, F, FloatField, IntegerField, Q, Value, When
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from analysis import control
 from analysis.dispatch import dispatch_waiting, reap, refresh_mtask_progress
@@ -171,14 +173,18 @@ class Beat:
     at: float  # wall-clock time of the beat (epoch seconds): the subtask's heartbeat_at
     progress: float
     checkpoint: int = 0
+    # The camera's figures (CameraStats fields, analysis/observe.py), once its row exists.
+    stats: dict[str, Any] | None = None
 
     def encode(self) -> str:
-        return json.dumps([self.attempt, self.at, self.progress, self.checkpoint])
+        return json.dumps(
+            [self.attempt, self.at, self.progress, self.checkpoint, self.stats], cls=DjangoJSONEncoder
+        )
 
     @classmethod
     def decode(cls, subtask_id: bytes | str, raw: bytes | str) -> Beat:
-        attempt, at, progress, checkpoint = json.loads(raw)
-        return cls(int(subtask_id), int(attempt), float(at), float(progress), int(checkpoint))
+        attempt, at, progress, checkpoint, stats = json.loads(raw)
+        return cls(int(subtask_id), int(attempt), float(at), float(progress), int(checkpoint), stats)
 
 
 def _beats_key(name: str) -> str:
@@ -240,7 +246,25 @@ def write_beats(node_id: int, beats: Iterable[Beat]) -> list[int]:
     refused: list[int] = []
     for start in range(0, len(beats), BEATS_PER_STATEMENT):
         refused += _write_chunk(node_id, beats[start : start + BEATS_PER_STATEMENT])
+    _write_stats([b for b in beats if b.stats and b.subtask_id not in refused])
     return refused
+
+
+def _write_stats(beats: list[Beat]) -> None:
+    """The accepted beats' camera figures: one UPDATE (by CASE on the subtask) for them all."""
+    from analysis.models import CameraStats
+
+    if not beats:
+        return
+    now = timezone.now()
+    rows = []
+    for b in beats:
+        fields = dict(cast(dict[str, Any], b.stats))
+        for name in ("last_frame_at", "started_at"):
+            fields[name] = parse_datetime(fields[name]) if fields.get(name) else None
+        rows.append(CameraStats(subtask_id=b.subtask_id, updated_at=now, **fields))
+    names = sorted({name for b in beats for name in cast(dict[str, Any], b.stats)} | {"updated_at"})
+    CameraStats.objects.bulk_update(rows, names, batch_size=BEATS_PER_STATEMENT)
 
 
 def _write_chunk(node_id: int, beats: list[Beat]) -> list[int]:

@@ -174,6 +174,10 @@ class Observer:
             self._created = True
         else:
             CameraStats.objects.filter(subtask_id=self.subtask_id).update(**fields, updated_at=timezone.now())
+        self.flush_clips()
+
+    def flush_clips(self) -> None:
+        """Only the clips written since (the figures went with the node's batched beat)."""
         if self.clips is not None:
             _store_clips(self.clips.take_written())
 

@@ -167,3 +167,33 @@ def test_with_a_heartbeat_timeout_too_short_for_a_loop_tick_every_job_writes_its
         run._heartbeat()
     assert len(own) == 1
     assert beats_of([run]) == {run.subtask.pk: (10.0, 10)}
+
+
+def test_the_camera_figures_ride_on_the_batched_beat_one_statement_for_the_node(alice):
+    from types import SimpleNamespace
+
+    from analysis.models import CameraStats
+    from analysis.observe import Observer
+
+    owner = this_node()
+    runs = running(owner, alice, 4)
+    node.beat(owner.name, owner.pk)
+    for run in runs:
+        run.observer = Observer(run.subtask.pk, owner.name, 5, clips=False)
+        run.pipeline = SimpleNamespace(detections=0, inference_s=0.0, detectors=[])
+        run._heartbeat()  # the first beat makes each camera's row (the job's own write)
+    node.beat(owner.name, owner.pk)
+    assert CameraStats.objects.filter(subtask__in=[r.subtask for r in runs], frames_analysed=0).count() == 4
+    for run in runs:
+        run.observer.frames_analysed = 50
+        run.pipeline.detections = 7
+    with CaptureQueriesContext(connection) as jobs:
+        for run in runs:
+            run._heartbeat()
+    assert len(jobs) == 0
+    with CaptureQueriesContext(connection) as tick:
+        node.beat(owner.name, owner.pk)
+    # The node's heartbeat, the beats, and the figures of every camera of the node.
+    assert [q["sql"].split()[0] for q in tick.captured_queries] == ["UPDATE", "UPDATE", "UPDATE"]
+    figures = CameraStats.objects.filter(subtask__in=[r.subtask for r in runs])
+    assert set(figures.values_list("frames_analysed", "detections", "node_name")) == {(50, 7, owner.name)}
