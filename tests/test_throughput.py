@@ -355,3 +355,51 @@ def test_while_inference_is_busy_with_a_batch_queued_the_open_batch_grows(rect_m
         assert shared.batches <= 3, shared.batches
     finally:
         shared.close()
+
+
+# ---- a running job's announcements ------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_announcements_from_a_plain_thread_arrive_in_order_over_one_connection(settings):
+    """What a job's thread announces (progress once a second) reaches a group's member in order,
+    and 20 announcements of two groups each open one Redis connection, not one per call (each
+    `async_to_sync` from a plain thread started a loop, and channels_redis a connection per loop)."""
+    import redis
+    from asgiref.sync import async_to_sync
+    from channels.layers import channel_layers, get_channel_layer
+
+    from tests.ws_helpers import PrivateRedis, point_settings_at
+    from vias.lib.announce import announce
+
+    server = PrivateRedis()
+    server.start()
+    try:
+        point_settings_at(settings, server.url)
+        channel_layers.backends.clear()
+        layer = get_channel_layer()
+        channel = async_to_sync(layer.new_channel)()
+        async_to_sync(layer.group_add)("task.t-job", channel)
+        stats = redis.Redis.from_url(server.url)
+        opened = stats.info("stats")["total_connections_received"]
+
+        def job() -> None:
+            for step in range(20):
+                announce("p-job", "progress", {"progress": float(step)}, task_id="t-job")
+
+        worker = threading.Thread(target=job)
+        worker.start()
+        worker.join(timeout=120)
+        assert not worker.is_alive()
+        new_connections = stats.info("stats")["total_connections_received"] - opened
+
+        async def drain() -> list[float]:
+            return [(await layer.receive(channel))["progress"] for _ in range(20)]
+
+        received = async_to_sync(drain)()
+        assert received == [float(step) for step in range(20)]
+        assert new_connections <= 2, new_connections
+        stats.close()
+    finally:
+        channel_layers.backends.clear()
+        server.stop()
