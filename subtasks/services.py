@@ -287,6 +287,8 @@ def _apply_want(want: mtask_runs.Want, only_waiting: bool = False) -> Outcome:
         return Outcome(subtask.pk, subtask.state, False, _("not config-complete"))
     if not want.run:
         Subtask.objects.filter(pk=subtask.pk).update(waiting_until=want.next_start)
+        if want.next_start != subtask.waiting_until:
+            _announce_waiting(subtask, want.next_start)
         outcome = _stop_one(subtask) if subtask.state in ACTIVE_STATES else None
         when = timezone.localtime(want.next_start).isoformat() if want.next_start else "-"
         return Outcome(
@@ -297,11 +299,30 @@ def _apply_want(want: mtask_runs.Want, only_waiting: bool = False) -> Outcome:
         )
     was_waiting = subtask.waiting_until is not None
     Subtask.objects.filter(pk=subtask.pk).update(waiting_until=None)
+    if was_waiting:
+        _announce_waiting(subtask, None)
     if want.scene is not None and want.scene.pk != subtask.scene_id:
         _turn_to(subtask, want.scene)
     if only_waiting and not was_waiting and subtask.state not in ACTIVE_STATES:
         return Outcome(subtask.pk, subtask.state, True, _("not waiting: left as it is"))
     return _start_one(subtask)
+
+
+def _announce_waiting(subtask: Subtask, waiting_until: datetime | None) -> None:
+    """A subtask now waits for its mtask's window until `waiting_until` (None: no longer waits);
+    websocket subscribers hear it as a "subtask.schedule" push (docs/websocket.md)."""
+    subtask.waiting_until = waiting_until
+    task = subtask.task
+    announce(
+        task.project.project_id,
+        "subtask.schedule",
+        {
+            "task_id": task.task_id,
+            "subtask_id": subtask.pk,
+            "waiting_until": waiting_until.isoformat() if waiting_until else None,
+        },
+        task_id=task.task_id,
+    )
 
 
 def _turn_to(subtask: Subtask, scene: Any) -> None:
@@ -375,7 +396,10 @@ def stop_task(task: Task) -> list[Outcome]:
         _set_schedule_active(task, False)
     schedules.remove(task.task_id)
     mtask_runs.remove(task.task_id)
-    Subtask.objects.filter(task=task, waiting_until__isnull=False).update(waiting_until=None)
+    waiting = Subtask.objects.filter(task=task, waiting_until__isnull=False)
+    for subtask in waiting.select_related("task__project"):
+        _announce_waiting(subtask, None)
+    waiting.update(waiting_until=None)
     return _stop_subtasks(task)
 
 

@@ -231,7 +231,8 @@ def batch_sources(batch_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
 
 def live_snapshot(tasks: QuerySet[Task], with_subtasks: bool) -> list[dict[str, Any]]:
     """What a new websocket subscriber sees first: each task's derived state, per-state counts and
-    mean progress, and (for a one-task subscription) each subtask's state and progress.
+    mean progress, and (for a one-task subscription) each subtask's state and progress; with
+    `waiting_until` (a datetime, or None) for what waits for its mtask's window.
 
     Three queries whatever the number of tasks: the task rows with their counts, the mean
     progress per task, and the subtasks when asked for.
@@ -248,13 +249,14 @@ def live_snapshot(tasks: QuerySet[Task], with_subtasks: bool) -> list[dict[str, 
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if with_subtasks:
         subtasks = Subtask.objects.filter(task_id__in=task_ids).order_by("task_id", "position")
-        for sub in subtasks.values("id", "task_id", "state", "progress", "status_reason"):
+        for sub in subtasks.values("id", "task_id", "state", "progress", "status_reason", "waiting_until"):
             by_task[sub["task_id"]].append(
                 {
                     "subtask_id": sub["id"],
                     "state": sub["state"],
                     "progress": round(sub["progress"] or 0.0, 2),
                     "reason": sub["status_reason"],
+                    "waiting_until": sub["waiting_until"],
                 }
             )
     snapshot = []
@@ -265,6 +267,7 @@ def live_snapshot(tasks: QuerySet[Task], with_subtasks: bool) -> list[dict[str, 
             "state_counts": row["state_counts"],
             "subtask_count": row["subtask_count"],
             "progress": round(means.get(row["task_id"]) or 0.0, 2),
+            "waiting_until": row["next_start"],  # its first waiting subtask's next start
         }
         if with_subtasks:
             item["subtasks"] = by_task[row["task_id"]]

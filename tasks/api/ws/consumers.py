@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 import redis.exceptions
@@ -29,6 +30,7 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from tasks import queries
+from tasks.api.serializers import SCHEDULING, format_dt
 from tasks.api.ws import commands
 from tasks.api.ws.auth import authenticate, language_of, scope_headers, scope_query
 from tasks.api.ws.flow import Outbox, Stalled, transport_of
@@ -58,7 +60,14 @@ CLOSE_UNAUTHORIZED = 4401  # no or bad credentials on connect
 CLOSE_FORBIDDEN = 4403  # a user in no project
 
 # Kinds after which a task's per-state counts may have changed: a "task.state" push follows.
-COUNTS_KINDS = {"state", "subtask.state", "subtask.deleted", "task.created", "task.updated"}
+COUNTS_KINDS = {
+    "state",
+    "subtask.state",
+    "subtask.schedule",
+    "subtask.deleted",
+    "task.created",
+    "task.updated",
+}
 # Pushes about one task within this window share one counts query per process.
 COUNTS_DEBOUNCE = 0.1
 BROKER_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError)
@@ -123,7 +132,26 @@ class TaskCounts:
             "state": row["state"],
             "state_counts": row["state_counts"],
             "subtask_count": row["subtask_count"],
+            **schedule_fields(row["next_start"]),
         }
+
+
+def schedule_fields(waiting_until: datetime | str | None) -> dict[str, Any]:
+    """What waits for its mtask's window, as the native API shows it: `schedule_state`
+    ("SCHEDULING" or "") and `next_start_dt` (the native time format, or null)."""
+    if isinstance(waiting_until, str):
+        waiting_until = datetime.fromisoformat(waiting_until)
+    return {
+        "schedule_state": SCHEDULING if waiting_until else "",
+        "next_start_dt": format_dt(waiting_until),
+    }
+
+
+def _with_schedule(item: dict[str, Any]) -> dict[str, Any]:
+    item.update(schedule_fields(item.pop("waiting_until", None)))
+    for sub in item.get("subtasks", ()):
+        sub.update(schedule_fields(sub.pop("waiting_until", None)))
+    return item
 
 
 class DevconfConsumer(AsyncConsumer):
@@ -297,7 +325,8 @@ class DevconfConsumer(AsyncConsumer):
             tasks = Task.objects.filter(project=project)
             if task_id is not None:
                 tasks = tasks.filter(task_id=task_id)
-            return queries.live_snapshot(tasks, with_subtasks=task_id is not None)
+            snapshot = queries.live_snapshot(tasks, with_subtasks=task_id is not None)
+            return [_with_schedule(item) for item in snapshot]
 
         push: dict[str, Any] = {"push": "snapshot", "ecode": 200, "enote": "OK"}
         if task_id is not None:
@@ -393,6 +422,8 @@ class DevconfConsumer(AsyncConsumer):
         if not self.sub_all and task_id not in self.sub_tasks:
             return
         data = {k: v for k, v in message.items() if k not in ("type", "kind", "project_id", "task_id")}
+        if "waiting_until" in data:  # "subtask.schedule": in the snapshot's (the native API's) words
+            data.update(schedule_fields(data.pop("waiting_until")))
         for name in ("snapshot_url", "clip_url"):  # an event's files, as absolute URLs
             link = data.get(name)
             if isinstance(link, str) and link.startswith("/") and self.host:
