@@ -4,6 +4,8 @@
  * /wsapi/v1/devconf_fx with the admin's session cookie, subscribes, and updates in place:
  *   "subtask.state"  -> the subtask's badge        [data-subtask-id=ID]
  *   "task.state"     -> the task's badge and counts [data-task-id=ID], [data-task-counts=ID]
+ *   "subtask.schedule" (and the schedule fields of "task.state") -> a "SCHEDULING → next start"
+ *                       note beside the badge while it waits for its mtask's window
  *   "progress"       -> the subtask's progress bar  [data-subtask-progress=ID] (and the task's average)
  *   "snapshot"       -> all of the above at once: the state when the page subscribed (sent first,
  *                       so a change made before the page loaded is never missed)
@@ -38,8 +40,31 @@
     if (current && current.dataset.state === state) return;
     holder.innerHTML = "";
     holder.appendChild(badge(state));
+    showSchedule(holder);
     // The page's command buttons follow the state (static/vias/console.js).
     holder.dispatchEvent(new CustomEvent("vias:state", { bubbles: true, detail: { state: state } }));
+  }
+
+  // Waiting for its mtask's window: schedule_state "SCHEDULING" and next_start_dt (docs/websocket.md).
+  function setSchedule(holder, data) {
+    if (!holder || !("schedule_state" in data)) return;
+    holder.dataset.scheduleState = data.schedule_state || "";
+    holder.dataset.nextStart = data.next_start_dt || "";
+    showSchedule(holder);
+  }
+
+  function showSchedule(holder) {
+    var note = holder.querySelector(".vias-schedule");
+    if (!holder.dataset.scheduleState) {
+      if (note) note.remove();
+      return;
+    }
+    if (!note) {
+      note = document.createElement("small");
+      note.className = "vias-schedule";
+      holder.appendChild(note);
+    }
+    note.textContent = " " + stateLabel(holder.dataset.scheduleState) + " → " + (holder.dataset.nextStart || "—");
   }
 
   function setCounts(holder, counts) {
@@ -134,11 +159,14 @@
     var taskId = message.task_id || data.task_id;
     var subtaskId = data.subtask_id;
     if (kind === "subtask.state" && subtaskId !== undefined) {
-      each('[data-subtask-id="' + subtaskId + '"]', function (h) { setBadge(h, data.state); });
+      each('[data-subtask-id="' + subtaskId + '"]', function (h) { setBadge(h, data.state); setSchedule(h, data); });
       document.dispatchEvent(new CustomEvent("vias:live", { detail: message }));
     } else if (kind === "task.state" && taskId) {
-      each('[data-task-id="' + taskId + '"]', function (h) { setBadge(h, data.state); });
+      each('[data-task-id="' + taskId + '"]', function (h) { setBadge(h, data.state); setSchedule(h, data); });
       if (data.state_counts) each('[data-task-counts="' + taskId + '"]', function (h) { setCounts(h, data.state_counts); });
+      document.dispatchEvent(new CustomEvent("vias:live", { detail: message }));
+    } else if (kind === "subtask.schedule" && subtaskId !== undefined) {
+      each('[data-subtask-id="' + subtaskId + '"]', function (h) { setSchedule(h, data); });
       document.dispatchEvent(new CustomEvent("vias:live", { detail: message }));
     } else if (kind === "progress" && subtaskId !== undefined) {
       each('[data-subtask-progress="' + subtaskId + '"]', function (h) { setProgress(h, data.progress); });
