@@ -43,8 +43,11 @@ def provider_of(detectors: Sequence[Any]) -> str:
 def continues_run(subtask: Any, resume_frame: int) -> bool:
     """Whether a job continues a run an earlier job began, so that its counters go on: a new
     segment, or a file dispatched again, continues after a frame; a re-dispatch counts an attempt
-    (`start_task` resets the attempts to 0 and the run's first dispatch makes it 1)."""
-    return resume_frame > 0 or subtask.attempts > 1
+    (`start_task` resets the attempts to 0 and the run's first dispatch makes it 1); a stream
+    handed back by a draining node or dispatched again from the admin (the attempt not counted,
+    no frame to resume from) has a checkpoint its earlier job's heartbeats wrote (a new run
+    resets it to 0)."""
+    return resume_frame > 0 or subtask.attempts > 1 or subtask.checkpoint_frame > 0
 
 
 class Observer:
