@@ -6,7 +6,9 @@ draining node hands it back. Only the first job of a run starts the counters at 
 one continues from the figures in the CameraStats row (`continues`). The job calls `frame()` after each analysed frame,
 `event()` after storing each event, `reconnected()` when a stream comes back, and `flush()` with
 its once-a-second heartbeat, which writes the CameraStats row (one UPDATE) and fills in the
-clips written since. Nothing here changes what the analysis finds.
+clips written since. Every write of the row is fenced on the job's lease (`lease`): a stale job
+(another attempt or node owns the subtask) overwrites nothing. Nothing here changes what the
+analysis finds.
 """
 
 from __future__ import annotations
