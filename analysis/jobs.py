@@ -253,6 +253,7 @@ class SubtaskRun:
             clips=not pictures,
             continues=continues_run(self.subtask, resume_frame),
             resume_frame=resume_frame,
+            lease={**self.lease.owns(), "state__in": OWNED_STATES},  # a stale job writes no figures
         )
         self.roi_pending = target_rois(self.subtask) is None
         if pictures:

@@ -6,7 +6,9 @@ draining node hands it back. Only the first job of a run starts the counters at 
 one continues from the figures in the CameraStats row (`continues`). The job calls `frame()` after each analysed frame,
 `event()` after storing each event, `reconnected()` when a stream comes back, and `flush()` with
 its once-a-second heartbeat, which writes the CameraStats row (one UPDATE) and fills in the
-clips written since. Nothing here changes what the analysis finds.
+clips written since. Every write of the row is fenced on the job's lease (`lease`): a stale job
+(another attempt or node owns the subtask) overwrites nothing. Nothing here changes what the
+analysis finds.
 """
 
 from __future__ import annotations
@@ -43,8 +45,11 @@ def provider_of(detectors: Sequence[Any]) -> str:
 def continues_run(subtask: Any, resume_frame: int) -> bool:
     """Whether a job continues a run an earlier job began, so that its counters go on: a new
     segment, or a file dispatched again, continues after a frame; a re-dispatch counts an attempt
-    (`start_task` resets the attempts to 0 and the run's first dispatch makes it 1)."""
-    return resume_frame > 0 or subtask.attempts > 1
+    (`start_task` resets the attempts to 0 and the run's first dispatch makes it 1); a stream
+    handed back by a draining node or dispatched again from the admin (the attempt not counted,
+    no frame to resume from) has a checkpoint its earlier job's heartbeats wrote (a new run
+    resets it to 0)."""
+    return resume_frame > 0 or subtask.attempts > 1 or subtask.checkpoint_frame > 0
 
 
 class Observer:
@@ -59,8 +64,13 @@ class Observer:
         clock: Callable[[], float] = time.monotonic,
         continues: bool | None = None,
         resume_frame: int = 0,
+        lease: dict[str, Any] | None = None,
     ) -> None:
         self.subtask_id = subtask_id
+        # Fencing: Subtask filter arguments (attempt, node, states) this job owns its subtask by;
+        # every write of the row is conditional on them, so a stale job (another attempt or node
+        # owns the subtask now) overwrites nothing. None: unfenced (a benchmark's observer).
+        self.lease = lease
         self.node_name = node_name
         self.clock = clock
         self.live = LivePublisher(subtask_id, clock=clock)
@@ -74,7 +84,6 @@ class Observer:
         self.started_at = timezone.now()
         self._first_index: int | None = None
         self._samples: deque[tuple[float, int, int]] = deque()  # (time, frames, detections)
-        self._created = False
         # What the run's earlier jobs counted (a new pipeline counts its detections from zero).
         self._decoded_before = 0
         self._detections_before = 0
@@ -92,7 +101,6 @@ class Observer:
     def _start_row(self) -> None:
         """The run's first job: the row counts from zero at once, so that a re-dispatch before this
         job's first heartbeat does not continue the previous run's figures."""
-        from analysis.models import CameraStats
 
         zero = {
             name: 0
@@ -109,16 +117,24 @@ class Observer:
                 "events",
             )
         }
-        CameraStats.objects.update_or_create(
-            subtask_id=self.subtask_id,
-            defaults={
-                **zero,
-                "node_name": self.node_name,
-                "last_frame_at": None,
-                "started_at": self.started_at,
-            },
+        self._write(
+            {**zero, "node_name": self.node_name, "last_frame_at": None, "started_at": self.started_at}
         )
-        self._created = True
+
+    def _write(self, fields: dict[str, Any]) -> bool:
+        """One fenced UPDATE of the row (an INSERT the first time, while the lease holds); False
+        when the lease no longer holds and nothing was written."""
+        from analysis.models import CameraStats
+        from subtasks.models import Subtask
+
+        fence = {f"subtask__{name}": value for name, value in (self.lease or {}).items()}
+        rows = CameraStats.objects.filter(subtask_id=self.subtask_id, **fence)
+        if rows.update(**fields, updated_at=timezone.now()):
+            return True
+        if self.lease is not None and not Subtask.objects.filter(pk=self.subtask_id, **self.lease).exists():
+            return False
+        CameraStats.objects.update_or_create(subtask_id=self.subtask_id, defaults=fields)
+        return True
 
     def _continue_from_row(self) -> None:
         from analysis.models import CameraStats
@@ -135,7 +151,6 @@ class Observer:
         self.started_at = row.started_at or self.started_at
         self._detections_before = row.detections
         self._inference_s_before = row.inference_seconds
-        self._created = True
 
     # -- from the job -------------------------------------------------------------------------------
 
@@ -164,17 +179,13 @@ class Observer:
     def reconnected(self) -> None:
         self.reconnects += 1
 
-    def flush(self, pipeline: Any) -> None:
-        """Write the stats row (one UPDATE, an INSERT the first time) and the clips written since."""
-        from analysis.models import CameraStats
-
-        fields = self.figures(pipeline)
-        if not self._created:
-            CameraStats.objects.update_or_create(subtask_id=self.subtask_id, defaults=fields)
-            self._created = True
-        else:
-            CameraStats.objects.filter(subtask_id=self.subtask_id).update(**fields, updated_at=timezone.now())
+    def flush(self, pipeline: Any) -> bool:
+        """Write the stats row (one fenced UPDATE, an INSERT the first time) and the clips written
+        since; False, and nothing written, when the lease no longer holds."""
+        if not self._write(self.figures(pipeline)):
+            return False
         self.flush_clips()
+        return True
 
     def flush_clips(self) -> None:
         """Only the clips written since (the figures went with the node's batched beat)."""

@@ -282,3 +282,12 @@ ZH.update(
         "applied": "已生效",
     }
 )
+ZH.update(
+    {
+        # Django's auth pages and Django Q's list filters (untranslated upstream; vias/admin_site.py)
+        "After you’ve created a user, you’ll be able to edit more user options.": "创建用户后,可以编辑更多用户选项。",
+        "Whether the user will be able to authenticate using a password or not. If disabled, they may still be able to authenticate using other backends, such as Single Sign-On or LDAP.": "用户能否用密码登录。停用后,仍可能通过其他认证后端登录,例如单点登录或 LDAP。",
+        "Group": "组",
+        "Cluster": "集群",
+    }
+)

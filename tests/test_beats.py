@@ -197,3 +197,53 @@ def test_the_camera_figures_ride_on_the_batched_beat_one_statement_for_the_node(
     assert [q["sql"].split()[0] for q in tick.captured_queries] == ["UPDATE", "UPDATE", "UPDATE"]
     figures = CameraStats.objects.filter(subtask__in=[r.subtask for r in runs])
     assert set(figures.values_list("frames_analysed", "detections", "node_name")) == {(50, 7, owner.name)}
+
+
+def stats_run(run: SubtaskRun) -> None:
+    """The observer and (fake) pipeline a job makes, fenced on its lease as the job's own is."""
+    from types import SimpleNamespace
+
+    from analysis.jobs import OWNED_STATES
+    from analysis.observe import Observer
+
+    lease = {**run.lease.owns(), "state__in": OWNED_STATES}
+    run.observer = Observer(run.subtask.pk, run.node_name, 5, clips=False, continues=False, lease=lease)
+    run.pipeline = SimpleNamespace(detections=0, inference_s=0.0, detectors=[])
+
+
+def test_a_stale_runs_camera_figures_are_refused_on_the_batched_beat_and_in_its_own_write(alice):
+    from analysis.models import CameraStats
+
+    owner = this_node()
+    batched, own, first = running(owner, alice, 3)
+    for run in (batched, own, first):
+        stats_run(run)
+    node.beat(owner.name, owner.pk)  # the loop flushes this node's beats
+    for run in (batched, own):
+        run._heartbeat()  # the first beat makes the row
+    node.beat(owner.name, owner.pk)
+    assert CameraStats.objects.filter(subtask__in=[batched.subtask, own.subtask]).count() == 2
+    for run in (batched, own, first):  # the reaper gave all three to attempt 2 (on another node)
+        Subtask.objects.filter(pk=run.subtask.pk).update(attempts=2)
+        run.observer.frames_analysed = 50
+        run.pipeline.detections = 7
+    CameraStats.objects.filter(subtask=first.subtask).delete()  # a first beat after losing the lease
+
+    batched._heartbeat()  # handed to the loop, which refuses it
+    first._heartbeat()  # handed; its row would be the job's own write
+    node.beat(owner.name, owner.pk)
+    with pytest.raises(LostOwnership):
+        batched._tick()
+    control.client().delete(node._flusher_key(owner.name))  # no loop flushes: the job writes its own
+    with pytest.raises(LostOwnership):
+        own._heartbeat()
+    own.observer.close(own.pipeline)  # what a segment's end or a drain would write
+    batched.observer.close(batched.pipeline)
+
+    figures = CameraStats.objects.filter(subtask__in=[batched.subtask, own.subtask])
+    assert set(figures.values_list("frames_analysed", "detections")) == {(0, 0)}
+    assert not CameraStats.objects.filter(subtask=first.subtask).exists()
+    # The owner's figures are written as before.
+    Subtask.objects.filter(pk=own.subtask.pk).update(attempts=1)
+    assert own.observer.flush(own.pipeline)
+    assert CameraStats.objects.get(subtask=own.subtask).frames_analysed == 50

@@ -262,3 +262,28 @@ def test_a_runs_first_job_zeroes_the_row_at_once_and_a_later_job_continues_it(al
     assert (later.frames_analysed, later.reconnects) == (7, 2)
     pipeline = type("P", (), {"detections": 1, "inference_s": 0.5, "detectors": []})()
     assert later.figures(pipeline)["detections"] == 6
+
+
+def test_a_streams_first_attempt_handed_back_or_dispatched_again_continues_its_counters(alice):
+    """A draining node's hand-back and the admin's "dispatch again" do not count an attempt, and a
+    stream has no frame to resume from: its counters go on all the same."""
+    from analysis.jobs import resume_point
+    from analysis.observe import Observer, continues_run
+    from subtasks.models import Subtask
+    from tests.analysis_helpers import ready_task
+
+    subtask = ready_task(alice, vchans=1, algo_type="2").subtasks.get()
+    Subtask.objects.filter(pk=subtask.pk).update(source_url="rtsp://127.0.0.1:8554/live", attempts=1)
+    subtask.refresh_from_db()
+    assert not continues_run(subtask, resume_point(subtask))  # the run's first job
+    Observer(subtask.pk, "n1", 5.0, clips=False, continues=False)
+    CameraStats.objects.filter(subtask=subtask).update(frames_analysed=40, detections=3, reconnects=1)
+    # Its heartbeats wrote the stream's frame as the checkpoint; then it was handed back, attempt 1 still.
+    Subtask.objects.filter(pk=subtask.pk).update(checkpoint_frame=40)
+    subtask.refresh_from_db()
+    assert resume_point(subtask) == 0  # a stream goes on live
+    assert continues_run(subtask, resume_point(subtask))
+    later = Observer(subtask.pk, "n2", 5.0, clips=False, continues=continues_run(subtask, 0))
+    assert (later.frames_analysed, later.reconnects) == (40, 1)
+    pipeline = type("P", (), {"detections": 2, "inference_s": 0.1, "detectors": []})()
+    assert later.figures(pipeline)["detections"] == 5

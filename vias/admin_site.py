@@ -22,6 +22,15 @@ DJANGO_ADMIN_STRINGS = (
     gettext_noop("Model name"),
     gettext_noop("Add link"),
     gettext_noop("Change or view list link"),
+    # Django's add-user page (5.1+), and Django Q's list filters, untranslated upstream.
+    gettext_noop("After you’ve created a user, you’ll be able to edit more user options."),
+    gettext_noop(
+        "Whether the user will be able to authenticate using a password or not. "
+        "If disabled, they may still be able to authenticate using other backends, "
+        "such as Single Sign-On or LDAP."
+    ),
+    gettext_noop("Group"),
+    gettext_noop("Cluster"),
 )
 
 
