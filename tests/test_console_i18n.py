@@ -67,6 +67,8 @@ UNITS = {"fps", "ms", "MB"}
 TECHNICAL = PROPER_NAMES | UNITS
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]*[A-Za-z0-9]")
 URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S*", re.I)
+# A file name in the video store (an option of the video list) is the operator's data.
+FILE_NAME = re.compile(r"[^\s/]+\.(?:mp4|mkv|avi|mov|webm|ts|flv|jpe?g|png)\b", re.I)
 
 
 def visible_text(page: str) -> str:
@@ -74,7 +76,8 @@ def visible_text(page: str) -> str:
     page = re.sub(r"<(script|style|template|textarea|code)\b.*?</\1>", " ", page, flags=re.S | re.I)
     page = re.sub(r"<!--.*?-->", " ", page, flags=re.S)
     page = re.sub(r"<[^>]+>", " ", page)
-    return URL.sub(" ", re.sub(r"\b[0-9a-f]{32}\b", " ", html_lib.unescape(page)))  # task IDs
+    text = URL.sub(" ", re.sub(r"\b[0-9a-f]{32}\b", " ", html_lib.unescape(page)))  # task IDs
+    return FILE_NAME.sub(" ", text)
 
 
 def english_words(page: str, data: set[str]) -> list[str]:
