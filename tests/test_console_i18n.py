@@ -268,11 +268,8 @@ def page_data(data) -> set[str]:
     return words
 
 
-def assert_no_english(client: Client, data, name: str) -> None:
-    response = client.get(pages(data)[name])
-    assert response.status_code == 200
-    page = response.content.decode()
-    assert 'lang="zh-hans"' in page
+def page_words(data, name: str) -> set[str]:
+    """The data on page `name`: `page_data`, and what only that page shows."""
     words = page_data(data)
     if name == "event":  # its key, an identifier, under "详情"
         words |= set(WORD.findall(data["event"].key))
@@ -281,7 +278,15 @@ def assert_no_english(client: Client, data, name: str) -> None:
 
         for permission in Permission.objects.values_list("name", flat=True):
             words |= set(WORD.findall(permission))
-    left = english_words(page, words)
+    return words
+
+
+def assert_no_english(client: Client, data, name: str) -> None:
+    response = client.get(pages(data)[name])
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'lang="zh-hans"' in page
+    left = english_words(page, page_words(data, name))
     assert not left, f"English on the {name} page: {', '.join(left)}\n" + "\n".join(
         where(page, word) for word in left
     )

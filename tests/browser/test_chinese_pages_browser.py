@@ -11,11 +11,10 @@ from tests.browser.conftest import login, screenshot
 from tests.test_console_i18n import (
     CONSOLE_PAGES,
     OPERATOR_PAGES,
-    WORD,
     english_words,
     make_console_data,
     make_operator_data,
-    page_data,
+    page_words,
     pages,
 )
 
@@ -48,9 +47,7 @@ def test_every_operator_page_rendered_in_chinese_shows_no_english_word(page, asg
         page.wait_for_selector("html[lang=zh-hans]")
         page.wait_for_load_state("load")
         # Data on the pages, and the language switch's "English" (a language is named in its own words).
-        words = page_data(operator_pages) | {"English"}
-        if name == "event":
-            words |= set(WORD.findall(operator_pages["event"].key))
+        words = page_words(operator_pages, name) | {"English"}
         left = english_words(page.evaluate(RENDERED_TEXT), words)
         if left:
             found[name] = left
