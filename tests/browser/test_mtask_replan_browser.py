@@ -31,9 +31,9 @@ def hhmmss(moment) -> str:
     return timezone.localtime(moment).strftime("%H:%M:%S")
 
 
-def test_editing_the_window_on_the_task_page_starts_a_waiting_subtask_at_once(page, live_server):
-    from django_q.models import Schedule
-
+def configured_task_with_a_window(opens):
+    """A config-complete one-channel task whose only mtask's window opens at `opens`, for an
+    hour, with a detector and a live node row (nothing opens its stored private stream URL)."""
     from analysis.models import Detector
     from subtasks import services as subtask_services
     from subtasks.models import Node
@@ -42,14 +42,12 @@ def test_editing_the_window_on_the_task_page_starts_a_waiting_subtask_at_once(pa
 
     Detector.objects.create(name="people", onnx_file="people.onnx", classes={"0": {"category": "body"}})
     Node.objects.create(name="node-a", capacity=1, last_heartbeat=timezone.now())
-    now = timezone.now().replace(microsecond=0)
-    opens = now + timedelta(hours=2)
     task = services.create_task(
         Project.objects.get(project_id="ops"),
         {
             "task_name": "yard",
             "algo_type": "1",
-            "run_dt": now - timedelta(days=1),
+            "run_dt": opens - timedelta(days=1),
             "play_url": "rtsp://10.0.0.1/live",
             "mtasks": [
                 {
@@ -64,6 +62,17 @@ def test_editing_the_window_on_the_task_page_starts_a_waiting_subtask_at_once(pa
     )
     subtask = task.subtasks.get()
     in_thread(lambda: subtask_services.mark_config_complete(subtask))
+    return task, subtask
+
+
+def test_editing_the_window_on_the_task_page_starts_a_waiting_subtask_at_once(page, live_server):
+    from django_q.models import Schedule
+
+    from subtasks import services as subtask_services
+
+    now = timezone.now().replace(microsecond=0)
+    opens = now + timedelta(hours=2)
+    task, subtask = configured_task_with_a_window(opens)
     in_thread(lambda: subtask_services.start_task(task))
     subtask.refresh_from_db()
     assert (subtask.state, subtask.waiting_until) == ("CONFIGURED", opens)

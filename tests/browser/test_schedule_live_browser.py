@@ -11,40 +11,14 @@ from django.utils import timezone
 
 from tasks.api.serializers import format_dt
 from tests.browser.conftest import login
-from tests.browser.test_mtask_replan_browser import hhmmss, in_thread
+from tests.browser.test_mtask_replan_browser import configured_task_with_a_window, in_thread
 
 
 def test_an_open_task_page_shows_the_subtask_waiting_with_its_next_start(page, asgi_server):
-    from analysis.models import Detector
     from subtasks import services as subtask_services
-    from subtasks.models import Node
-    from tasks import services
-    from tasks.models import Project
 
-    Detector.objects.create(name="people", onnx_file="people.onnx", classes={"0": {"category": "body"}})
-    Node.objects.create(name="node-a", capacity=1, last_heartbeat=timezone.now())
-    now = timezone.now().replace(microsecond=0)
-    opens = now + timedelta(hours=2)
-    task = services.create_task(
-        Project.objects.get(project_id="ops"),
-        {
-            "task_name": "yard",
-            "algo_type": "1",
-            "run_dt": now - timedelta(days=1),
-            "play_url": "rtsp://10.0.0.1/live",
-            "mtasks": [
-                {
-                    "mtask_unid": "day",
-                    "type": 0,
-                    "start_time": hhmmss(opens),
-                    "end_time": hhmmss(opens + timedelta(hours=1)),
-                    "scenes": [{"scene_unid": "s", "name": "yard", "algo_type": "1"}],
-                }
-            ],
-        },
-    )
-    subtask = task.subtasks.get()
-    in_thread(lambda: subtask_services.mark_config_complete(subtask))
+    opens = timezone.now().replace(microsecond=0) + timedelta(hours=2)
+    task, subtask = configured_task_with_a_window(opens)
 
     login(page, asgi_server)
     page.goto(f"{asgi_server}/admin/tasks/task/{task.pk}/change/")
