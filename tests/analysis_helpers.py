@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import timedelta
 
+from django.db import connection
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.signing import SignedPackage
@@ -41,3 +43,21 @@ def queued_jobs(node_name: str) -> list[dict]:
 
 def age_heartbeat(subtask: Subtask, seconds: float) -> None:
     Subtask.objects.filter(pk=subtask.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def job_in_thread(subtask_pk: int, node_name: str) -> tuple[threading.Thread, list[str]]:
+    """The node's job for a subtask (`analysis.jobs.run_subtask`), started in a thread with its own
+    database connection; the list gets the job's outcome when it ends."""
+    from analysis.jobs import run_subtask
+
+    outcome: list[str] = []
+
+    def run() -> None:
+        try:
+            outcome.append(run_subtask(subtask_pk, node_name))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome

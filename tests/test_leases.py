@@ -4,12 +4,10 @@ it stops itself. A silent subtask on a silent node is suspected before it is rea
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from analysis import dispatch
@@ -18,7 +16,7 @@ from analysis.models import Event
 from subtasks.choices import State
 from subtasks.models import Node, Subtask
 from subtasks.services import Lease, LeaseLost, transition
-from tests.analysis_helpers import age_heartbeat, live_node, ready_task
+from tests.analysis_helpers import age_heartbeat, job_in_thread, live_node, ready_task
 from tests.nodes import long_video, wait_for
 from tests.test_jobs import security_task
 
@@ -71,16 +69,7 @@ def test_two_jobs_of_different_attempts_only_the_current_one_writes(alice, store
     settings.VIAS_PROGRESS_INTERVAL = 1  # on an idle machine the tiny model analyses the file in seconds
     long_video(store / "long.mp4", loops=8)
     _task, subtask, node = security_task(alice, "long.mp4", fps=25)
-    results: list[str] = []
-
-    def first_attempt() -> None:
-        try:
-            results.append(run_subtask(subtask.pk, node.name))
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=first_attempt)
-    thread.start()
+    thread, results = job_in_thread(subtask.pk, node.name)
     try:
         wait_for(
             lambda: Subtask.objects.get(pk=subtask.pk).progress > 1, timeout=60, what="attempt 1 running"

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from analysis import dispatch
@@ -15,6 +13,7 @@ from analysis.jobs import run_subtask
 from analysis.models import Event
 from subtasks.choices import State
 from subtasks.models import Subtask
+from tests.analysis_helpers import job_in_thread
 from tests.nodes import long_video, wait_for
 from tests.test_jobs import security_task
 
@@ -26,16 +25,7 @@ def test_a_re_dispatched_file_subtask_continues_after_its_checkpoint(alice, stor
     settings.VIAS_PROGRESS_INTERVAL = 1
     long_video(store / "long.mp4", loops=8)
     _task, subtask, node = security_task(alice, "long.mp4", fps=25)
-    first: list[str] = []
-
-    def first_attempt() -> None:
-        try:
-            first.append(run_subtask(subtask.pk, node.name))
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=first_attempt)
-    thread.start()
+    thread, first = job_in_thread(subtask.pk, node.name)
     try:
         wait_for(
             lambda: Subtask.objects.get(pk=subtask.pk).progress > 20, timeout=120, what="attempt 1 at 20 %"
@@ -55,16 +45,7 @@ def test_a_re_dispatched_file_subtask_continues_after_its_checkpoint(alice, stor
     events_of_attempt_1 = set(Event.objects.filter(subtask=subtask).values_list("key", flat=True))
 
     at_reap = reaped.progress
-    second: list[str] = []
-
-    def second_attempt() -> None:
-        try:
-            second.append(run_subtask(subtask.pk, node.name))
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=second_attempt)
-    thread.start()
+    thread, second = job_in_thread(subtask.pk, node.name)
     seen: list[float] = []
     while thread.is_alive():  # the progress attempt 2 reports, from its first heartbeat on
         seen.append(Subtask.objects.get(pk=subtask.pk).progress)
