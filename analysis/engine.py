@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from analysis import control, dispatch
@@ -16,6 +16,9 @@ class AnalysisEngine:
 
     def dispatch(self, subtask_id: int, count_attempt: bool = True) -> Node | None:
         return dispatch.dispatch(subtask_id, count_attempt=count_attempt)
+
+    def dispatch_many(self, subtask_ids: Sequence[int]) -> dict[int, Node | None]:
+        return dispatch.dispatch_many(subtask_ids)
 
     def missing_categories(self, task: Task) -> list[str]:
         return dispatch.missing_categories(task)

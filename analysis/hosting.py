@@ -118,6 +118,8 @@ def host(first: tuple[int, str, int], run_one: Callable[[int, str, int], str]) -
     redis_client = control.client()
     keys = [_hosts_key(node_name), _adopt_key(node_name, pid)]
     results: list[str] = []
+    # Advertised before the first subtask runs: a dispatch that sees it running finds the slots.
+    redis_client.eval(ADVERTISE, 2, *keys, pid, per_worker() - 1)
     threads = [_start(first, run_one, results)]
     try:
         while threads:
@@ -167,14 +169,44 @@ def node_broker(node_name: str) -> Any:
     return broker
 
 
-def enqueue_to_queue(subtask_id: int, node_name: str, resume_frame: int = 0) -> None:
+def enqueue_to_queue(subtask_id: int, node_name: str, resume_frame: int = 0, broker: Any = None) -> None:
     """Onto the node's own django-q2 queue, for whichever of its workers is free first."""
     async_task(
         "analysis.jobs.run_subtask",
         subtask_id,
         node_name,
         resume_frame,
-        broker=node_broker(node_name),
+        broker=broker or node_broker(node_name),
         task_name=f"subtask-{subtask_id}",
         timeout=settings.Q_CLUSTER["timeout"],
     )
+
+
+class _PipelinedQueue:
+    """A node's queue as `async_task` sees a broker (it reads `list_key` and calls `enqueue`),
+    whose RPUSH goes into a Redis pipeline: a batch of jobs is sent in one round trip."""
+
+    def __init__(self, list_key: str, pipeline: Any) -> None:
+        self.list_key = list_key
+        self._pipeline = pipeline
+
+    def enqueue(self, pack: str) -> None:
+        self._pipeline.rpush(self.list_key, pack)
+
+
+def enqueue_many(jobs: list[tuple[int, str]]) -> None:
+    """(subtask, node name) jobs from the start: to a host with a free slot where its node has
+    hosts (GPU nodes), the rest onto their nodes' queues; one round trip to look for hosts and
+    one for the queues, whatever the number of jobs."""
+    node_names = list(dict.fromkeys(name for _pk, name in jobs))
+    looking = control.client().pipeline(transaction=False)
+    for name in node_names:
+        looking.hkeys(_hosts_key(name))
+    hosting = {name for name, hosts in zip(node_names, looking.execute(), strict=True) if hosts}
+    queued = [(pk, name) for pk, name in jobs if name not in hosting or not try_adopt(pk, name, 0)]
+    if not queued:
+        return
+    pipeline = node_broker(queued[0][1]).connection.pipeline(transaction=False)
+    for pk, name in queued:
+        enqueue_to_queue(pk, name, broker=_PipelinedQueue(node_broker(name).list_key, pipeline))
+    pipeline.execute()

@@ -46,6 +46,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dispatchers", type=int, default=8)
     parser.add_argument("--subtasks", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--per-task", type=int, default=25, help="subtasks per task (one batch when started)")
     parser.add_argument("--database", default="vias_cluster")
     return parser.parse_args()
 
@@ -80,8 +81,9 @@ def setup(args: argparse.Namespace, data_dir: Path) -> Any:
     return redis_server
 
 
-def build_fleet(args: argparse.Namespace) -> tuple[list[int], int]:
-    """`--nodes` live nodes and `--subtasks` subtasks in a throwaway project; (subtask ids, slots)."""
+def build_fleet(args: argparse.Namespace) -> tuple[list[list[int]], int]:
+    """`--nodes` live nodes and `--subtasks` subtasks in a throwaway project, `--per-task` per
+    task; (each task's subtask ids, slots per node)."""
     from django.utils import timezone
 
     from subtasks.models import Node, Subtask
@@ -90,7 +92,7 @@ def build_fleet(args: argparse.Namespace) -> tuple[list[int], int]:
     from tasks.models import Project
 
     project = Project.objects.create(project_id="bench-dispatch", name="bench")
-    per_task = 100
+    per_task = args.per_task
     for t in range(args.subtasks // per_task):
         body = {
             "task_name": f"bench {t}",
@@ -111,7 +113,10 @@ def build_fleet(args: argparse.Namespace) -> tuple[list[int], int]:
     Node.objects.bulk_create(
         Node(name=f"bench-node-{i}", capacity=capacity, last_heartbeat=now) for i in range(args.nodes)
     )
-    return list(Subtask.objects.values_list("pk", flat=True)), capacity
+    tasks: dict[str, list[int]] = {}
+    for task_id, pk in Subtask.objects.order_by("task_id", "pk").values_list("task_id", "pk"):
+        tasks.setdefault(task_id, []).append(pk)
+    return list(tasks.values()), capacity
 
 
 def old_dispatch(subtask_id: int) -> Any:
@@ -167,16 +172,21 @@ def reset(ids: list[int], redis_url: str) -> None:
     client.close()
 
 
-def _dispatcher(impl: str, share: list[int], barrier: Any, errors: Any) -> None:
-    """One dispatcher process (forked after setup): its own database connection, its share."""
+def _dispatcher(impl: str, share: list[list[int]], barrier: Any, errors: Any) -> None:
+    """One dispatcher process (forked after setup): its own database connection, its share (the
+    subtasks of the tasks it starts)."""
     from django.db import connections
 
     connections.close_all()  # never share the parent's socket
     dispatch_fn = implementations()[impl]
     try:
         barrier.wait()
-        for pk in share:
-            dispatch_fn(pk)
+        for task_ids in share:
+            if impl in BATCHED:
+                dispatch_fn(task_ids)
+            else:
+                for pk in task_ids:
+                    dispatch_fn(pk)
     except BaseException as exc:  # noqa: BLE001 - reported by the parent
         errors.put(f"{type(exc).__name__}: {exc}")
     finally:
@@ -184,19 +194,22 @@ def _dispatcher(impl: str, share: list[int], barrier: Any, errors: Any) -> None:
 
 
 def heartbeat_nodes(stop: threading.Event) -> None:
-    """The simulated nodes heartbeat every 5 s, as real ones do (one UPDATE for all of them)."""
+    """The simulated nodes heartbeat every 5 s, as real ones do: each node its own row (one
+    UPDATE over all of them would lock the rows in heap order, which no real node does)."""
     from django.db import connections
     from django.utils import timezone
 
     from subtasks.models import Node
 
+    node_ids = list(Node.objects.values_list("pk", flat=True))
     while not stop.wait(5):
-        now = timezone.now()
-        Node.objects.update(last_heartbeat=now, redis_ack_at=now)
+        for pk in node_ids:
+            now = timezone.now()
+            Node.objects.filter(pk=pk).update(last_heartbeat=now, redis_ack_at=now)
     connections.close_all()
 
 
-def one_round(impl: str, ids: list[int], dispatchers: int, capacity: int) -> dict[str, Any]:
+def one_round(impl: str, tasks: list[list[int]], dispatchers: int, capacity: int) -> dict[str, Any]:
     from django.db import connections
 
     from subtasks.models import Subtask
@@ -206,7 +219,7 @@ def one_round(impl: str, ids: list[int], dispatchers: int, capacity: int) -> dic
     errors = context.Queue()
     connections.close_all()
     workers = [
-        context.Process(target=_dispatcher, args=(impl, ids[i::dispatchers], barrier, errors))
+        context.Process(target=_dispatcher, args=(impl, tasks[i::dispatchers], barrier, errors))
         for i in range(dispatchers)
     ]
     for worker in workers:
@@ -223,6 +236,7 @@ def one_round(impl: str, ids: list[int], dispatchers: int, capacity: int) -> dic
     beating.join()
     if not errors.empty():
         raise RuntimeError(errors.get())
+    ids = [pk for task_ids in tasks for pk in task_ids]
     placed = Counter(Subtask.objects.filter(pk__in=ids, node__isnull=False).values_list("node_id", flat=True))
     return {
         "dispatches_per_s": sum(placed.values()) / wall,
@@ -232,10 +246,17 @@ def one_round(impl: str, ids: list[int], dispatchers: int, capacity: int) -> dic
     }
 
 
-def implementations() -> dict[str, Any]:
-    from analysis.dispatch import dispatch
+BATCHED = {"batch: a task's start"}
 
-    return {"before: lock all nodes": old_dispatch, "after: SKIP LOCKED slot": dispatch}
+
+def implementations() -> dict[str, Any]:
+    from analysis.dispatch import dispatch, dispatch_many
+
+    return {
+        "before: lock all nodes": old_dispatch,
+        "after: SKIP LOCKED slot": dispatch,
+        "batch: a task's start": dispatch_many,
+    }
 
 
 def main() -> None:
@@ -244,12 +265,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vias-bd-") as tmp:
         redis_server = setup(args, Path(tmp))
         try:
-            ids, capacity = build_fleet(args)
+            tasks, capacity = build_fleet(args)
+            ids = [pk for task_ids in tasks for pk in task_ids]
             results: dict[str, list[dict[str, Any]]] = {name: [] for name in implementations()}
             for round_no in range(args.rounds):
                 for name in implementations():
                     reset(ids, redis_server.url)
-                    results[name].append(one_round(name, ids, args.dispatchers, capacity))
+                    results[name].append(one_round(name, tasks, args.dispatchers, capacity))
                     print(f"round {round_no} {name}: {results[name][-1]}", flush=True)
         finally:
             redis_server.stop()

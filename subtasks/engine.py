@@ -8,7 +8,7 @@ engine here; the core calls `engine()` (docs/architecture.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -46,6 +46,10 @@ class Engine(Protocol):
 
     def dispatch(self, subtask_id: int, count_attempt: bool = True) -> Node | None:
         """Put a STARTING / RECOVERING subtask on a node's queue (None: it waits for a node)."""
+        ...
+
+    def dispatch_many(self, subtask_ids: Sequence[int]) -> dict[int, Node | None]:
+        """The same for many waiting subtasks at once (a task's start): each one's node or None."""
         ...
 
     def missing_categories(self, task: Task) -> list[str]:

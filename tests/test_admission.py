@@ -15,7 +15,7 @@ from analysis import dispatch
 from analysis.node import reaper_turn
 from subtasks.choices import State
 from subtasks.models import Node, Subtask
-from tests.analysis_helpers import age_heartbeat, live_node, ready_task
+from tests.analysis_helpers import age_heartbeat, live_node, queued_jobs, ready_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -132,3 +132,109 @@ def test_dispatch_picks_the_node_the_queryset_rules_name_and_costs_three_stateme
     assert dispatch.pick_node() is None
     assert dispatch.dispatch(ids[2]) is None
     assert Subtask.objects.get(pk=ids[2]).node is None
+
+
+def test_concurrent_batch_dispatchers_fill_every_slot_once_and_never_overfill(alice):
+    """dispatch_many (a task's start) under the same race as the single dispatchers above."""
+    nodes = [live_node(capacity=3) for _ in range(4)]  # 12 slots
+    ids = starting_subtasks(alice, 20)
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def dispatcher(share: list[int]) -> None:
+        try:
+            barrier.wait()
+            dispatch.dispatch_many(share)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=dispatcher, args=(ids[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    per_node = Counter(
+        Subtask.objects.filter(pk__in=ids, node__isnull=False).values_list("node_id", flat=True)
+    )
+    assert per_node == {node.pk: 3 for node in nodes}
+    waiting = Subtask.objects.filter(pk__in=ids, node__isnull=True)
+    assert waiting.count() == 8 and {s.status_reason for s in waiting} == {"waiting for a free analysis node"}
+    assert set(Subtask.objects.filter(pk__in=ids, node__isnull=False).values_list("attempts", flat=True)) == {
+        1
+    }
+
+
+def test_a_batch_places_subtasks_as_single_dispatches_would_and_queues_each_job_once(alice):
+    """Most free first, ties to the lower id, capacity kept, one job per placed subtask on its
+    node's queue; a subtask that is not waiting (stopped, or already on a node) is left alone."""
+    roomy, small = live_node(capacity=4), live_node(capacity=2)
+    Subtask.objects.filter(pk=starting_subtasks(alice, 1)[0]).update(node=small)  # small: 1 free
+    ids = starting_subtasks(alice, 6)
+
+    def placements(dispatch_all) -> list[int | None]:
+        Subtask.objects.filter(pk__in=ids).update(node=None, attempts=0, status_reason="")
+        dispatch_all(ids)
+        for node in (roomy, small):
+            queued_jobs(node.name)  # emptied for the next run
+        return [Subtask.objects.get(pk=pk).node_id for pk in ids]
+
+    one_by_one = placements(lambda pks: [dispatch.dispatch(pk) for pk in pks])
+    batched = placements(dispatch.dispatch_many)
+    assert batched == one_by_one == [roomy.pk, roomy.pk, roomy.pk, roomy.pk, small.pk, None]
+
+    stopped, on_a_node, *rest = starting_subtasks(alice, 4)
+    Subtask.objects.filter(pk=stopped).update(state=State.STOPPED)
+    Subtask.objects.filter(pk__in=ids).update(node=None, state=State.STOPPED)
+    Node.objects.filter(pk=roomy.pk).update(capacity=10)
+    Subtask.objects.filter(pk=on_a_node).update(node=roomy)
+    placed = dispatch.dispatch_many([stopped, on_a_node, *rest])
+    assert set(placed) == set(rest) and all(node == roomy for node in placed.values())
+    jobs = queued_jobs(roomy.name)
+    assert sorted(job["args"][0] for job in jobs) == sorted(rest)
+    assert {tuple(job["args"][1:]) for job in jobs} == {(roomy.name, 0)}
+
+
+def test_a_batch_costs_the_same_statements_for_3_subtasks_as_for_12(alice):
+    for _ in range(3):
+        live_node(capacity=10)
+
+    def statements(count: int) -> list[str]:
+        ids = starting_subtasks(alice, count)
+        with CaptureQueriesContext(connection) as queries:
+            placed = dispatch.dispatch_many(ids)
+        assert len(placed) == count and all(placed.values())
+        return [
+            q["sql"].split()[0]
+            for q in queries.captured_queries
+            if q["sql"].split()[0] in ("SELECT", "UPDATE")
+        ]
+
+    # The subtasks' locks, the nodes' locks, their busy counts, the claim: four, whatever the size.
+    assert statements(3) == statements(12) == ["SELECT", "SELECT", "SELECT", "UPDATE"]
+
+
+def test_a_batch_that_redis_refuses_to_queue_is_undone_and_waits_for_the_broker(alice):
+    """Redis up but refusing writes (a real refusal: `min-replicas-to-write` with no replica):
+    no job is queued, so no subtask stays on the node or spends an attempt."""
+    import redis as redis_lib
+
+    from analysis import control
+
+    node = live_node(capacity=10)
+    ids = starting_subtasks(alice, 3)
+    server = control.client()
+    server.config_set("min-replicas-to-write", 1)
+    try:
+        with pytest.raises(redis_lib.ResponseError):
+            server.rpush("vias-test-probe", "x")  # the refusal is real
+        placed = dispatch.dispatch_many(ids)
+    finally:
+        server.config_set("min-replicas-to-write", 0)
+    assert set(placed.values()) == {node}  # claimed, then undone after the failed queueing
+    for subtask in Subtask.objects.filter(pk__in=ids):
+        assert (subtask.node_id, subtask.attempts) == (None, 0)
+        assert subtask.status_reason == "waiting for the message broker (Redis) to queue it"
+    assert queued_jobs(node.name) == []
