@@ -133,7 +133,7 @@ def pick_node(now: datetime | None = None, avoid: int | None = None) -> Node | N
     return free_nodes(now, avoid).first()
 
 
-def _slot_sql(lock: str) -> tuple[str, str]:
+def _slot_sql(lock: str, limit: str = "1") -> tuple[str, str]:
     """The two statements of a slot, in plain SQL (PostgreSQL and SQLite): dispatch is the hot
     path of a start, and the ORM spent more time composing these than the database running them.
     Same rules as `free_nodes` (tests/test_admission.py checks both agree)."""
@@ -143,7 +143,7 @@ def _slot_sql(lock: str) -> tuple[str, str]:
     pick = (
         f"SELECT n.id, n.name, n.capacity FROM {node} n"
         f" WHERE n.last_heartbeat >= %s AND n.redis_ack_at >= %s AND NOT n.draining AND {busy} < n.capacity"
-        f" ORDER BY CASE WHEN n.id = %s THEN 1 ELSE 0 END, n.capacity - {busy} DESC, n.id LIMIT 1 {lock}"
+        f" ORDER BY CASE WHEN n.id = %s THEN 1 ELSE 0 END, n.capacity - {busy} DESC, n.id LIMIT {limit} {lock}"
     )
     claim = (
         f"UPDATE {subtask} SET node_id = %s, heartbeat_at = %s, attempts = %s, status_reason = %s"
@@ -320,9 +320,9 @@ def _lock_free_nodes(wanted: int) -> list[tuple[int, str, int]] | None:
     locks = (("FOR UPDATE OF n SKIP LOCKED", wanted), ("FOR UPDATE OF n", 1)) if postgres else (("", wanted),)
     rows: list[tuple[int, str, int]] = []
     for lock, limit in locks:
-        pick, _claim_sql = _slot_sql(lock)
+        pick, _claim_sql = _slot_sql(lock, limit="%s")
         with connection.cursor() as cursor:
-            cursor.execute(pick.replace("LIMIT 1", "LIMIT %s"), [cutoff, cutoff, -1, limit])
+            cursor.execute(pick, [cutoff, cutoff, -1, limit])
             rows = list(cursor.fetchall())
         if rows:
             break
