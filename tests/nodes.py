@@ -72,6 +72,7 @@ class NodeProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self._tree: list[psutil.Process] | None = None  # its processes when it was sent SIGTERM
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -82,11 +83,17 @@ class NodeProcess:
         except psutil.NoSuchProcess:
             return []
 
+    def terminate(self) -> None:
+        """SIGTERM (once) without waiting: nodes stopped together drain at the same time."""
+        if self._tree is None:
+            self._tree = self.descendants()
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 30) -> list[psutil.Process]:
         """SIGTERM, wait; the processes still alive afterwards (killed, and returned for asserts)."""
-        tree = self.descendants()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        self.terminate()
+        tree = self._tree or []
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
