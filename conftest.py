@@ -24,6 +24,26 @@ _bundled: BundledRedis | None = None
 _warnings: list[str] = []
 
 
+def _deleting_sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False) -> list[str]:
+    """PostgreSQL's flush as DELETEs in one transaction (the foreign keys Django makes are
+    deferred to its commit) instead of one TRUNCATE of every table: a transactional test's
+    teardown empties the same tables, with a fraction of TRUNCATE's fixed cost per table
+    (0.35 s against 0.1 s per test, post_migrate included, ~230 such tests)."""
+    if not tables or reset_sequences:
+        return _truncating_sql_flush(
+            self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
+    deletes = [f"{style.SQL_KEYWORD('DELETE FROM')} {style.SQL_FIELD(self.quote_name(t))};" for t in tables]
+    return ["SET CONSTRAINTS ALL DEFERRED;", *deletes]
+
+
+if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    _truncating_sql_flush = DatabaseOperations.sql_flush
+    DatabaseOperations.sql_flush = _deleting_sql_flush  # type: ignore[method-assign]
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     global _bundled
     if settings.USE_BUNDLED_REDIS:

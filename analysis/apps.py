@@ -1,3 +1,5 @@
+import os
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -11,8 +13,13 @@ class AnalysisConfig(AppConfig):
 
         # The core asks the engine for work through this port; it never imports the engine.
         from analysis.engine import AnalysisEngine  # the app registry must be ready to import models
-        from analysis.orphans import guard_worker
+        from analysis.orphans import NODE_PID_ENV, guard_worker
         from subtasks import engine
+
+        if os.environ.get(NODE_PID_ENV):
+            # A node's cluster: its workers fork with the rules engine (supervision, scipy: seconds)
+            # already imported, not each importing it while its first subtask's heartbeat waits.
+            import analysis.rules.engine  # noqa: F401
 
         engine.register(AnalysisEngine())
         # A node's workers die with the node (analysis/orphans.py).

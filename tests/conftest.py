@@ -183,6 +183,10 @@ def node_process(request):
         return process
 
     yield start
+    # All at once: each drains for up to analysis' DRAIN_TIMEOUT, and a subtask one of them
+    # hands back must not be taken by another about to stop.
+    for process in started:
+        process.terminate()
     for process in started:
         process.stop()
 

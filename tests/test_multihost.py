@@ -15,6 +15,9 @@ camera stats stay B's) and A acknowledges Redis again.
 Skipped, with the reason, where network namespaces cannot be made (not root, no iproute2) or the
 PostgreSQL server binaries are missing. Each host is a data directory of its own (video, model,
 secret key through the environment), so nothing is shared through the filesystem but the code.
+The two tests share one start-up (network, PostgreSQL, Redis, the migration and the model's
+registration); each runs on its own copy of the migrated database, an emptied Redis and new
+hosts with nodes of their own.
 """
 
 from __future__ import annotations
@@ -88,25 +91,15 @@ class Row:
 class Cluster:
     """The web host, hosts a and b, their network, PostgreSQL and Redis."""
 
-    def __init__(self, network: Network, postgres: PrivatePostgres, redis: PrivateRedis) -> None:
+    def __init__(self, site: Site, database_url: str) -> None:
         import psycopg
 
-        self.network = network
-        env = {
-            "DATABASE_URL": postgres.url,
-            "REDIS_URL": redis.url,
-            "SECRET_KEY": new_secret(),
-            # Short, but not so short that a job starting on a loaded machine looks dead.
-            "VIAS_HEARTBEAT_TIMEOUT": "10",
-            "VIAS_HEARTBEAT_GRACE": "5",
-            "VIAS_NODE_TIMEOUT": "12",
-            "VIAS_PROGRESS_INTERVAL": "1",  # a checkpoint every second
-            "VIAS_EVENT_CLIPS": "false",
-            "VIAS_DECODE_THREADS": "1",
-        }
+        self.network = site.network
+        self.model = site.model
+        env = {**site.env, "DATABASE_URL": database_url}
         self.web = Host("web", env)
-        self.hosts = {name: Host(name, env, network.prefix_command(name)) for name in ("a", "b")}
-        self.db = psycopg.connect(postgres.url.replace("postgres://", "postgresql://"), autocommit=True)
+        self.hosts = {name: Host(name, env, site.network.prefix_command(name)) for name in ("a", "b")}
+        self.db = psycopg.connect(database_url.replace("postgres://", "postgresql://"), autocommit=True)
         self.nodes: dict[str, Any] = {}
 
     def close(self) -> None:
@@ -135,18 +128,59 @@ class Cluster:
         return "\n".join(f"--- {name}\n{host.log('node.log')[-4000:]}" for name, host in self.hosts.items())
 
 
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
+@dataclass
+class Site:
+    """What the tests share (one start-up for the module): the network, the private PostgreSQL
+    with a migrated template database holding the registered model, the private Redis, the model
+    file and the hosts' environment (one secret key)."""
+
+    network: Network
+    postgres: PrivatePostgres
+    redis: PrivateRedis
+    env: dict[str, str]
+    model: Path
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
     with Network(["a", "b"]) as network:
         with (
             PrivatePostgres(network.server, free_port()) as postgres,
             PrivateRedis(network.services, free_port()) as redis,
         ):
-            made = Cluster(network, postgres, redis)
+            env = {
+                "DATABASE_URL": postgres.url,
+                "REDIS_URL": redis.url,
+                "SECRET_KEY": new_secret(),
+                # Short, but not so short that a job starting on a loaded machine looks dead.
+                "VIAS_HEARTBEAT_TIMEOUT": "10",
+                "VIAS_HEARTBEAT_GRACE": "5",
+                "VIAS_NODE_TIMEOUT": "12",
+                "VIAS_PROGRESS_INTERVAL": "1",  # a checkpoint every second
+                "VIAS_EVENT_CLIPS": "false",
+                "VIAS_DECODE_THREADS": "1",
+            }
+            web = Host("setup", env)
             try:
-                yield made
+                # Migrate, then register (into the template database "vias" that each test copies).
+                model = web.manage("shell", "-c", REGISTER_MODEL).strip().splitlines()[-1]
+                yield Site(network, postgres, redis, env, web.dir / "models" / model)
             finally:
-                made.close()
+                web.close()
+
+
+@pytest.fixture
+def cluster(site: Site, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A fresh cluster on the shared site: its own copy of the migrated database, an empty Redis,
+    new host directories; its nodes are killed and host a's network is whole again at the end."""
+    site.redis.flush()
+    database = site.postgres.clone(f"vias_{request.node.name[5:30]}".lower())
+    made = Cluster(site, database)
+    try:
+        yield made
+    finally:
+        made.close()
+        site.network.reset("a", site.network.services)
 
 
 def phases(tag: str) -> Callable[[str], float]:
@@ -162,14 +196,13 @@ def phases(tag: str) -> Callable[[str], float]:
 
 
 def boot(cluster: Cluster, phase: Callable[[str], float], capacity: int = CAPACITY, loops: int = 8) -> None:
-    """Migrate and register the model from the web host, give each host its copies of the model
-    and the video, start both nodes and wait until both are registered with the model."""
+    """Give each host its copies of the model (registered in the database the cluster copied)
+    and of the video, start both nodes and wait until both are registered with the model."""
     web, hosts = cluster.web, cluster.hosts
-    model = web.manage("shell", "-c", REGISTER_MODEL).strip().splitlines()[-1]  # migrate, then register
-    phase("migrated, model registered")
+    model = cluster.model.name
     video = long_video(web.dir / "videos" / "long.mp4", loops=loops)
     for host in hosts.values():  # each host its own copy of the model and of the video
-        shutil.copy(web.dir / "models" / model, host.dir / "models" / model)
+        shutil.copy(cluster.model, host.dir / "models" / model)
         shutil.copy(video, host.dir / "videos" / "long.mp4")
     for name, host in hosts.items():
         cluster.nodes[name] = host.start(

@@ -22,7 +22,6 @@ from rest_framework.response import Response
 
 from analysis.dispatch import built_in_categories
 from analysis.models import Detector
-from analysis.rules.engine import categories_for
 from tasks.api.v2.algorithms import service_spec
 from tasks.api.v2.sources import ms
 from tasks.api.v2.views import V2APIView, as_sent
@@ -73,6 +72,10 @@ def registered_detectors() -> list[DetectorInfo]:
 def service_info(name: str, detectors: list[DetectorInfo]) -> dict[str, Any]:
     """ServicesListInfoDto with the detail's fields (ShowServiceDetail) and ours: `algo_type`,
     `categories`, `detectors` (the registered detector chosen per category)."""
+    # Here, not at the top: the rules engine imports supervision (scipy), seconds of every web
+    # process's and node's start-up (the URL conf imports this module).
+    from analysis.rules.engine import categories_for
+
     spec = service_spec(name)
     categories = categories_for(spec["algo_type"], spec["detector_models"])
     chosen = {c: next((d for d in detectors if c in d.categories), None) for c in categories}
