@@ -24,6 +24,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -101,8 +102,9 @@ class ClipRecorder:
         """Write what is still open, wait for this recorder's clips; what they wrote (as take_written)."""
         for clip in list(self.open):
             self._write(clip)
+        deadline = time.monotonic() + timeout
         for done in self.pending:
-            done.wait(timeout)
+            done.wait(max(0.0, deadline - time.monotonic()))
         self.pending = [done for done in self.pending if not done.is_set()]
         return self.take_written()
 
