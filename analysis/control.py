@@ -3,8 +3,9 @@
 A subtask's job, while it runs, keeps a short-lived "live" key in Redis and reads its command
 list between frames when a sender has woken it (a message on its wake channel, which the job reads
 from its subscription's socket without a round trip), and at least every POLL_FALLBACK seconds in
-case a wake-up was lost (sent while the job was subscribing, or during a Redis outage). A sender pushes a command onto that list and waits for the job's
-acknowledgement on a per-command reply list. The database stays the source of truth: callers
+case a wake-up was lost (sent while the job was subscribing, or during a Redis outage). A sender
+pushes a command onto that list, publishes the wake-up and waits for the job's acknowledgement on
+a per-command reply list. The database stays the source of truth: callers
 write the change first (service functions do), and the command tells the job to apply it now.
 A subtask with no live job gets an immediate "applied" acknowledgement: the job reads the
 database when it starts.
