@@ -176,7 +176,7 @@ def encode_webm(frames: list[np.ndarray], fps: float) -> bytes:
         stream.codec_context.thread_count = 1
         for index, frame in enumerate(frames):
             # OpenCV's BGR to I420 rather than swscale's: faster, and a sharper result.
-            yuv = cv2.cvtColor(_fit(frame, height, width), cv2.COLOR_BGR2YUV_I420)
+            yuv = np.asarray(cv2.cvtColor(_fit(frame, height, width), cv2.COLOR_BGR2YUV_I420), np.uint8)
             picture = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
             picture.pts = index
             container.mux(stream.encode(picture))
