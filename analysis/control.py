@@ -1,8 +1,11 @@
 """The control channel: how the HTTP API, the admin and the websocket reach a running subtask.
 
 A subtask's job, while it runs, keeps a short-lived "live" key in Redis and reads its command
-list between frames. A sender pushes a command onto that list and waits for the job's
-acknowledgement on a per-command reply list. The database stays the source of truth: callers
+list between frames when a sender has woken it (a message on its wake channel, which the job reads
+from its subscription's socket without a round trip), and at least every POLL_FALLBACK seconds in
+case a wake-up was lost (sent while the job was subscribing, or during a Redis outage). A sender
+pushes a command onto that list, publishes the wake-up and waits for the job's acknowledgement on
+a per-command reply list. The database stays the source of truth: callers
 write the change first (service functions do), and the command tells the job to apply it now.
 A subtask with no live job gets an immediate "applied" acknowledgement: the job reads the
 database when it starts.
@@ -11,6 +14,7 @@ Redis keys (prefix settings.VIAS_CONTROL_PREFIX):
   <p>:live:<subtask_id>   set by the running job, expires unless refreshed (LIVE_TTL)
   <p>:cmd:<subtask_id>    list of JSON commands, oldest first
   <p>:ack:<command_id>    list holding the job's JSON answer, expires after ACK_TTL
+  <p>:wake:<subtask_id>   pub/sub channel: "a command is waiting"
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, cast
@@ -37,6 +42,8 @@ LIVE_TTL = 5
 ACK_TTL = 60
 log = logging.getLogger(__name__)
 COMMAND_TTL = 60
+# The job reads its command list at least this often (seconds) without a wake-up.
+POLL_FALLBACK = 1.0
 
 
 @dataclass
@@ -91,6 +98,7 @@ def send_to_subtasks(
         with redis_client.pipeline() as pipe:
             pipe.rpush(_key("cmd", subtask_id), payload)
             pipe.expire(_key("cmd", subtask_id), COMMAND_TTL)
+            pipe.publish(_key("wake", subtask_id), "1")
             pipe.execute()
         waiting[_key("ack", command_id)] = subtask_id
     _collect(redis_client, waiting, answers, deadline)
@@ -133,6 +141,8 @@ class Inbox:
         self.subtask_id = subtask_id
         self.redis = redis_client or client()
         self._refreshed = 0.0
+        self._polled = 0.0  # when the command list was last read (monotonic)
+        self._wake: redis.client.PubSub | None = None
 
     def __enter__(self) -> Inbox:
         self.open()
@@ -140,7 +150,27 @@ class Inbox:
 
     def open(self) -> None:
         self.redis.delete(_key("cmd", self.subtask_id))  # commands meant for an earlier run
+        self._subscribe()
         self.keep_alive(force=True)
+
+    def _subscribe(self) -> None:
+        """Listen on the wake channel before going live, so that senders who see the live key wake
+        this job (its confirmation read, so the server has the subscription)."""
+        self._unsubscribe()
+        wake = self.redis.pubsub()
+        try:
+            wake.subscribe(_key("wake", self.subtask_id))
+            wake.get_message(timeout=1.0)
+        except redis.RedisError:
+            wake.close()
+            raise
+        self._wake = wake
+
+    def _unsubscribe(self) -> None:
+        if self._wake is not None:
+            wake, self._wake = self._wake, None
+            with suppress(redis.RedisError, OSError):
+                wake.close()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -152,8 +182,36 @@ class Inbox:
             self.redis.set(_key("live", self.subtask_id), str(os.getpid()), ex=LIVE_TTL)
             self._refreshed = now
 
+    def pending(self) -> list[Command]:
+        """The commands waiting (as poll), read only after a wake-up or POLL_FALLBACK seconds:
+        between frames this is a read of the subscription's socket, no round trip to Redis."""
+        if not self._woken() and time.monotonic() - self._polled < POLL_FALLBACK:
+            return []
+        return self.poll()
+
+    def _woken(self) -> bool:
+        """Whether a sender published since the last look (drains the subscription). A broken
+        subscription counts as woken and is made again: the poll that follows goes to Redis and
+        meets an outage the way every other call does."""
+        if self._wake is None:
+            try:
+                self._subscribe()
+            except redis.RedisError:
+                return True
+        woken = False
+        try:
+            while (message := self._wake.get_message(timeout=0.0)) is not None:  # type: ignore[union-attr]
+                woken = woken or message.get("type") == "message"
+        except (redis.RedisError, OSError):
+            self._unsubscribe()
+            with suppress(redis.RedisError, OSError):
+                self._subscribe()  # at once: a sender's wake-up after this poll is not lost
+            return True
+        return woken
+
     def poll(self) -> list[Command]:
         """Every command waiting, oldest first; never blocks."""
+        self._polled = time.monotonic()
         key = _key("cmd", self.subtask_id)
         with self.redis.pipeline() as pipe:
             pipe.lrange(key, 0, -1)
@@ -175,6 +233,7 @@ class Inbox:
 
     def close(self) -> None:
         """No longer live: later senders get "applied" at once. Commands still queued are refused."""
+        self._unsubscribe()
         self.redis.delete(_key("live", self.subtask_id))
         for command in self.poll():
             self.ack(command, ok=False, reason="the subtask stopped before applying it")
@@ -188,8 +247,11 @@ def notify_subtasks(subtask_ids: Iterable[int], command: dict[str, Any]) -> None
         for subtask_id in subtask_ids:
             if redis_client.exists(_key("live", subtask_id)):
                 key = _key("cmd", subtask_id)
-                redis_client.rpush(key, json.dumps({**command, "id": uuid.uuid4().hex}))
-                redis_client.expire(key, COMMAND_TTL)
+                with redis_client.pipeline() as pipe:
+                    pipe.rpush(key, json.dumps({**command, "id": uuid.uuid4().hex}))
+                    pipe.expire(key, COMMAND_TTL)
+                    pipe.publish(_key("wake", subtask_id), "1")
+                    pipe.execute()
     except redis.RedisError as exc:
         log.warning("could not notify subtasks %s: %s", list(subtask_ids), exc)
 

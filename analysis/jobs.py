@@ -418,7 +418,8 @@ class SubtaskRun:
 
     def _tick(self, force: bool = False) -> None:
         no_commands: list[control.Command] = []
-        for command in self.redis.call(self.inbox.poll, no_commands):
+        # Read after a sender's wake-up (no Redis round trip per frame otherwise).
+        for command in self.redis.call(self.inbox.pending, no_commands):
             if command.op == node.LEASE_OP:  # the node's batched UPDATE refused this job's beat
                 self._beat_refused()
                 continue

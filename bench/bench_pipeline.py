@@ -398,6 +398,8 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                     "job_fps": fps,
                     "eta": eta,
                     "cpu_ratio": cpu_ratio,
+                    "inference_cpu_ms": 1000 * infer_cpu,
+                    "job_cpu_ms": 1000 * job["cpu_s"] / (per_stream * streams),
                     "events": job["events"],
                     "rss_per_stream_mb": (rss.peak - baseline_rss) / streams / 2**20,
                     "input": detector.input_size(images[0]),

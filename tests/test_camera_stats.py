@@ -131,6 +131,24 @@ def test_a_clip_holds_the_seconds_before_and_after_its_event(tmp_path, settings)
     assert int(clip.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
 
 
+def test_a_clip_of_odd_sized_frames_and_a_size_change_mid_clip_keeps_every_frame(tmp_path):
+    from analysis.clips import encode_webm
+
+    frames = [np.full((91, 161, 3), 80, np.uint8)] * 6 + [np.full((200, 300, 3), 160, np.uint8)] * 4
+    path = tmp_path / "odd.webm"
+    path.write_bytes(encode_webm(frames, 2.5))
+    clip = cv2.VideoCapture(str(path))
+    assert clip.get(cv2.CAP_PROP_FOURCC) == cv2.VideoWriter_fourcc(*"VP80")
+    # 4:2:0 wants even sizes: the odd last row and column are cut, the larger frames scaled.
+    assert (clip.get(cv2.CAP_PROP_FRAME_WIDTH), clip.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (160, 90)
+    assert clip.get(cv2.CAP_PROP_FPS) == 2.5
+    shades = []
+    while (read := clip.read())[0]:
+        shades.append(round(float(read[1].mean()) / 40))
+    clip.release()
+    assert shades == [2] * 6 + [4] * 4
+
+
 # -- a run that takes several jobs keeps counting (real nodes: manage.py node subprocesses) --------
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from analysis import control
 from analysis.control import ACKNOWLEDGED, APPLIED, REFUSED, TIMEOUT, Inbox, send_to_subtask, send_to_subtasks
+from tests.nodes import wait_for
 
 
 def answer_in_thread(inbox: Inbox, ok: bool = True, reason: str = "", delay: float = 0.0, count: int = 1):
@@ -94,6 +95,38 @@ def test_commands_left_from_an_earlier_run_are_not_applied_by_the_next():
     control.client().rpush(control._key("cmd", 990010), '{"id": "old", "op": "stop"}')
     with Inbox(990010) as inbox:
         assert inbox.poll() == []
+
+
+def test_between_frames_a_job_reads_its_commands_when_a_sender_wakes_it(monkeypatch):
+    monkeypatch.setattr(control, "POLL_FALLBACK", 3600.0)  # only a wake-up makes it read the list
+    with Inbox(990011) as inbox:
+        assert inbox.pending() == []  # the first look reads the list (nothing waiting)
+        quiet = '{"id": "quiet", "op": "update"}'
+        control.client().rpush(control._key("cmd", 990011), quiet)  # pushed without a wake-up
+        assert inbox.pending() == []  # not read: no round trip to Redis between wake-ups
+        control.notify_subtasks([990011], {"op": "stop"})
+        commands = wait_for(inbox.pending, 10, interval=0.01, what="the woken job's commands")
+        assert [c.op for c in commands] == ["update", "stop"]
+        assert inbox.pending() == []  # the wake-up was drained with the list
+
+
+def test_without_a_wake_up_a_job_still_reads_its_commands_after_the_fallback(monkeypatch):
+    monkeypatch.setattr(control, "POLL_FALLBACK", 0.0)  # a lost wake-up: the next look reads the list
+    with Inbox(990012) as inbox:
+        control.client().rpush(control._key("cmd", 990012), '{"id": "lost", "op": "update"}')
+        assert [c.id for c in inbox.pending()] == ["lost"]
+
+
+def test_a_broken_wake_subscription_counts_as_a_wake_up_and_is_made_again(monkeypatch):
+    monkeypatch.setattr(control, "POLL_FALLBACK", 3600.0)
+    with Inbox(990013) as inbox:
+        inbox.pending()
+        control.client().rpush(control._key("cmd", 990013), '{"id": "c", "op": "update"}')
+        control.client().client_kill_filter(_type="pubsub")  # its connection cut, as by a Redis restart
+        assert [c.id for c in inbox.pending()] == ["c"]  # read at once, not lost
+        control.notify_subtasks([990013], {"op": "stop"})
+        commands = wait_for(inbox.pending, 10, interval=0.01, what="the re-subscribed job's commands")
+        assert [c.op for c in commands] == ["stop"]
 
 
 @pytest.mark.parametrize("ok", [True, False])
