@@ -133,17 +133,31 @@ def pick_node(now: datetime | None = None, avoid: int | None = None) -> Node | N
     return free_nodes(now, avoid).first()
 
 
-def _slot_sql(lock: str, limit: str = "1") -> tuple[str, str]:
+def _slot_sql(lock: str, limit: str = "1", count_free: bool = False) -> tuple[str, str]:
     """The two statements of a slot, in plain SQL (PostgreSQL and SQLite): dispatch is the hot
     path of a start, and the ORM spent more time composing these than the database running them.
-    Same rules as `free_nodes` (tests/test_admission.py checks both agree)."""
+    Same rules as `free_nodes` (tests/test_admission.py checks both agree). `count_free` adds a
+    fourth column to the pick, the number of free live nodes, held or not (two more cutoffs
+    first in its parameters)."""
     node, subtask = Node._meta.db_table, Subtask._meta.db_table
     busy_states = ", ".join(f"'{state}'" for state in BUSY_STATES)
-    busy = f"(SELECT COUNT(*) FROM {subtask} b WHERE b.node_id = n.id AND b.state IN ({busy_states}))"
+
+    def busy(alias: str) -> str:
+        return (
+            f"(SELECT COUNT(*) FROM {subtask} b WHERE b.node_id = {alias}.id AND b.state IN ({busy_states}))"
+        )
+
+    def free(alias: str) -> str:
+        return (
+            f"{alias}.last_heartbeat >= %s AND {alias}.redis_ack_at >= %s AND NOT {alias}.draining"
+            f" AND {busy(alias)} < {alias}.capacity"
+        )
+
+    free_count = f", (SELECT COUNT(*) FROM {node} m WHERE {free('m')})" if count_free else ""
     pick = (
-        f"SELECT n.id, n.name, n.capacity FROM {node} n"
-        f" WHERE n.last_heartbeat >= %s AND n.redis_ack_at >= %s AND NOT n.draining AND {busy} < n.capacity"
-        f" ORDER BY CASE WHEN n.id = %s THEN 1 ELSE 0 END, n.capacity - {busy} DESC, n.id LIMIT {limit} {lock}"
+        f"SELECT n.id, n.name, n.capacity{free_count} FROM {node} n WHERE {free('n')}"
+        f" ORDER BY CASE WHEN n.id = %s THEN 1 ELSE 0 END, n.capacity - {busy('n')} DESC, n.id"
+        f" LIMIT {limit} {lock}"
     )
     claim = (
         f"UPDATE {subtask} SET node_id = %s, heartbeat_at = %s, attempts = %s, status_reason = %s"
@@ -283,11 +297,17 @@ def _dispatch_batch(subtask_ids: list[int]) -> tuple[dict[int, Node | None], lis
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:  # as in _dispatch_once: the flush is not needed
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        nodes = _lock_free_nodes(len(waiting))
-        if nodes is None:  # no live node has a free slot at all
+        found = _lock_free_nodes(len(waiting))
+        if found is None:  # no live node has a free slot at all
             Subtask.objects.filter(pk__in=list(waiting)).update(status_reason=_(WAITING_REASON))
             return dict.fromkeys(waiting), []
-        shares = _share_out(list(waiting), nodes)
+        nodes, free_nodes_total = found
+        # When other dispatchers hold some of the free nodes, no node takes more of this batch
+        # than an even spread over all of them would give it: the rest goes in the next
+        # transaction rather than piling onto the few this one could lock.
+        contended = len(nodes) < min(free_nodes_total, len(waiting))
+        per_node = -(-len(waiting) // free_nodes_total) if contended else len(waiting)
+        shares = _share_out(list(waiting), nodes, per_node)
         _claim(shares, waiting, timezone.now())
         jobs = [(pk, node, waiting[pk][0] + 1, waiting[pk][0]) for pk, node in shares.items()]
         if jobs:
@@ -310,27 +330,38 @@ def _lock_waiting(subtask_ids: list[int]) -> dict[int, tuple[int, str]]:
         return {pk: (attempts, reason) for pk, attempts, reason in cursor.fetchall()}
 
 
-def _lock_free_nodes(wanted: int) -> list[tuple[int, str, int]] | None:
-    """Up to `wanted` live nodes with room, locked, as [id, name, free] with free counted after
-    the locks were granted (possibly none left: filled meanwhile); None when no live node has
-    room. Waits on the best one only when every free node is held by another dispatcher."""
+def _lock_free_nodes(wanted: int) -> tuple[list[tuple[int, str, int]], int] | None:
+    """Up to `wanted` live nodes with room, locked, as (id, name, free) with free counted after
+    the locks were granted (possibly none left: filled meanwhile), and how many live nodes have
+    room, held by other dispatchers or not; None when none has. Waits on the best one only when
+    every free node is held by another dispatcher."""
     postgres = connection.vendor == "postgresql"
     adapt = connection.ops.adapt_datetimefield_value
     cutoff = adapt(timezone.now() - timedelta(seconds=settings.VIAS_NODE_TIMEOUT))
-    locks = (("FOR UPDATE OF n SKIP LOCKED", wanted), ("FOR UPDATE OF n", 1)) if postgres else (("", wanted),)
-    rows: list[tuple[int, str, int]] = []
-    for lock, limit in locks:
-        pick, _claim_sql = _slot_sql(lock, limit="%s")
+    free_total = 0
+
+    def pick(lock: str, limit: int) -> list[tuple[int, str, int]]:
+        nonlocal free_total
+        sql, _claim_sql = _slot_sql(lock, limit="%s", count_free=True)
         with connection.cursor() as cursor:
-            cursor.execute(pick, [cutoff, cutoff, -1, limit])
-            rows = list(cursor.fetchall())
+            cursor.execute(sql, [cutoff, cutoff, cutoff, cutoff, -1, limit])
+            rows = cursor.fetchall()
         if rows:
-            break
+            free_total = max(free_total, rows[0][3])
+        return [(node_id, name, capacity) for node_id, name, capacity, _free in rows]
+
+    rows = pick("FOR UPDATE OF n SKIP LOCKED" if postgres else "", wanted)
+    if not rows and postgres:
+        rows = pick("FOR UPDATE OF n", 1)  # every free node is held: wait for the best one
+        if rows:
+            # The holder we waited for has committed: take the nodes it released too, so that a
+            # batch that waited spreads out as one that did not (not all onto the one node).
+            rows += [row for row in pick("FOR UPDATE OF n SKIP LOCKED", wanted) if row[0] != rows[0][0]]
     if not rows:
         return None
     busy = _busy_counts([node_id for node_id, _name, _capacity in rows])
     nodes = [(node_id, name, capacity - busy.get(node_id, 0)) for node_id, name, capacity in rows]
-    return [node for node in nodes if node[2] > 0]
+    return [node for node in nodes if node[2] > 0], max(free_total, len(rows))
 
 
 def _busy_counts(node_ids: list[int]) -> dict[int, int]:
@@ -346,22 +377,22 @@ def _busy_counts(node_ids: list[int]) -> dict[int, int]:
         return dict(cursor.fetchall())
 
 
-def _share_out(subtask_ids: list[int], nodes: list[tuple[int, str, int]]) -> dict[int, Node]:
+def _share_out(subtask_ids: list[int], nodes: list[tuple[int, str, int]], per_node: int) -> dict[int, Node]:
     """Each subtask to the node with the most room left at that moment (ties: the lower id), as
-    `dispatch` one by one would."""
-    heap = [(-free, node_id, name) for node_id, name, free in nodes]
+    `dispatch` one by one would; at most `per_node` to one node."""
+    heap = [(-free, node_id, name, per_node) for node_id, name, free in nodes]
     heapq.heapify(heap)
     shares: dict[int, Node] = {}
     chosen: dict[int, Node] = {}
     for pk in subtask_ids:
         if not heap:
             break
-        free, node_id, name = heapq.heappop(heap)
+        free, node_id, name, left = heapq.heappop(heap)
         if node_id not in chosen:
             chosen[node_id] = Node.from_db(connection.alias, ["id", "name"], [node_id, name])
         shares[pk] = chosen[node_id]
-        if free + 1 < 0:
-            heapq.heappush(heap, (free + 1, node_id, name))
+        if free + 1 < 0 and left > 1:
+            heapq.heappush(heap, (free + 1, node_id, name, left - 1))
     return shares
 
 
