@@ -63,7 +63,8 @@ def state_of(subtask_id: int) -> str:
 def long_file() -> str:
     store = Path(settings.DATA_DIR) / "videos"
     store.mkdir(parents=True, exist_ok=True)
-    path = long_video(Path(settings.DATA_DIR) / "bikes-long.mp4", loops=8)
+    # Long enough that the file never ends before the test stops it (the job got faster).
+    path = long_video(Path(settings.DATA_DIR) / "bikes-long.mp4", loops=48)
     shutil.copy(path, store / "bikes-long.mp4")
     return "bikes-long.mp4"
 
