@@ -27,32 +27,41 @@ def starting_subtasks(actor, count: int) -> list[int]:
     return ids
 
 
-def test_concurrent_dispatchers_fill_every_slot_once_and_never_overfill(alice):
+def one_by_one(share: list[int]) -> None:
+    for pk in share:
+        dispatch.dispatch(pk)
+
+
+@pytest.mark.parametrize(
+    ("dispatch_share", "dispatchers"),
+    [(one_by_one, 8), (dispatch.dispatch_many, 4)],  # single dispatches; batches (a task's start)
+    ids=["one-by-one", "batch"],
+)
+def test_concurrent_dispatchers_fill_every_slot_once_and_never_overfill(alice, dispatch_share, dispatchers):
     nodes = [live_node(capacity=3) for _ in range(4)]  # 12 slots
     ids = starting_subtasks(alice, 20)
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(dispatchers)
     errors: list[BaseException] = []
 
     def dispatcher(share: list[int]) -> None:
         try:
             barrier.wait()
-            for pk in share:
-                dispatch.dispatch(pk)
+            dispatch_share(share)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=dispatcher, args=(ids[i::8],)) for i in range(8)]
+    shares = [ids[i::dispatchers] for i in range(dispatchers)]
+    threads = [threading.Thread(target=dispatcher, args=(share,)) for share in shares]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
     assert not errors, errors
-    per_node = Counter(
-        Subtask.objects.filter(pk__in=ids, node__isnull=False).values_list("node_id", flat=True)
-    )
-    assert per_node == {node.pk: 3 for node in nodes}
+    placed = Subtask.objects.filter(pk__in=ids, node__isnull=False)
+    assert Counter(placed.values_list("node_id", flat=True)) == {node.pk: 3 for node in nodes}
+    assert set(placed.values_list("attempts", flat=True)) == {1}
     waiting = Subtask.objects.filter(pk__in=ids, node__isnull=True)
     assert waiting.count() == 8 and {s.status_reason for s in waiting} == {"waiting for a free analysis node"}
 
@@ -132,39 +141,6 @@ def test_dispatch_picks_the_node_the_queryset_rules_name_and_costs_three_stateme
     assert dispatch.pick_node() is None
     assert dispatch.dispatch(ids[2]) is None
     assert Subtask.objects.get(pk=ids[2]).node is None
-
-
-def test_concurrent_batch_dispatchers_fill_every_slot_once_and_never_overfill(alice):
-    """dispatch_many (a task's start) under the same race as the single dispatchers above."""
-    nodes = [live_node(capacity=3) for _ in range(4)]  # 12 slots
-    ids = starting_subtasks(alice, 20)
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
-
-    def dispatcher(share: list[int]) -> None:
-        try:
-            barrier.wait()
-            dispatch.dispatch_many(share)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=dispatcher, args=(ids[i::4],)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
-    per_node = Counter(
-        Subtask.objects.filter(pk__in=ids, node__isnull=False).values_list("node_id", flat=True)
-    )
-    assert per_node == {node.pk: 3 for node in nodes}
-    waiting = Subtask.objects.filter(pk__in=ids, node__isnull=True)
-    assert waiting.count() == 8 and {s.status_reason for s in waiting} == {"waiting for a free analysis node"}
-    assert set(Subtask.objects.filter(pk__in=ids, node__isnull=False).values_list("attempts", flat=True)) == {
-        1
-    }
 
 
 def test_a_batch_places_subtasks_as_single_dispatches_would_and_queues_each_job_once(alice):
