@@ -266,7 +266,8 @@ def dispatch_many(subtask_ids: Sequence[int]) -> dict[int, Node | None]:
     """Dispatch many waiting subtasks (STARTING / RECOVERING, on no node) at once: what a task's
     start and the housekeeping's waiting list do. Same rules as `dispatch` one by one (the most
     free live node first, capacity never exceeded, an attempt counted), in four statements per
-    batch instead of three per subtask (plus, on PostgreSQL, the asynchronous commit's SET), and the jobs queued in one Redis round trip per batch.
+    batch instead of three per subtask (plus, on PostgreSQL, the asynchronous commit's SET),
+    and the jobs queued in one Redis round trip per batch.
     Each subtask's node, or None where it waits (status_reason says so); ids that are not
     waiting any more (stopped, or dispatched meanwhile) are left out."""
     placed: dict[int, Node | None] = {}
